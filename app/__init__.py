@@ -1,0 +1,1 @@
+"""The composition root: settings, logging, wiring of Bolt + scheduler + stores, and the CLI."""

@@ -1,0 +1,31 @@
+"""Build the Bolt `AsyncApp` from explicit settings, never from Bolt's environment fallbacks."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from app.settings import Settings
+from handlers import register_all
+
+
+def build_web_client(settings: Settings) -> AsyncWebClient:
+    """The one Web API client of the process, pointed at `SLACK_API_URL`."""
+    return AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+
+
+def build_bolt_app(settings: Settings, client: AsyncWebClient) -> AsyncApp:
+    socket_mode = settings.socket_mode
+    app = AsyncApp(
+        client=client,
+        # Passed explicitly (even empty) so Bolt never reads SLACK_SIGNING_SECRET itself.
+        signing_secret=settings.slack_signing_secret or "",
+        # Socket Mode requests arrive over an authenticated websocket and carry no signature.
+        request_verification_enabled=not socket_mode,
+        logger=logging.getLogger("backfill.bolt"),
+        name="backfill",
+    )
+    register_all(app)
+    return app

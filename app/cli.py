@@ -1,0 +1,68 @@
+"""`python -m app run | migrate`: parse the command, load settings once, map failures to exit codes.
+
+Exit codes: 0 done (or stopped by a signal), 1 a runtime failure, 2 a missing or malformed setting.
+Failures print one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from app.logs import configure_logging
+from app.settings import Settings, SettingsError, load_settings
+
+EXIT_OK, EXIT_FAILURE, EXIT_SETTINGS = 0, 1, 2
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m app", description="Backfill: a searchable copy of a Slack workspace."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="serve Slack (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)")
+    commands.add_parser("migrate", help="bring the database schema up to date and exit")
+    return parser.parse_args(argv)
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    return [
+        s
+        for s in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token)
+        if s
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "run":
+            settings.require_for_run()
+    except SettingsError as exc:
+        print(f"backfill: {exc}", file=sys.stderr)
+        return EXIT_SETTINGS
+    configure_logging(settings.log_level, secrets_of(settings))
+
+    from app.runtime import StartupError, migrate_database, serve
+
+    try:
+        if args.command == "run":
+            asyncio.run(serve(settings))
+        else:
+            asyncio.run(migrate_database(settings))
+            print("backfill: database is up to date", file=sys.stderr)
+    except StartupError as exc:
+        print(f"backfill: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the log has the traceback; the user gets one line
+        import logging
+
+        logging.getLogger("backfill").error("fatal error", exc_info=exc)
+        print(f"backfill: failed: {type(exc).__name__}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK

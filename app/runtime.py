@@ -1,0 +1,102 @@
+"""The `run` command: open the stores, check the token with Slack, serve until SIGTERM/SIGINT.
+
+Every resource is opened here and closed here, once, in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import AsyncExitStack
+
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from slack_sdk.web.async_client import AsyncWebClient
+
+from app.bolt_app import build_bolt_app, build_web_client
+from app.http_server import build_web_app, start_http
+from app.settings import Settings
+from db.messages import ensure_workspace
+from db.migrate import migrate
+from db.session import create_engine, make_sessionmaker
+from db.vectors import ChromaVectorStore
+
+log = logging.getLogger("backfill")
+
+
+class StartupError(Exception):
+    """The app cannot start; `str(error)` is the one line to show. Never holds a secret."""
+
+
+async def identify_workspace(client: AsyncWebClient) -> tuple[str, str]:
+    """`auth.test`: the workspace (team id, name) this bot token belongs to."""
+    try:
+        response = await client.auth_test()
+    except SlackApiError as exc:
+        error = exc.response.get("error", "unknown_error")
+        raise StartupError(f"Slack refused SLACK_BOT_TOKEN at auth.test ({error})") from None
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise StartupError(
+            f"cannot reach the Slack Web API at SLACK_API_URL ({type(exc).__name__})"
+        ) from None
+    return str(response["team_id"]), str(response.get("team") or response["team_id"])
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def migrate_database(settings: Settings) -> None:
+    """Bring the schema up to date; any driver error becomes one line (the URL may hold a password)."""
+    try:
+        await migrate(settings.database_url)
+    except Exception as exc:  # noqa: BLE001
+        log.debug("migration failed", exc_info=exc)
+        raise StartupError(
+            f"cannot migrate the database at DATABASE_URL ({type(exc).__name__}: check that it is "
+            "reachable and the user may create tables)"
+        ) from None
+
+
+async def open_database(settings: Settings, stack: AsyncExitStack) -> async_sessionmaker[AsyncSession]:
+    await migrate_database(settings)
+    engine = create_engine(settings.database_url)
+    stack.push_async_callback(engine.dispose)
+    return make_sessionmaker(engine)
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (by SIGTERM/SIGINT unless a test passes its own event)."""
+    settings.require_for_run()
+    if stop is None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+    async with AsyncExitStack() as stack:
+        sessions = await open_database(settings, stack)
+        vectors = await ChromaVectorStore.open(
+            path=settings.chroma_path, url=settings.chroma_url, embedding=settings.embedding
+        )
+        stack.push_async_callback(vectors.close)
+
+        client = build_web_client(settings)
+        team_id, team_name = await identify_workspace(client)
+        async with sessions() as session, session.begin():
+            await ensure_workspace(session, team_id, team_name)
+
+        bolt = build_bolt_app(settings, client)
+        mode = "socket" if settings.socket_mode else "http"
+        runner = await start_http(build_web_app(None if settings.socket_mode else bolt, mode=mode),
+                                  settings.port)
+        stack.push_async_callback(runner.cleanup)
+        if settings.socket_mode:
+            socket = AsyncSocketModeHandler(bolt, settings.slack_app_token, web_client=client)
+            await socket.connect_async()
+            stack.push_async_callback(socket.close_async)
+        log.info("serving workspace %s in %s mode on port %s", team_id, mode, settings.port)
+        await stop.wait()
+        log.info("stopping: closing connections and stores")
+    log.info("stopped")

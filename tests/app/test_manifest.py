@@ -1,0 +1,82 @@
+"""`manifest.yml` validates against Slack's manifest schema (resolved offline) and asks for minimal scopes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMAS = REPO.parent / "shared" / "reference" / "slack-manifest-schema"
+REMOTE = "https://raw.githubusercontent.com/slackapi/manifest-schema/v0.5.0/schemas/"
+
+
+def load_manifest() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "manifest.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft7Validator:
+    if not SCHEMAS.is_dir():
+        pytest.fail(f"Slack's manifest schema is missing: expected it in {SCHEMAS}")
+    root = json.loads((SCHEMAS / "manifest.schema.json").read_text())
+    registry = Registry()
+    # The root schema $refs the versioned schemas by URL; serve them from the local copies.
+    for version in ("1.0.0", "2.0.0"):
+        contents = json.loads((SCHEMAS / f"manifest.schema.{version}.json").read_text())
+        registry = registry.with_resource(
+            f"{REMOTE}manifest.schema.{version}.json",
+            Resource.from_contents(contents, default_specification=DRAFT7),
+        )
+    return jsonschema.Draft7Validator(root, registry=registry)
+
+
+def test_manifest_validates_against_slacks_schema(validator: jsonschema.Draft7Validator) -> None:
+    errors = [e.message for e in validator.iter_errors(load_manifest())]
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        lambda m: m["display_information"].update(name="x" * 40),
+        lambda m: m["features"]["slash_commands"][0].update(command="backfill"),
+        lambda m: m["settings"].update(socket_mode_enabled="yes"),
+        lambda m: m["features"]["app_home"].update(unknown_key=True),
+    ],
+)
+def test_manifest_validator_catches_a_broken_manifest(
+    validator: jsonschema.Draft7Validator, breakage: Any
+) -> None:
+    manifest = copy.deepcopy(load_manifest())
+    breakage(manifest)
+    assert list(validator.iter_errors(manifest)), "the schema check must be able to fail"
+
+
+def test_manifest_declares_what_the_app_serves() -> None:
+    m = load_manifest()
+    assert [c["command"] for c in m["features"]["slash_commands"]] == ["/backfill"]
+    assert m["features"]["app_home"]["home_tab_enabled"] is True
+    assert m["features"]["app_home"]["messages_tab_enabled"] is True
+    assert m["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
+    assert m["settings"]["interactivity"]["is_enabled"] is True
+    assert m["settings"]["org_deploy_enabled"] is False
+    assert set(m["oauth_config"]["scopes"]) == {"bot"}  # no user token
+
+
+def test_manifest_scopes_are_minimal_and_each_is_justified_in_the_readme() -> None:
+    scopes = load_manifest()["oauth_config"]["scopes"]["bot"]
+    assert sorted(scopes) == sorted([
+        "commands", "channels:read", "groups:read", "channels:history", "groups:history",
+        "channels:join", "users:read", "chat:write", "im:write",
+    ])
+    readme = (REPO / "README.md").read_text()
+    for scope in scopes:
+        assert f"| `{scope}` |" in readme, f"README does not justify {scope}"

@@ -1,0 +1,122 @@
+"""Shared fixtures: a scrubbed environment, real PostgreSQL and Chroma servers, per-test databases."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import pytest
+
+from tests.support.servers import ServerUnavailable, chroma_server, postgres_server
+
+# Every setting of the contract, plus Bolt's own fallbacks: none may leak from the developer's shell.
+SETTINGS_ENV = (
+    "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "PORT",
+    "DATABASE_URL", "CHROMA_PATH", "CHROMA_URL", "EMBEDDING", "MEMBERS_CAN_RUN",
+    "SLACK_RATE_PROFILE", "AUTO_JOIN", "INCLUDE_BOTS", "MIN_TEXT_CHARS", "THREAD_LOOKBACK_DAYS",
+    "RUN_CONCURRENCY", "RUN_RETRIES", "LOG_LEVEL",
+)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    # In CI a missing server is a failure, never a silent skip.
+    if _in_ci():
+        pytest.fail(f"{what} is required in CI but could not be started: {exc}")
+    pytest.skip(f"{what} unavailable: {exc}")
+
+
+@pytest.fixture(autouse=True)
+def scrubbed_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    for name in SETTINGS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    # Chroma must never phone home from tests.
+    monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
+
+
+@pytest.fixture(scope="session")
+def _servers() -> Iterator[ExitStack]:
+    with ExitStack() as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def postgres_base_url(_servers: ExitStack) -> str:
+    """`postgresql+asyncpg://user@host:port` of a running server (without a database name)."""
+    url = os.environ.get("TEST_POSTGRES_URL")
+    if url:
+        return url.rstrip("/")
+    try:
+        return _servers.enter_context(postgres_server())
+    except ServerUnavailable as exc:
+        _unavailable("PostgreSQL", exc)
+        raise
+
+
+@pytest.fixture(scope="session")
+def chroma_url(_servers: ExitStack) -> str:
+    """`http://host:port` of a running Chroma server."""
+    url = os.environ.get("TEST_CHROMA_URL")
+    if url:
+        return url.rstrip("/")
+    try:
+        return _servers.enter_context(chroma_server())
+    except ServerUnavailable as exc:
+        _unavailable("Chroma server", exc)
+        raise
+
+
+def _run_isolated(coro_factory: object) -> None:
+    """Run a coroutine on a private loop in a thread, whatever loop the test is on."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(coro_factory())  # type: ignore[operator]
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if errors:
+        raise errors[0]
+
+
+def create_postgres_database(base_url: str) -> str:
+    """Create an empty database on the server and return its SQLAlchemy URL."""
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    dsn = base_url.replace("postgresql+asyncpg://", "postgresql://") + "/postgres"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    _run_isolated(create)
+    return f"{base_url}/{name}"
+
+
+@pytest.fixture
+def postgres_url(postgres_base_url: str) -> str:
+    """A fresh, empty PostgreSQL database for this test."""
+    return create_postgres_database(postgres_base_url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """An empty database for this test, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/backfill.db"
+    return request.getfixturevalue("postgres_url")

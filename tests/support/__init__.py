@@ -1,0 +1,1 @@
+"""Test support: real servers (PostgreSQL, Chroma) started for the test session."""
