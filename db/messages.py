@@ -1,0 +1,249 @@
+"""Queries for stored messages, per-channel checkpoints and workspaces.
+
+Every function takes the `AsyncSession` first and never commits: callers own transactions.
+Imports SQLAlchemy and `db.records` only; never Slack code.
+
+Slack `ts` values are compared as text. They are always "1700000000.000100" (10 digits, a dot,
+6 digits), so lexical order is numeric order; on PostgreSQL we compare under the "C" collation
+so a locale-aware collation cannot reorder them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Insert, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import ChannelCheckpoint, Message, Workspace, utcnow
+from db.records import MessageRecord
+
+# Both drivers cap bind parameters per statement: asyncpg (PostgreSQL protocol) at 32767,
+# SQLite at 32766 (SQLITE_MAX_VARIABLE_NUMBER since 3.32). Batches above the cap are split
+# into the fewest statements that fit; below it, a batch is exactly one statement.
+MAX_BIND_PARAMS = 32766
+
+_MESSAGE_CONTENT = ("text", "user_name", "user_id", "thread_ts", "channel_name")
+_MESSAGE_COLUMNS = ("workspace_id", "channel_id", "ts", *_MESSAGE_CONTENT, "stored_at")
+MESSAGE_ROWS_PER_STATEMENT = MAX_BIND_PARAMS // len(_MESSAGE_COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A channel's backfill progress (see `db.models.ChannelCheckpoint` for each field)."""
+
+    workspace_id: str
+    channel_id: str
+    channel_name: str
+    job_run_id: int | None = None
+    phase: str | None = None  # 'history' | 'threads' | 'done'
+    window_oldest_ts: str | None = None
+    window_latest_ts: str | None = None
+    resume_latest_ts: str | None = None
+    high_water_ts: str | None = None
+    updated_at: datetime | None = None  # set by the store on save
+
+
+_CHECKPOINT_FIELDS = (
+    "channel_name",
+    "job_run_id",
+    "phase",
+    "window_oldest_ts",
+    "window_latest_ts",
+    "resume_latest_ts",
+    "high_water_ts",
+)
+
+
+def _dialect_name(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def _insert_for(session: AsyncSession) -> Callable[[Any], Any]:
+    name = _dialect_name(session)
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"upserts are written for PostgreSQL and SQLite, not {name}")
+
+
+def _ts_key(column: ColumnElement[str], session: AsyncSession) -> ColumnElement[str]:
+    # Byte order for ts text on PostgreSQL (SQLite's default BINARY collation already is).
+    if _dialect_name(session) == "postgresql":
+        return column.collate("C")
+    return column
+
+
+async def ensure_workspace(session: AsyncSession, workspace_id: str, name: str) -> None:
+    """Create the workspace row, or update its name if it changed (`created_at` is kept)."""
+    table = Workspace.__table__
+    stmt = _insert_for(session)(table).values(
+        workspace_id=workspace_id, name=name, created_at=utcnow()
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.workspace_id],
+        set_={"name": stmt.excluded.name},
+        where=table.c.name.is_distinct_from(stmt.excluded.name),
+    )
+    await session.execute(stmt)
+
+
+def _message_upsert(insert: Callable[[Any], Any], rows: list[dict[str, Any]]) -> Insert:
+    table = Message.__table__
+    stmt = insert(table).values(rows)
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=[table.c.workspace_id, table.c.channel_id, table.c.ts],
+        set_={name: excluded[name] for name in (*_MESSAGE_CONTENT, "stored_at")},
+        # Only a real change touches the row, so an identical re-upsert writes nothing,
+        # keeps stored_at, and is not counted.
+        where=or_(*(table.c[name].is_distinct_from(excluded[name]) for name in _MESSAGE_CONTENT)),
+    )
+
+
+async def upsert_messages(session: AsyncSession, records: Sequence[MessageRecord]) -> int:
+    """Insert or update messages keyed by (workspace_id, channel_id, ts) in one statement.
+
+    Returns how many rows were inserted or actually changed (0 for an identical re-upsert).
+    Within the batch, a later record with the same key wins.
+    """
+    if not records:
+        return 0
+    # One statement cannot touch a row twice (PostgreSQL refuses), so collapse duplicates.
+    latest: dict[tuple[str, str, str], MessageRecord] = {}
+    for record in records:
+        latest[(record.workspace_id, record.channel_id, record.ts)] = record
+    stored_at = utcnow()
+    rows = [
+        {
+            "workspace_id": r.workspace_id,
+            "channel_id": r.channel_id,
+            "ts": r.ts,
+            "thread_ts": r.thread_ts,
+            "user_id": r.user_id,
+            "user_name": r.user_name,
+            "text": r.text,
+            "channel_name": r.channel_name,
+            "stored_at": stored_at,
+        }
+        for r in latest.values()
+    ]
+    insert = _insert_for(session)
+    changed = 0
+    for start in range(0, len(rows), MESSAGE_ROWS_PER_STATEMENT):
+        result = await session.execute(
+            _message_upsert(insert, rows[start : start + MESSAGE_ROWS_PER_STATEMENT])
+        )
+        changed += max(result.rowcount, 0)  # type: ignore[attr-defined]
+    return changed
+
+
+async def stored_thread_latest_reply(
+    session: AsyncSession, workspace_id: str, channel_id: str, thread_ts_list: Sequence[str]
+) -> dict[str, str]:
+    """The newest stored reply ts per thread (parents excluded); threads without replies are absent."""
+    wanted = list(dict.fromkeys(thread_ts_list))
+    if not wanted:
+        return {}
+    m = Message.__table__.c
+    latest: dict[str, str] = {}
+    # One query; a list longer than the bind-parameter cap is queried in the fewest chunks.
+    chunk = MAX_BIND_PARAMS - 2
+    for start in range(0, len(wanted), chunk):
+        stmt = (
+            select(m.thread_ts, func.max(_ts_key(m.ts, session)))
+            .where(
+                m.workspace_id == workspace_id,
+                m.channel_id == channel_id,
+                m.thread_ts.in_(wanted[start : start + chunk]),
+                m.ts != m.thread_ts,
+            )
+            .group_by(m.thread_ts)
+        )
+        for thread_ts, max_ts in (await session.execute(stmt)).all():
+            latest[thread_ts] = max_ts
+    return latest
+
+
+async def count_messages(session: AsyncSession, workspace_id: str) -> int:
+    """How many messages are stored for the workspace."""
+    m = Message.__table__.c
+    stmt = select(func.count()).select_from(Message.__table__).where(m.workspace_id == workspace_id)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+def _checkpoint_from_row(row: Any) -> Checkpoint:
+    return Checkpoint(
+        workspace_id=row.workspace_id,
+        channel_id=row.channel_id,
+        channel_name=row.channel_name,
+        job_run_id=row.job_run_id,
+        phase=row.phase,
+        window_oldest_ts=row.window_oldest_ts,
+        window_latest_ts=row.window_latest_ts,
+        resume_latest_ts=row.resume_latest_ts,
+        high_water_ts=row.high_water_ts,
+        updated_at=row.updated_at,
+    )
+
+
+async def get_checkpoint(
+    session: AsyncSession, workspace_id: str, channel_id: str
+) -> Checkpoint | None:
+    """The channel's checkpoint, or None when the channel was never walked."""
+    table = ChannelCheckpoint.__table__
+    stmt = select(table).where(
+        table.c.workspace_id == workspace_id, table.c.channel_id == channel_id
+    )
+    row = (await session.execute(stmt)).first()
+    return None if row is None else _checkpoint_from_row(row)
+
+
+async def save_checkpoint(session: AsyncSession, checkpoint: Checkpoint) -> Checkpoint:
+    """Create or replace the channel's checkpoint (every field as given); returns it as stored."""
+    table = ChannelCheckpoint.__table__
+    now = utcnow()
+    values = {name: getattr(checkpoint, name) for name in _CHECKPOINT_FIELDS}
+    stmt = _insert_for(session)(table).values(
+        workspace_id=checkpoint.workspace_id,
+        channel_id=checkpoint.channel_id,
+        updated_at=now,
+        **values,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.workspace_id, table.c.channel_id],
+        set_={name: stmt.excluded[name] for name in (*_CHECKPOINT_FIELDS, "updated_at")},
+    )
+    await session.execute(stmt)
+    return Checkpoint(
+        workspace_id=checkpoint.workspace_id,
+        channel_id=checkpoint.channel_id,
+        updated_at=now,
+        **values,
+    )
+
+
+async def list_checkpoints(session: AsyncSession, workspace_id: str) -> list[Checkpoint]:
+    """Every checkpoint of the workspace, ordered by channel id."""
+    table = ChannelCheckpoint.__table__
+    stmt = select(table).where(table.c.workspace_id == workspace_id).order_by(table.c.channel_id)
+    return [_checkpoint_from_row(row) for row in (await session.execute(stmt)).all()]
+
+
+__all__ = [
+    "MAX_BIND_PARAMS",
+    "MESSAGE_ROWS_PER_STATEMENT",
+    "Checkpoint",
+    "count_messages",
+    "ensure_workspace",
+    "get_checkpoint",
+    "list_checkpoints",
+    "save_checkpoint",
+    "stored_thread_latest_reply",
+    "upsert_messages",
+]

@@ -1,0 +1,214 @@
+"""SQLAlchemy models of the stored data: the table and column names are the design contract.
+
+Owns the declarative `Base` (with a naming convention for every constraint) and the `UTCDateTime`
+column type. Imports SQLAlchemy only; never Slack code.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Text,
+    UniqueConstraint,
+    text,
+    true,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Every constraint and index gets a deterministic name, so Alembic can drop or alter it later
+# on both PostgreSQL and SQLite (batch mode recreates tables by constraint name).
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JOB_TYPES = ("scheduled", "manual")
+RUN_STATUSES = ("running", "success", "failed", "cancelled")
+CHECKPOINT_PHASES = ("history", "threads", "done")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (the only kind of datetime the store accepts)."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """`DateTime(timezone=True)` that only ever holds aware UTC datetimes.
+
+    Writes refuse naive datetimes (their zone is unknowable) and convert aware ones to UTC.
+    Reads return aware UTC: PostgreSQL gives `timestamptz` in the session zone, SQLite gives
+    naive text that we stored as UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"UTCDateTime expects a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime refused: pass a timezone-aware datetime (UTC)")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            # SQLite has no zone support; store the UTC wall time and re-attach UTC on read.
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+
+    workspace_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class BackfillSchedule(Base):
+    __tablename__ = "backfill_schedules"
+    __table_args__ = (UniqueConstraint("workspace_id"),)  # one schedule per workspace
+
+    schedule_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("workspaces.workspace_id", ondelete="CASCADE")
+    )
+    cron_expression: Mapped[str] = mapped_column(Text)
+    # An IANA zone name exactly as given ("UTC", "Europe/Paris").
+    timezone: Mapped[str] = mapped_column(Text)
+    days_to_backfill: Mapped[int] = mapped_column(Integer, default=7)
+    include_all_channels: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Channel ids; empty when include_all_channels.
+    channel_ids: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(Text)  # Slack user id
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class BackfillJobRun(Base):
+    __tablename__ = "backfill_job_runs"
+    __table_args__ = (
+        CheckConstraint("job_type IN ('scheduled', 'manual')", name="job_type"),
+        CheckConstraint("status IN ('running', 'success', 'failed', 'cancelled')", name="status"),
+        # A scheduled fire is claimed by whichever process inserts this row first. NULLs are
+        # distinct in a UNIQUE constraint on both databases, so manual runs never collide.
+        UniqueConstraint("schedule_id", "fire_time"),
+        # At most one running run per workspace: the cross-process lock of the design.
+        Index(
+            "uq_backfill_job_runs_workspace_id_running",
+            "workspace_id",
+            unique=True,
+            postgresql_where=text("status = 'running'"),
+            sqlite_where=text("status = 'running'"),
+        ),
+        Index(None, "workspace_id", "started_at"),
+    )
+
+    job_run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("workspaces.workspace_id", ondelete="CASCADE")
+    )
+    schedule_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("backfill_schedules.schedule_id", ondelete="SET NULL")
+    )
+    job_type: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    messages_collected: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    channels_processed: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    triggered_by: Mapped[str | None] = mapped_column(Text)  # Slack user id; null when scheduled
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Beyond the contract: cross-process coordination and run details.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    fire_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    days: Mapped[int | None] = mapped_column(Integer)
+    channels_skipped: Mapped[Any | None] = mapped_column(JSON)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        PrimaryKeyConstraint("workspace_id", "channel_id", "ts"),
+        Index(None, "workspace_id", "channel_id", "thread_ts"),
+    )
+
+    workspace_id: Mapped[str] = mapped_column(Text)
+    channel_id: Mapped[str] = mapped_column(Text)
+    # Text exactly as Slack sends it ("1700000000.000100"), never a float.
+    ts: Mapped[str] = mapped_column(Text)
+    thread_ts: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    user_name: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    channel_name: Mapped[str] = mapped_column(Text)  # without "#"
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ChannelCheckpoint(Base):
+    """The engine's per-channel progress, so an interrupted run resumes where it stopped."""
+
+    __tablename__ = "channel_checkpoints"
+    __table_args__ = (
+        PrimaryKeyConstraint("workspace_id", "channel_id"),
+        CheckConstraint("phase IS NULL OR phase IN ('history', 'threads', 'done')", name="phase"),
+    )
+
+    workspace_id: Mapped[str] = mapped_column(Text)
+    channel_id: Mapped[str] = mapped_column(Text)
+    channel_name: Mapped[str] = mapped_column(Text)
+    job_run_id: Mapped[int | None] = mapped_column(Integer)
+    phase: Mapped[str | None] = mapped_column(Text)
+    window_oldest_ts: Mapped[str | None] = mapped_column(Text)
+    window_latest_ts: Mapped[str | None] = mapped_column(Text)
+    # Oldest ts of the last committed page of the current walk: resume with latest=this.
+    resume_latest_ts: Mapped[str | None] = mapped_column(Text)
+    # Newest point fully covered by a finished walk: the next incremental run starts here.
+    high_water_ts: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+__all__ = [
+    "CHECKPOINT_PHASES",
+    "JOB_TYPES",
+    "NAMING_CONVENTION",
+    "RUN_STATUSES",
+    "BackfillJobRun",
+    "BackfillSchedule",
+    "Base",
+    "ChannelCheckpoint",
+    "Message",
+    "UTCDateTime",
+    "Workspace",
+    "utcnow",
+]

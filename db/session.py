@@ -1,0 +1,117 @@
+"""Engines and session factories for the SQL store (SQLite via aiosqlite, PostgreSQL via asyncpg).
+
+Owns URL validation, per-connection SQLite settings and pool sizing. Imports SQLAlchemy only;
+never Slack code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+
+SQLITE_DRIVER = "sqlite+aiosqlite"
+POSTGRES_DRIVER = "postgresql+asyncpg"
+ACCEPTED_FORMS = "sqlite+aiosqlite:///path or postgresql+asyncpg://user:pass@host:port/db"
+
+# How long a SQLite writer waits for another writer's lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+# Connection execution option naming the statement that opens a SQLite transaction.
+SQLITE_BEGIN_OPTION = "sqlite_begin"
+
+
+def _invalid(reason: str) -> ValueError:
+    # One line, and never the URL itself: it may carry a password.
+    return ValueError(f"DATABASE_URL {reason}; expected {ACCEPTED_FORMS}")
+
+
+def _parse(url: str) -> URL:
+    if not isinstance(url, str) or not url.strip():
+        raise _invalid("is empty")
+    try:
+        parsed = make_url(url.strip())
+    except (ArgumentError, ValueError):
+        raise _invalid("is not a database URL") from None
+    if parsed.drivername not in (SQLITE_DRIVER, POSTGRES_DRIVER):
+        raise _invalid(f"uses unsupported driver {parsed.drivername!r}")
+    if parsed.drivername == SQLITE_DRIVER:
+        if not parsed.database:
+            raise _invalid("names no SQLite file")
+    else:
+        if not parsed.database:
+            raise _invalid("names no PostgreSQL database")
+        if not parsed.host and "host" not in parsed.query:
+            raise _invalid("names no PostgreSQL host")
+    return parsed
+
+
+def check_database_url(url: str) -> None:
+    """Raise `ValueError` (one line naming the accepted forms) unless `url` is usable."""
+    _parse(url)
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """Create the async engine for `url` (validated first); extra kwargs go to SQLAlchemy."""
+    parsed = _parse(url)
+    if parsed.drivername == SQLITE_DRIVER:
+        return _sqlite_engine(parsed, **kwargs)
+    options: dict[str, Any] = {
+        "pool_size": 5,
+        "max_overflow": 10,
+        "pool_timeout": 30,
+        "pool_pre_ping": True,  # a server restart or idle kill must not fail the next request
+        "pool_recycle": 1800,
+    }
+    options.update(kwargs)
+    return _create_async_engine(parsed, **options)
+
+
+def _sqlite_engine(parsed: URL, **kwargs: Any) -> AsyncEngine:
+    database = parsed.database or ""
+    in_memory = database == ":memory:" or database.startswith("file:")
+    if not in_memory:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = _create_async_engine(parsed, **kwargs)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the sqlite3 module: its legacy mode skips BEGIN before SELECT
+        # and DDL, which breaks SAVEPOINTs and transactional migrations. We emit it below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not in_memory:
+                # WAL lets readers proceed while one writer commits.
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Deferred BEGIN by default; a connection may ask for "BEGIN IMMEDIATE" (take the write
+        # lock up front, waiting up to busy_timeout) through this execution option.
+        conn.exec_driver_sql(conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "BEGIN"))
+
+    return engine
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Session factory; objects stay readable after commit (no implicit lazy reload)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+__all__ = [
+    "ACCEPTED_FORMS",
+    "SQLITE_BEGIN_OPTION",
+    "check_database_url",
+    "create_engine",
+    "make_sessionmaker",
+]
