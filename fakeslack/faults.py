@@ -1,0 +1,156 @@
+"""Faults on demand: 5xx, 429 bursts, slow responses, connection resets, auth failures, ok:false
+errors and channels deleted mid-run. Driven from Python or `POST /_fake/faults`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+KINDS = (
+    "http_error",
+    "ratelimit",
+    "delay",
+    "reset",
+    "api_error",
+    "auth",
+    "delete_channel",
+    "clear",
+)
+
+
+@dataclass
+class Fault:
+    kind: str  # http_error | ratelimit | delay | reset | api_error
+    method: str | None = None  # None: any API method
+    remaining: int | None = 1  # None: every matching call until cleared
+    status: int = 500
+    retry_after: int = 1
+    seconds: float = 0.0
+    error: str = "internal_error"
+
+
+class Faults:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.pending: list[Fault] = []
+        self.auth_error: str | None = None
+        self.auth_from_call: int = 0
+        self.deletions: dict[str, int] = {}  # channel -> history calls still served
+        self._history_seen: dict[str, int] = {}
+
+    # -- arming -------------------------------------------------------------------------------
+    def _arm(self, fault: Fault) -> Fault:
+        with self._lock:
+            self.pending.append(fault)
+        return fault
+
+    def http_error(self, status: int = 500, count: int = 1, method: str | None = None) -> Fault:
+        """The next `count` matching calls answer HTTP `status` (500 or 503) with ok:false JSON."""
+        return self._arm(
+            Fault(
+                "http_error",
+                method,
+                count,
+                status=status,
+                error="service_unavailable" if status == 503 else "internal_error",
+            )
+        )
+
+    def ratelimit_burst(
+        self, count: int = 1, retry_after: int = 1, method: str | None = None
+    ) -> Fault:
+        """The next `count` matching calls get 429 with `Retry-After: retry_after`."""
+        return self._arm(Fault("ratelimit", method, count, status=429, retry_after=retry_after))
+
+    def slow(self, seconds: float, method: str | None = None, count: int | None = None) -> Fault:
+        """Delay matching responses by `seconds` (every call, or the next `count`)."""
+        return self._arm(Fault("delay", method, count, seconds=seconds))
+
+    def connection_reset(self, count: int = 1, method: str | None = None) -> Fault:
+        """Close the connection without any response for the next `count` matching calls."""
+        return self._arm(Fault("reset", method, count))
+
+    def api_error(
+        self, error: str = "internal_error", count: int = 1, method: str | None = None
+    ) -> Fault:
+        """HTTP 200 with `{"ok": false, "error": error}` for the next `count` matching calls."""
+        return self._arm(Fault("api_error", method, count, status=200, error=error))
+
+    def auth_failure(self, error: str = "invalid_auth", from_call: int = 1) -> None:
+        """Every API call numbered `from_call` or later (1-based, counted over all calls received)
+        answers `error` (`invalid_auth`, `token_revoked`, `account_inactive`)."""
+        with self._lock:
+            self.auth_error, self.auth_from_call = error, from_call
+
+    def delete_channel(self, channel_id: str, after_history_calls: int = 0) -> None:
+        """Delete `channel_id` once `after_history_calls` calls to conversations.history on it were
+        served (0: at the next API call). Then every method answers channel_not_found."""
+        with self._lock:
+            self.deletions[channel_id] = after_history_calls
+            self._history_seen.setdefault(channel_id, 0)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.pending.clear()
+            self.auth_error, self.auth_from_call = None, 0
+            self.deletions.clear()
+            self._history_seen.clear()
+
+    def add(self, spec: dict[str, Any]) -> None:
+        """Arm a fault from a JSON spec: `{"kind": ..., ...keyword arguments of the method}`."""
+        spec = dict(spec)
+        kind = spec.pop("kind", None)
+        actions: dict[str, Callable[..., Any]] = {
+            "http_error": self.http_error,
+            "ratelimit": self.ratelimit_burst,
+            "delay": self.slow,
+            "reset": self.connection_reset,
+            "api_error": self.api_error,
+            "auth": self.auth_failure,
+            "delete_channel": self.delete_channel,
+        }
+        if kind == "clear":
+            self.clear()
+        elif kind in actions:
+            actions[kind](**spec)
+        else:
+            raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(KINDS)}")
+
+    # -- consuming ----------------------------------------------------------------------------
+    def take(self, kind: str, method: str) -> Fault | None:
+        """Consume one matching fault of `kind` for a call to `method`, if armed."""
+        with self._lock:
+            for f in self.pending:
+                if f.kind == kind and (f.method is None or f.method == method):
+                    if f.remaining is not None:
+                        f.remaining -= 1
+                        if f.remaining <= 0:
+                            self.pending.remove(f)
+                    return f
+        return None
+
+    def auth_error_for(self, call_number: int) -> str | None:
+        if self.auth_error and call_number >= self.auth_from_call:
+            return self.auth_error
+        return None
+
+    def channels_to_delete(self, method: str, channel_id: str | None) -> list[str]:
+        """Channels whose deletion is due now; counts history calls on watched channels."""
+        with self._lock:
+            due = [c for c, n in self.deletions.items() if self._history_seen.get(c, 0) >= n]
+            if method == "conversations.history" and channel_id in self.deletions:
+                self._history_seen[channel_id] = self._history_seen.get(channel_id, 0) + 1
+            for c in due:
+                del self.deletions[c]
+            return due
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "pending": [asdict(f) for f in self.pending],
+                "auth_error": self.auth_error,
+                "auth_from_call": self.auth_from_call,
+                "deletions": dict(self.deletions),
+            }

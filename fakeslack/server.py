@@ -1,0 +1,444 @@
+"""The aiohttp server: `/api/<method>` routing, auth and scopes, rate limits, faults, recording, the
+`response_url` endpoint and the `/_fake/*` control routes; `FakeSlack` is the embedding API (same
+loop with `async with`, or a private loop in a background thread with `with`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import threading
+import time
+from typing import Any
+
+from aiohttp import web
+
+from fakeslack.api import Api
+from fakeslack.errors import ApiError
+from fakeslack.faults import Faults
+from fakeslack.pagination import Cursors
+from fakeslack.ratelimit import SlidingWindowLimiter
+from fakeslack.recorder import Call, Recorder
+from fakeslack.spec import DEFAULT_BOT_SCOPES, METHODS, PROFILES
+from fakeslack.views import ViewStore
+from fakeslack.workspace import Message, Workspace
+
+log = logging.getLogger("fakeslack")
+
+
+class FakeSlack:
+    """A local Slack Web API for one workspace, answering the app's bot token."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        profile: str = "internal",
+        time_compression: float = 1.0,
+        rate_limits: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        scopes: set[str] | frozenset[str] | None = None,
+        trigger_ttl: float = 3.0,
+    ) -> None:
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; one of {', '.join(PROFILES)}")
+        self.workspace = workspace
+        self.profile = PROFILES[profile]
+        self.rate_limits = rate_limits
+        self.host, self._want_port = host, port
+        self.tokens: dict[str, frozenset[str]] = {
+            workspace.bot_token: frozenset(DEFAULT_BOT_SCOPES if scopes is None else scopes)
+        }
+        self.limiter = SlidingWindowLimiter(time_compression=time_compression)
+        self.faults = Faults()
+        self.recorder = Recorder()
+        self.view_store = ViewStore(
+            team_id=workspace.team_id,
+            app_id=workspace.app_id,
+            bot_id=workspace.bot_id,
+            trigger_ttl=trigger_ttl,
+        )
+        self._current_token = workspace.bot_token
+        self.api = Api(
+            workspace,
+            scopes=lambda: self.tokens.get(self._current_token, frozenset()),
+            profile=self.profile,
+            recorder=self.recorder,
+            views=self.view_store,
+            cursors=Cursors(secrets.token_bytes(16)),
+        )
+        self._call_no = 0
+        self._response_urls: dict[str, dict[str, Any]] = {}
+        self._runner: web.AppRunner | None = None
+        self._site_port: int | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- identity -----------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        if self._site_port is None:
+            raise RuntimeError("FakeSlack is not started")
+        return self._site_port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What to give `AsyncWebClient(base_url=...)`: ends with `/api/`."""
+        return f"{self.url}/api/"
+
+    @property
+    def bot_token(self) -> str:
+        return self.workspace.bot_token
+
+    @property
+    def team_id(self) -> str:
+        return self.workspace.team_id
+
+    @property
+    def signing_secret(self) -> str:
+        return self.workspace.signing_secret
+
+    @property
+    def time_compression(self) -> float:
+        return self.limiter.time_compression
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return self.tokens[self.workspace.bot_token]
+
+    def set_scopes(self, scopes: set[str] | frozenset[str], token: str | None = None) -> None:
+        self.tokens[token or self.workspace.bot_token] = frozenset(scopes)
+
+    def add_token(self, token: str, scopes: set[str] | frozenset[str] = DEFAULT_BOT_SCOPES) -> None:
+        """Another valid token for the same workspace (a second app: its own rate buckets)."""
+        self.tokens[token] = frozenset(scopes)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_post("/_fake/response_url/{rid}", self._handle_response_url)
+        app.router.add_get("/_fake/calls", self._get_calls)
+        app.router.add_get("/_fake/counters", self._get_counters)
+        app.router.add_post("/_fake/faults", self._post_faults)
+        app.router.add_get("/_fake/faults", self._get_faults)
+        app.router.add_post("/_fake/reset_recording", self._post_reset)
+        app.router.add_get("/_fake/posts", self._get_posts)
+        app.router.add_post("/_fake/trigger_id", self._post_trigger)
+        app.router.add_post("/_fake/response_url", self._post_new_response_url)
+        app.router.add_get("/_fake/ground_truth", self._get_ground_truth)
+        return app
+
+    async def start(self) -> FakeSlack:
+        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._want_port)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        self._site_port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        log.info("fakeslack listening on %s", self.base_url)
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeSlack:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def start_in_thread(self) -> FakeSlack:
+        """Serve from a background thread with its own event loop; returns once listening."""
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller
+                errors.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.stop())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="fakeslack", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if errors:
+            raise errors[0]
+        return self
+
+    def stop_thread(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._thread = self._loop = None
+
+    def __enter__(self) -> FakeSlack:
+        return self.start_in_thread()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_thread()
+
+    # -- Python API for tests -----------------------------------------------------------------
+    def new_trigger_id(self, user_id: str) -> str:
+        """A trigger id for `user_id`, as Slack puts in an interaction payload (3 s, single use)."""
+        return self.view_store.new_trigger_id(user_id)
+
+    def new_response_url(self, user_id: str | None = None, channel_id: str | None = None) -> str:
+        rid = secrets.token_hex(8)
+        self._response_urls[rid] = {"user": user_id, "channel": channel_id, "created": time.time()}
+        return f"{self.url}/_fake/response_url/{rid}"
+
+    @property
+    def calls(self) -> list[Call]:
+        return self.recorder.calls
+
+    def calls_of(self, method: str) -> list[Call]:
+        return self.recorder.calls_of(method)
+
+    @property
+    def counters(self) -> dict[str, dict[str, int]]:
+        return self.recorder.counters_dict()
+
+    @property
+    def posts(self) -> list[dict[str, Any]]:
+        return self.recorder.posts
+
+    @property
+    def response_posts(self) -> list[dict[str, Any]]:
+        return self.recorder.response_posts
+
+    @property
+    def view_events(self) -> list[dict[str, Any]]:
+        return self.recorder.views
+
+    def dms(self, user_id: str) -> list[Message]:
+        """Messages currently in the bot's DM with `user_id`, oldest first (updates applied)."""
+        with self.workspace.lock:
+            dm_id = self.workspace.dm_by_user.get(user_id)
+            ch = self.workspace.channels.get(dm_id) if dm_id else None
+            return [dict(m) for m in ch.by_ts.values()] if ch else []
+
+    def ephemerals(self, user_id: str | None = None) -> list[dict[str, Any]]:
+        return [
+            p
+            for p in self.recorder.posts
+            if p["kind"] == "ephemeral" and (user_id is None or p["user"] == user_id)
+        ]
+
+    def home_view(self, user_id: str) -> dict[str, Any] | None:
+        return self.view_store.home(user_id)
+
+    def modal_stack(self, user_id: str) -> list[dict[str, Any]]:
+        return self.view_store.stack(user_id)
+
+    def reset_recording(self) -> None:
+        self.recorder.reset()
+
+    def reset_rate_limits(self) -> None:
+        self.limiter.reset()
+
+    # -- /api/<method> ------------------------------------------------------------------------
+    async def _parse(self, request: web.Request) -> tuple[dict[str, Any], str | None]:
+        args: dict[str, Any] = dict(request.query)
+        if request.method == "POST" and request.can_read_body:
+            ctype = request.content_type
+            if ctype == "application/json":
+                try:
+                    body = await request.json()
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    body = None
+                if isinstance(body, dict):
+                    args.update(body)
+            else:
+                form = await request.post()
+                args.update({k: v for k, v in form.items() if isinstance(v, str)})
+        token = None
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            token = auth[7:].strip() or None
+        form_token = args.pop("token", None)
+        return args, token or (str(form_token) if form_token else None)
+
+    async def _handle_api(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        args, token = await self._parse(request)
+        self._call_no += 1
+        number = self._call_no
+        call = self.recorder.start(method, args)
+        faults = self.faults
+        if faults.take("reset", method) is not None:
+            self.recorder.finish(call, None, None)
+            if request.transport is not None:
+                request.transport.abort()  # the client sees the connection drop, no response
+            return web.Response(status=204)
+        delay = faults.take("delay", method)
+        if delay is not None:
+            await asyncio.sleep(delay.seconds)
+        status, body, headers = self._answer(method, args, token, number)
+        self.recorder.finish(call, status, body)
+        return web.json_response(body, status=status, headers=headers)
+
+    def _answer(
+        self, method: str, args: dict[str, Any], token: str | None, number: int
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        faults = self.faults
+        fault = faults.take("http_error", method)
+        if fault is not None:
+            return fault.status, {"ok": False, "error": fault.error}, {}
+        fault = faults.take("ratelimit", method)
+        if fault is not None:
+            return (
+                429,
+                {"ok": False, "error": "ratelimited"},
+                {"Retry-After": str(fault.retry_after)},
+            )
+        spec = METHODS.get(method)
+        if spec is None:
+            return 200, {"ok": False, "error": "unknown_method"}, {}
+        if token is None:
+            return 200, {"ok": False, "error": "not_authed"}, {}
+        if token not in self.tokens:
+            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        auth_error = faults.auth_error_for(number)
+        if auth_error:
+            return 200, {"ok": False, "error": auth_error}, {}
+        with self.workspace.lock:
+            if self.rate_limits:
+                retry_after = self._rate_limit(token, method, args)
+                if retry_after:
+                    return (
+                        429,
+                        {"ok": False, "error": "ratelimited"},
+                        {"Retry-After": str(retry_after)},
+                    )
+            for channel_id in faults.channels_to_delete(method, args.get("channel")):
+                self.workspace.delete_channel(channel_id)
+            fault = faults.take("api_error", method)
+            if fault is not None:
+                return 200, {"ok": False, "error": fault.error}, {}
+            self._current_token = token
+            try:
+                body = self.api.call(method, args)
+            except ApiError as exc:
+                return 200, exc.body(), self._scope_headers(token)
+            return 200, body, self._scope_headers(token)
+
+    def _scope_headers(self, token: str) -> dict[str, str]:
+        return {"X-OAuth-Scopes": ",".join(sorted(self.tokens.get(token, ())))}
+
+    def _rate_limit(self, token: str, method: str, args: dict[str, Any]) -> int:
+        """0 when the call may proceed (and is counted), else the Retry-After in seconds."""
+        spec = METHODS[method]
+        team = self.workspace.team_id
+        per_minute = self.profile.per_minute.get(method, spec.per_minute)
+        keys: list[tuple[tuple[Any, ...], int, float]] = [((token, team, method), per_minute, 60.0)]
+        if spec.per_channel_per_second:
+            channel = self.api.rate_key_channel(args)
+            keys.insert(0, ((token, team, method, channel), spec.per_channel_per_second, 1.0))
+        # Check every window first so a rejected call is counted in none of them.
+        waits = [self.limiter.peek(k, n, w) for k, n, w in keys]
+        if any(waits):
+            return max(waits)
+        for k, n, w in keys:
+            self.limiter.try_acquire(k, n, w)
+        return 0
+
+    # -- response_url -------------------------------------------------------------------------
+    async def _handle_response_url(self, request: web.Request) -> web.Response:
+        rid = request.match_info["rid"]
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            form = await request.post()
+            body = json.loads(str(form.get("payload", "{}")))
+        meta = self._response_urls.get(rid, {})
+        self.recorder.response_posts.append(
+            {
+                "url_id": rid,
+                "user": meta.get("user"),
+                "channel": meta.get("channel"),
+                "body": body,
+                "t_wall": time.time(),
+            }
+        )
+        return web.json_response({"ok": True})
+
+    # -- /_fake control routes ----------------------------------------------------------------
+    async def _get_calls(self, request: web.Request) -> web.Response:
+        method = request.query.get("method")
+        calls = self.calls_of(method) if method else self.calls
+        return web.json_response([c.to_dict() for c in calls])
+
+    async def _get_counters(self, request: web.Request) -> web.Response:
+        return web.json_response(self.counters)
+
+    async def _post_faults(self, request: web.Request) -> web.Response:
+        try:
+            spec = await request.json()
+            for item in spec if isinstance(spec, list) else [spec]:
+                self.faults.add(item)
+        except (ValueError, TypeError) as exc:
+            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        return web.json_response({"ok": True, "faults": self.faults.snapshot()})
+
+    async def _get_faults(self, request: web.Request) -> web.Response:
+        return web.json_response(self.faults.snapshot())
+
+    async def _post_reset(self, request: web.Request) -> web.Response:
+        self.reset_recording()
+        return web.json_response({"ok": True})
+
+    async def _get_posts(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"posts": self.posts, "views": self.view_events, "response_posts": self.response_posts}
+        )
+
+    async def _post_trigger(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response({"ok": True, "trigger_id": self.new_trigger_id(body["user_id"])})
+
+    async def _post_new_response_url(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        url = self.new_response_url(body.get("user_id"), body.get("channel_id"))
+        return web.json_response({"ok": True, "response_url": url})
+
+    async def _get_ground_truth(self, request: web.Request) -> web.Response:
+        q = request.query
+        gt = self.workspace.ground_truth(
+            float(q.get("days", "7")),
+            float(q["now"]) if "now" in q else None,
+            lookback_days=float(q.get("lookback_days", "14")),
+            min_text_chars=int(q.get("min_text_chars", "8")),
+            include_bots=q.get("include_bots", "false").lower() in ("1", "true"),
+            auto_join=q.get("auto_join", "true").lower() in ("1", "true"),
+            channel_ids=q["channel_ids"].split(",") if q.get("channel_ids") else None,
+        )
+        return web.json_response(
+            {
+                "must_store": sorted(gt.must_store),
+                "must_not_store": sorted(gt.must_not_store),
+                "channels_in_scope": gt.channels_in_scope,
+                "channels_skipped": gt.channels_skipped,
+                "threads_with_replies": len(gt.threads_with_replies),
+                "oldest": gt.oldest,
+                "now": gt.now,
+            }
+        )
