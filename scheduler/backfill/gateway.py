@@ -1,0 +1,289 @@
+"""`SlackGateway`: the only engine code that calls Slack's `conversations.*`, `users.*` and
+`auth.test`. It paces every call by the method's tier, owns all retries (429 with Retry-After,
+5xx, timeouts, resets) and turns Slack's errors into the engine's exceptions. Imports no `db`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from scheduler.backfill.errors import (
+    ChannelUnavailable,
+    Outcome,
+    PermanentSlackError,
+    SlackRequestError,
+    SlackUnavailable,
+    classify,
+)
+from scheduler.backfill.pacing import Pacer
+from scheduler.backfill.profiles import INTERNAL, RateProfile
+
+Sleep = Callable[[float], Awaitable[None]]
+
+# Network failures that say nothing about the request itself.
+_NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    asyncio.TimeoutError,
+    aiohttp.ClientError,
+    ConnectionError,
+)
+
+# The SDK's default is a Tier-2-hostile "everything"; 200 is Slack's recommended page size.
+LIST_PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """One page of `conversations.history`, newest message first."""
+
+    messages: list[dict[str, Any]]
+    next_cursor: str | None
+    has_more: bool
+
+
+@dataclass
+class GatewayStats:
+    """Counters for the progress stream. `calls` counts every HTTP attempt, retries included."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+    rate_limited: int = 0
+    retries: int = 0
+    backoff_seconds: float = 0.0
+    pacing_wait_seconds: float = 0.0
+
+    @property
+    def wait_seconds(self) -> float:
+        """All time spent not calling: pacing, Retry-After and backoff."""
+        return self.backoff_seconds + self.pacing_wait_seconds
+
+
+class SlackGateway:
+    """Rate-aware, retrying reader of one workspace through the real `AsyncWebClient`."""
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str = "https://slack.com/api/",
+        profile: RateProfile = INTERNAL,
+        pacer: Pacer | None = None,
+        timeout: int = 30,
+        max_attempts: int = 6,
+        max_rate_limited: int = 30,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        sleep: Sleep = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        # retry_handlers=[]: the SDK must not retry behind our back; this class owns retries.
+        self._client = AsyncWebClient(
+            token=token, base_url=base_url, timeout=timeout, retry_handlers=[]
+        )
+        self.profile = profile
+        self.pacer = pacer if pacer is not None else Pacer(profile)
+        self._max_attempts = max_attempts
+        self._max_rate_limited = max_rate_limited
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._sleep = sleep
+        self._rand = rand
+        self._stats = GatewayStats()
+
+    # -- the one call path -------------------------------------------------------------------------
+    async def _call(self, method: str, **params: Any) -> dict[str, Any]:
+        """Call `method` until it succeeds, or raise one of the engine's errors."""
+        failures = 0
+        rate_limited = 0
+        while True:
+            await self.pacer.acquire(method)
+            self._stats.calls[method] = self._stats.calls.get(method, 0) + 1
+            try:
+                # POST, form-encoded, as Slack accepts for every method (the Node SDK always
+                # does): aiohttp silently re-sends an idempotent GET once after a dropped
+                # connection, a retry that would bypass pacing and this loop's accounting.
+                response = await self._client.api_call(method, http_verb="POST", data=_form(params))
+                data = response.data
+                if not isinstance(data, dict):  # validate() let a non-JSON body through
+                    raise SlackUnavailable("unexpected_body", method=method)
+                return data
+            except SlackApiError as exc:
+                status, error, retry_after = _describe(exc.response)
+                outcome = classify(status, error)
+                reason = error or f"http_{status}"
+            except _NETWORK_ERRORS as exc:
+                outcome, reason, retry_after = Outcome.TRANSIENT, type(exc).__name__, None
+
+            if outcome is Outcome.RATE_LIMITED:
+                rate_limited += 1
+                self._stats.rate_limited += 1
+                if rate_limited > self._max_rate_limited:
+                    raise SlackUnavailable("ratelimited", method=method)
+                # Waiting out Retry-After happens in the pacer, before the next start.
+                self.pacer.penalize(method, retry_after if retry_after is not None else 1.0)
+                self._stats.retries += 1
+                continue
+            if outcome is Outcome.PERMANENT:
+                raise PermanentSlackError(reason, method=method)
+            if outcome is Outcome.CHANNEL:
+                raise ChannelUnavailable(reason, method=method)
+            if outcome is Outcome.OTHER:
+                raise SlackRequestError(reason, method=method)
+            failures += 1
+            if failures >= self._max_attempts:
+                raise SlackUnavailable(reason, method=method)
+            # Capped exponential backoff with full jitter (AWS architecture blog).
+            delay = self._rand() * min(self._backoff_cap, self._backoff_base * 2 ** (failures - 1))
+            self._stats.retries += 1
+            self._stats.backoff_seconds += delay
+            await self._sleep(delay)
+
+    async def _cursor_walk(
+        self, method: str, cursor: str | None = None, **params: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield each response of a cursor-paginated method with fixed `params`."""
+        seen: set[str] = set()
+        while True:
+            data = await self._call(method, **params, **({"cursor": cursor} if cursor else {}))
+            yield data
+            cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return
+            if cursor in seen:  # a server handing out a cursor twice would loop forever
+                raise SlackRequestError("cursor_loop", method=method)
+            seen.add(cursor)
+
+    # -- public API --------------------------------------------------------------------------------
+    async def auth_test(self) -> dict[str, Any]:
+        """`auth.test`: who the token is (`team_id`, `user_id`, `bot_id`, …)."""
+        return await self._call("auth.test")
+
+    async def list_channels(
+        self, types: str = "public_channel,private_channel", exclude_archived: bool = True
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every channel visible to the token, across `conversations.list` pages."""
+        async for data in self._cursor_walk(
+            "conversations.list",
+            types=types,
+            exclude_archived=exclude_archived,
+            limit=LIST_PAGE_SIZE,
+        ):
+            for channel in data.get("channels") or []:
+                yield channel
+
+    async def channel_info(self, channel_id: str) -> dict[str, Any]:
+        data = await self._call("conversations.info", channel=channel_id)
+        return dict(data.get("channel") or {})
+
+    async def join(self, channel_id: str) -> dict[str, Any]:
+        """Join a public channel (a no-op with a warning when already a member)."""
+        data = await self._call("conversations.join", channel=channel_id)
+        return dict(data.get("channel") or {})
+
+    async def history_pages(
+        self,
+        channel_id: str,
+        *,
+        oldest: str,
+        latest: str | None,
+        inclusive: bool = False,
+        cursor: str | None = None,
+    ) -> AsyncIterator[HistoryPage]:
+        """Pages of `conversations.history` for `(oldest, latest)`, newest first.
+
+        Every page of one walk asks the same `oldest`/`latest`/`limit` (a cursor is only valid
+        with the arguments it was issued for); the walk ends when `next_cursor` is empty. `ts`
+        values stay strings. Pass `cursor` to continue a walk begun with the same arguments.
+        """
+        params: dict[str, Any] = {
+            "channel": channel_id,
+            "oldest": oldest,
+            "inclusive": inclusive,
+            "limit": self.profile.history_page_size,
+        }
+        if latest is not None:
+            params["latest"] = latest
+        async for data in self._cursor_walk("conversations.history", cursor, **params):
+            yield HistoryPage(
+                messages=list(data.get("messages") or []),
+                next_cursor=(data.get("response_metadata") or {}).get("next_cursor") or None,
+                has_more=bool(data.get("has_more")),
+            )
+
+    async def replies(
+        self, channel_id: str, thread_ts: str, *, oldest: str | None = None
+    ) -> list[dict[str, Any]]:
+        """All replies of a thread (every cursor page), oldest first, without the parent.
+
+        Slack puts the parent first on the first page; it is recognised by `ts == thread_ts`.
+        """
+        params: dict[str, Any] = {
+            "channel": channel_id,
+            "ts": thread_ts,
+            "limit": self.profile.replies_page_size,
+        }
+        if oldest is not None:
+            params["oldest"] = oldest
+        replies: list[dict[str, Any]] = []
+        async for data in self._cursor_walk("conversations.replies", **params):
+            replies.extend(m for m in data.get("messages") or [] if m.get("ts") != thread_ts)
+        return replies
+
+    async def users_pages(self) -> AsyncIterator[dict[str, Any]]:
+        """Every user of the workspace (deleted users and bots included), across `users.list` pages."""
+        async for data in self._cursor_walk("users.list", limit=LIST_PAGE_SIZE):
+            for user in data.get("members") or []:
+                yield user
+
+    async def user_info(self, user_id: str) -> dict[str, Any]:
+        data = await self._call("users.info", user=user_id)
+        return dict(data.get("user") or {})
+
+    def stats(self) -> GatewayStats:
+        """A snapshot of the counters."""
+        return GatewayStats(
+            calls=dict(self._stats.calls),
+            rate_limited=self._stats.rate_limited,
+            retries=self._stats.retries,
+            backoff_seconds=self._stats.backoff_seconds,
+            pacing_wait_seconds=self.pacer.total_wait_seconds,
+        )
+
+
+def _form(params: dict[str, Any]) -> dict[str, str]:
+    """Form fields as Slack reads them: booleans as 1/0, nothing that is None."""
+    return {
+        key: ("1" if value else "0") if isinstance(value, bool) else str(value)
+        for key, value in params.items()
+        if value is not None
+    }
+
+
+def _describe(response: Any) -> tuple[int | None, str | None, float | None]:
+    """(HTTP status, Slack error code, Retry-After seconds) of a failed SDK response.
+
+    `SlackApiError.response` is usually an `AsyncSlackResponse`, but for an unparsable body the SDK
+    hands over the raw aiohttp response instead, so every field is read defensively.
+    """
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    data = getattr(response, "data", None)
+    error = data.get("error") if isinstance(data, dict) else None
+    headers = getattr(response, "headers", None) or {}
+    retry_after: float | None = None
+    raw = headers.get("Retry-After") or headers.get("retry-after")
+    if raw is not None:
+        try:
+            retry_after = max(0.0, float(raw))
+        except ValueError:
+            retry_after = None
+    return (
+        (int(status) if status is not None else None),
+        (str(error) if error is not None else None),
+        retry_after,
+    )
