@@ -47,4 +47,6 @@ def configure_logging(level: str, secrets: Iterable[str]) -> None:
     root.setLevel(level)
     # One access line per Slack request is noise unless debugging.
     logging.getLogger("aiohttp.access").setLevel("DEBUG" if level == "DEBUG" else "WARNING")
+    # Alembic announces each of its plugins at INFO on every start.
+    logging.getLogger("alembic.runtime.plugins").setLevel("WARNING")
     logging.captureWarnings(True)

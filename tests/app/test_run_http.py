@@ -1,0 +1,133 @@
+"""`python -m app run` in HTTP mode, as a real process against fakeslack, driven by signed requests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fakeslack import FakeSlack, generate
+from tests.support.app_process import AppProcess, app_settings, new_workdir
+from tests.support.slack_requests import (
+    event_body,
+    form_headers,
+    interaction_body,
+    json_headers,
+    slash_command_body,
+)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack(generate(seed=7, users=12, channels=4, messages=200, days=10)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def app(fake: FakeSlack) -> Iterator[AppProcess]:
+    workdir = new_workdir()
+    proc = AppProcess(
+        app_settings(fake.base_url, fake.bot_token, fake.signing_secret, workdir), workdir
+    )
+    try:
+        proc.wait_healthy()
+        yield proc
+    finally:
+        proc.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def some_user(fake: FakeSlack, *, admin: bool) -> str:
+    for user in fake.workspace.users.values():
+        if not user.get("is_bot") and not user.get("deleted") and bool(user.get("is_admin")) == admin:
+            return str(user["id"])
+    raise AssertionError("generated workspace lacks that kind of user")
+
+
+def command(app: AppProcess, fake: FakeSlack, text: str, *, secret: str | None = None,
+            timestamp: int | None = None) -> tuple[int, str]:
+    body = slash_command_body(text, team_id=fake.team_id, user_id=some_user(fake, admin=True))
+    return app.post("/slack/events", body,
+                    form_headers(body, secret or fake.signing_secret, timestamp))
+
+
+def test_run_http_healthz_is_200_with_json(app: AppProcess) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{app.url}/healthz", timeout=5) as resp:
+        assert resp.status == 200
+        assert json.loads(resp.read()) == {"status": "ok", "mode": "http"}
+
+
+@pytest.mark.parametrize("text", ["", "help", "  HELP  "])
+def test_run_http_help_is_answered_within_the_ack(app: AppProcess, fake: FakeSlack, text: str) -> None:
+    status, body = command(app, fake, text)
+    assert status == 200
+    reply = json.loads(body)
+    assert reply["response_type"] == "ephemeral"
+    rendered = json.dumps(reply["blocks"])
+    for syntax in ("/backfill schedule", "days=N", "channels=#a,#b", "tz=Area/City", "/backfill run",
+                   "/backfill status", "/backfill list", "/backfill cancel", "/backfill history [N]"):
+        assert syntax in rendered
+    assert "/backfill history" in reply["text"]  # the notification fallback too
+
+
+def test_run_http_unknown_subcommand_says_so_and_shows_usage(app: AppProcess, fake: FakeSlack) -> None:
+    status, body = command(app, fake, "frobnicate now")
+    reply = json.loads(body)
+    assert status == 200 and "`frobnicate` is not a /backfill command" in json.dumps(reply["blocks"])
+    assert "/backfill status" in json.dumps(reply["blocks"])
+
+
+def test_run_http_bad_signature_is_401(app: AppProcess, fake: FakeSlack) -> None:
+    status, _ = command(app, fake, "help", secret="not-the-signing-secret")
+    assert status == 401
+
+
+def test_run_http_six_minute_old_timestamp_is_401(app: AppProcess, fake: FakeSlack) -> None:
+    status, _ = command(app, fake, "help", timestamp=int(time.time()) - 6 * 60)
+    assert status == 401
+
+
+def test_run_http_app_home_opened_publishes_the_home_tab(app: AppProcess, fake: FakeSlack) -> None:
+    user = some_user(fake, admin=True)
+    body = event_body({"type": "app_home_opened", "user": user, "channel": "D0FAKE", "tab": "home",
+                       "event_ts": f"{time.time():.6f}"}, team_id=fake.team_id)
+    status, _ = app.post("/slack/events", body, json_headers(body, fake.signing_secret))
+    assert status == 200
+    deadline = time.monotonic() + 10
+    while fake.home_view(user) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    view = fake.home_view(user)
+    assert view is not None and view["type"] == "home"
+    assert "workspace admin" in json.dumps(view["blocks"])  # users.info said admin
+
+
+def test_run_http_unclaimed_button_is_acknowledged(app: AppProcess, fake: FakeSlack) -> None:
+    payload = {"type": "block_actions", "team": {"id": fake.team_id},
+               "user": {"id": some_user(fake, admin=False)}, "api_app_id": "A0FAKE",
+               "trigger_id": "1.2.3", "actions": [{"action_id": "old.button", "block_id": "b",
+                                                   "type": "button", "action_ts": "1"}]}
+    body = interaction_body(payload)
+    status, _ = app.post("/slack/events", body, form_headers(body, fake.signing_secret))
+    assert status == 200
+
+
+def test_run_http_sigterm_exits_0_and_never_logs_secrets(fake: FakeSlack, tmp_path: Path) -> None:
+    settings = app_settings(fake.base_url, fake.bot_token, fake.signing_secret, tmp_path)
+    proc = AppProcess(settings, tmp_path)
+    proc.wait_healthy()
+    command(proc, fake, "help")
+    command(proc, fake, "help", secret="wrong-secret-value")
+    assert proc.stop() == 0
+    output = proc.output()
+    assert output.count("stopped") == 1, output  # closed once
+    for secret in (fake.bot_token, fake.signing_secret):
+        assert secret not in output
+    # Nothing printed spans lines: one event, one line (each starts with a timestamp).
+    for line in output.splitlines():
+        assert line[:4].isdigit(), line
