@@ -52,6 +52,7 @@ class Api:
         recorder: Recorder,
         views: ViewStore,
         cursors: Cursors,
+        socket_url: Callable[[], str] | None = None,
     ) -> None:
         self.ws = ws
         self.scopes = scopes
@@ -59,6 +60,7 @@ class Api:
         self.rec = recorder
         self.views = views
         self.cursors = cursors
+        self.socket_url = socket_url
         self.handlers: dict[str, Callable[[Args], dict[str, Any]]] = {
             "auth.test": self.auth_test,
             "conversations.list": self.conversations_list,
@@ -76,6 +78,7 @@ class Api:
             "views.push": self.views_push,
             "views.update": self.views_update,
             "views.publish": self.views_publish,
+            "apps.connections.open": self.apps_connections_open,
         }
 
     def call(self, method: str, a: Args) -> dict[str, Any]:
@@ -158,6 +161,13 @@ class Api:
             "app_id": ws.app_id,
             "is_enterprise_install": False,
         }
+
+    # -- apps (app-level token; the server has refused other token types) -------------------
+    def apps_connections_open(self, a: Args) -> dict[str, Any]:
+        self.need_scope("connections:write")
+        if self.socket_url is None:
+            raise ApiError("internal_error")
+        return {"ok": True, "url": self.socket_url()}
 
     # -- conversations ------------------------------------------------------------------------
     def conversations_list(self, a: Args) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The aiohttp server: `/api/<method>` routing, auth and scopes, rate limits, faults, recording, the
-`response_url` endpoint and the `/_fake/*` control routes; `FakeSlack` is the embedding API (same
-loop with `async with`, or a private loop in a background thread with `with`)."""
+`response_url` endpoint, Socket Mode (`socket_mode.py`) and the `/_fake/*` control routes;
+`FakeSlack` is the embedding API (same loop with `async with`, or a private loop in a background
+thread with `with`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import logging
 import secrets
 import threading
 import time
-from typing import Any
+from collections.abc import Coroutine
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -20,11 +23,19 @@ from fakeslack.faults import Faults
 from fakeslack.pagination import Cursors
 from fakeslack.ratelimit import SlidingWindowLimiter
 from fakeslack.recorder import Call, Recorder
-from fakeslack.spec import DEFAULT_BOT_SCOPES, METHODS, PROFILES
+from fakeslack.socket_mode import SocketModeServer, SocketModeTimeout
+from fakeslack.spec import (
+    APP_LEVEL_METHODS,
+    DEFAULT_APP_SCOPES,
+    DEFAULT_BOT_SCOPES,
+    METHODS,
+    PROFILES,
+)
 from fakeslack.views import ViewStore
 from fakeslack.workspace import Message, Workspace
 
 log = logging.getLogger("fakeslack")
+T = TypeVar("T")
 
 
 class FakeSlack:
@@ -41,6 +52,7 @@ class FakeSlack:
         port: int = 0,
         scopes: set[str] | frozenset[str] | None = None,
         trigger_ttl: float = 3.0,
+        app_token: str | None = None,
     ) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; one of {', '.join(PROFILES)}")
@@ -51,6 +63,14 @@ class FakeSlack:
         self.tokens: dict[str, frozenset[str]] = {
             workspace.bot_token: frozenset(DEFAULT_BOT_SCOPES if scopes is None else scopes)
         }
+        # App-level tokens (`xapp-`): only `apps.connections.open` takes them (Socket Mode).
+        self._app_token = app_token or (
+            f"xapp-1-{workspace.app_id}-{secrets.randbelow(10**13):013d}-{secrets.token_hex(32)}"
+        )
+        self.app_tokens: dict[str, frozenset[str]] = {self._app_token: DEFAULT_APP_SCOPES}
+        self.socket = SocketModeServer(
+            app_id=workspace.app_id, base_ws_url=lambda: f"ws://{self.host}:{self.port}"
+        )
         self.limiter = SlidingWindowLimiter(time_compression=time_compression)
         self.faults = Faults()
         self.recorder = Recorder()
@@ -63,11 +83,13 @@ class FakeSlack:
         self._current_token = workspace.bot_token
         self.api = Api(
             workspace,
-            scopes=lambda: self.tokens.get(self._current_token, frozenset()),
+            scopes=lambda: self.tokens.get(self._current_token)
+            or self.app_tokens.get(self._current_token, frozenset()),
             profile=self.profile,
             recorder=self.recorder,
             views=self.view_store,
             cursors=Cursors(secrets.token_bytes(16)),
+            socket_url=lambda: self.socket.new_url(self._current_token),
         )
         self._call_no = 0
         self._response_urls: dict[str, dict[str, Any]] = {}
@@ -119,6 +141,17 @@ class FakeSlack:
         """Another valid token for the same workspace (a second app: its own rate buckets)."""
         self.tokens[token] = frozenset(scopes)
 
+    @property
+    def app_token(self) -> str:
+        """The app-level token (`xapp-…`, scope `connections:write`) for Socket Mode."""
+        return self._app_token
+
+    def add_app_token(
+        self, token: str, scopes: set[str] | frozenset[str] = DEFAULT_APP_SCOPES
+    ) -> None:
+        """Another app-level token of the same app (e.g. one lacking `connections:write`)."""
+        self.app_tokens[token] = frozenset(scopes)
+
     # -- lifecycle ----------------------------------------------------------------------------
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -133,6 +166,7 @@ class FakeSlack:
         app.router.add_post("/_fake/trigger_id", self._post_trigger)
         app.router.add_post("/_fake/response_url", self._post_new_response_url)
         app.router.add_get("/_fake/ground_truth", self._get_ground_truth)
+        self.socket.install(app)  # /_fake/socket/{ticket} (the WebSocket), /_fake/socket_mode/*
         return app
 
     async def start(self) -> FakeSlack:
@@ -255,6 +289,74 @@ class FakeSlack:
     def reset_rate_limits(self) -> None:
         self.limiter.reset()
 
+    # -- Socket Mode (see socket_mode.py) -------------------------------------------------------
+    @property
+    def socket_connections(self) -> int:
+        """Socket Mode connections open now."""
+        return len(self.socket.live())
+
+    @property
+    def socket_acks(self) -> list[dict[str, Any]]:
+        """Every ack received: envelope_id, type, payload (None if bare), t_wall, latency, ..."""
+        return list(self.socket.acks)
+
+    async def deliver(
+        self, envelope_type: str, payload: dict[str, Any], *, timeout: float = 5.0, **options: Any
+    ) -> dict[str, Any]:
+        """Push an envelope (`events_api`, `slash_commands`, `interactive`) to a connected app
+        and return its ack; raises `SocketModeTimeout`. Call on FakeSlack's own loop."""
+        return await self.socket.deliver(envelope_type, payload, timeout=timeout, **options)
+
+    def deliver_sync(
+        self, envelope_type: str, payload: dict[str, Any], *, timeout: float = 5.0, **options: Any
+    ) -> dict[str, Any]:
+        """`deliver` from another thread, for a FakeSlack started with `with` / in a thread."""
+        return self._run_threadsafe(
+            self.deliver(envelope_type, payload, timeout=timeout, **options), timeout * 2 + 5
+        )
+
+    async def wait_socket_connections(self, count: int = 1, timeout: float = 5.0) -> int:
+        return await self.socket.wait_for_connections(count, timeout)
+
+    def wait_socket_connections_sync(self, count: int = 1, timeout: float = 5.0) -> int:
+        return self._run_threadsafe(self.wait_socket_connections(count, timeout), timeout + 5)
+
+    def request_disconnect(
+        self, reason: str = "refresh_requested", *, close_after: float | None = None
+    ) -> None:
+        """Send `{"type": "disconnect", "reason": ...}` to every open connection. From another
+        thread this waits until sent; on FakeSlack's own loop it is scheduled (await
+        `self.socket.disconnect(...)` there to wait)."""
+        coro = self.socket.disconnect(reason, close_after=close_after)
+        loop = self.socket.loop
+        if loop is None:
+            coro.close()
+            raise RuntimeError("FakeSlack is not started")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            task = loop.create_task(coro)
+            self.socket._tasks.add(task)
+            task.add_done_callback(self.socket._tasks.discard)
+        else:
+            self._run_threadsafe(coro, 10)
+
+    def _run_threadsafe(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        loop = self.socket.loop
+        if loop is None or self._thread is None:
+            coro.close()
+            raise RuntimeError("the *_sync methods need FakeSlack started in a thread (`with`)")
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            if future.done():  # the coroutine's own SocketModeTimeout (also a TimeoutError)
+                raise
+            future.cancel()
+            raise SocketModeTimeout("FakeSlack's loop did not answer in time") from None
+
     # -- /api/<method> ------------------------------------------------------------------------
     async def _parse(self, request: web.Request) -> tuple[dict[str, Any], str | None]:
         args: dict[str, Any] = dict(request.query)
@@ -310,13 +412,18 @@ class FakeSlack:
                 {"ok": False, "error": "ratelimited"},
                 {"Retry-After": str(fault.retry_after)},
             )
-        spec = METHODS.get(method)
+        spec = METHODS.get(method) or APP_LEVEL_METHODS.get(method)
         if spec is None:
             return 200, {"ok": False, "error": "unknown_method"}, {}
         if token is None:
             return 200, {"ok": False, "error": "not_authed"}, {}
-        if token not in self.tokens:
+        if token in self.app_tokens:
+            if method not in APP_LEVEL_METHODS:
+                return 200, {"ok": False, "error": "not_allowed_token_type"}, {}
+        elif token not in self.tokens:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
+        elif method in APP_LEVEL_METHODS:
+            return 200, {"ok": False, "error": "not_allowed_token_type"}, {}
         auth_error = faults.auth_error_for(number)
         if auth_error:
             return 200, {"ok": False, "error": auth_error}, {}
@@ -342,11 +449,12 @@ class FakeSlack:
             return 200, body, self._scope_headers(token)
 
     def _scope_headers(self, token: str) -> dict[str, str]:
-        return {"X-OAuth-Scopes": ",".join(sorted(self.tokens.get(token, ())))}
+        scopes = self.tokens.get(token) or self.app_tokens.get(token, frozenset())
+        return {"X-OAuth-Scopes": ",".join(sorted(scopes))}
 
     def _rate_limit(self, token: str, method: str, args: dict[str, Any]) -> int:
         """0 when the call may proceed (and is counted), else the Retry-After in seconds."""
-        spec = METHODS[method]
+        spec = METHODS.get(method) or APP_LEVEL_METHODS[method]
         team = self.workspace.team_id
         per_minute = self.profile.per_minute.get(method, spec.per_minute)
         keys: list[tuple[tuple[Any, ...], int, float]] = [((token, team, method), per_minute, 60.0)]

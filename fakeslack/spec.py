@@ -22,6 +22,9 @@ DEFAULT_BOT_SCOPES: frozenset[str] = frozenset(
     }
 )
 
+# Scopes of the default app-level token (`xapp-`): what Socket Mode needs.
+DEFAULT_APP_SCOPES: frozenset[str] = frozenset({"connections:write"})
+
 # Calls per minute for each tier (the documented floors, enforced as hard limits here).
 TIER_PER_MINUTE = {"t1": 1, "t2": 20, "t3": 50, "t4": 100}
 
@@ -59,6 +62,17 @@ METHODS: dict[str, MethodSpec] = {
         _t("views.open", "t4"),
         _t("views.update", "t4"),
         _t("views.push", "t4"),
+    ]
+}
+
+# Methods that take an app-level token (`xapp-`) and refuse bot tokens (`not_allowed_token_type`);
+# kept apart from METHODS, the bot-token surface, whose shapes the conformance test enumerates.
+APP_LEVEL_METHODS: dict[str, MethodSpec] = {
+    s.name: s
+    for s in [
+        # Tier 3 as docs.slack.dev and shared/reference say today; the older api.slack.com page
+        # (and slack_sdk's "Tier1" comment on its Retry-After default) said Tier 1.
+        _t("apps.connections.open", "t3", "connections:write"),
     ]
 }
 

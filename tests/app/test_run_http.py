@@ -131,3 +131,38 @@ def test_run_http_sigterm_exits_0_and_never_logs_secrets(fake: FakeSlack, tmp_pa
     # Nothing printed spans lines: one event, one line (each starts with a timestamp).
     for line in output.splitlines():
         assert line[:4].isdigit(), line
+
+
+def test_run_http_every_manifest_entry_has_a_listener(app: AppProcess, fake: FakeSlack) -> None:
+    """Each command, event and the interactivity setting in manifest.yml reaches a listener (not 404)."""
+    import yaml
+
+    from tests.support.app_process import REPO
+
+    manifest = yaml.safe_load((REPO / "manifest.yml").read_text())
+    user = some_user(fake, admin=True)
+    requests: list[tuple[str, str, dict[str, str]]] = []
+    for entry in manifest["features"]["slash_commands"]:
+        body = slash_command_body("help", team_id=fake.team_id, user_id=user).replace(
+            "command=%2Fbackfill", "command=" + entry["command"].replace("/", "%2F"))
+        requests.append((entry["command"], body, form_headers(body, fake.signing_secret)))
+    for event_type in manifest["settings"]["event_subscriptions"]["bot_events"]:
+        body = event_body({"type": event_type, "user": user, "tab": "home",
+                           "event_ts": f"{time.time():.6f}"}, team_id=fake.team_id)
+        requests.append((event_type, body, json_headers(body, fake.signing_secret)))
+    if manifest["settings"]["interactivity"]["is_enabled"]:
+        for payload in (
+            {"type": "block_actions", "team": {"id": fake.team_id}, "user": {"id": user},
+             "api_app_id": "A0FAKE", "trigger_id": "1.2.3",
+             "actions": [{"action_id": "x", "block_id": "b", "type": "button", "action_ts": "1"}]},
+            {"type": "view_submission", "team": {"id": fake.team_id}, "user": {"id": user},
+             "api_app_id": "A0FAKE", "trigger_id": "1.2.3",
+             "view": {"id": "V1", "type": "modal", "callback_id": "x", "state": {"values": {}},
+                      "private_metadata": "", "hash": "h"}},
+        ):
+            body = interaction_body(payload)
+            requests.append((payload["type"], body, form_headers(body, fake.signing_secret)))
+    assert len(requests) >= 4
+    for name, body, headers in requests:
+        status, _ = app.post("/slack/events", body, headers)
+        assert status == 200, f"{name} got {status}"
