@@ -16,15 +16,28 @@ def build_web_client(settings: Settings) -> AsyncWebClient:
     return AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
 
 
+class _DropEnvTokenWarning(logging.Filter):
+    """Bolt warns that a `SLACK_BOT_TOKEN` it found in the environment is unused because we pass
+    `client`: that is the point (we never rely on its environment fallback), so the line is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+_DROP_ENV_TOKEN_WARNING = _DropEnvTokenWarning()  # one instance: addFilter ignores repeats
+
+
 def build_bolt_app(settings: Settings, client: AsyncWebClient) -> AsyncApp:
     socket_mode = settings.socket_mode
+    bolt_logger = logging.getLogger("backfill.bolt")
+    bolt_logger.addFilter(_DROP_ENV_TOKEN_WARNING)
     app = AsyncApp(
         client=client,
         # Passed explicitly (even empty) so Bolt never reads SLACK_SIGNING_SECRET itself.
         signing_secret=settings.slack_signing_secret or "",
         # Socket Mode requests arrive over an authenticated websocket and carry no signature.
         request_verification_enabled=not socket_mode,
-        logger=logging.getLogger("backfill.bolt"),
+        logger=bolt_logger,
         name="backfill",
     )
     register_all(app)
