@@ -1,0 +1,454 @@
+"""Workspace schedules: the `backfill_schedules` table and the APScheduler jobs kept in step.
+
+The table is the truth; APScheduler only holds one in-memory job per active schedule
+(`schedule:<workspace_id>`), rebuilt from the table by `load_all`. Imports `db` and
+`scheduler.cron`; never Slack or Block Kit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.events import JobExecutionEvent
+from apscheduler.executors.asyncio import AsyncIOExecutor
+from apscheduler.executors.base import run_coroutine_job
+from apscheduler.job import Job
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import schedules as repo
+from db.messages import ensure_workspace
+from db.models import utcnow
+from scheduler.cron import (
+    ScheduleError,
+    ScheduleSpec,
+    build_trigger,
+    describe_cron,
+    next_fire_time,
+)
+
+logger = logging.getLogger(__name__)
+
+EXECUTOR_ALIAS = "backfill.schedules"
+JOB_ID_PREFIX = "schedule:"
+# A fire missed by up to this much (a busy loop, a restart) still runs; later, it is skipped.
+MISFIRE_GRACE_SECONDS = 300
+
+OnFire = Callable[[str, int, datetime], Awaitable[None]]
+Clock = Callable[[], datetime]
+
+_CREATE_HINT = 'Create one with /backfill schedule "0 2 * * *".'
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A workspace's schedule as the app shows it (a plain value, not an ORM object)."""
+
+    schedule_id: int
+    workspace_id: str
+    cron_expression: str
+    timezone: str
+    description: str  # human-readable cron, 24-hour ("At 02:00")
+    days_to_backfill: int
+    include_all_channels: bool
+    channel_ids: tuple[str, ...]
+    is_active: bool
+    last_run_at: datetime | None
+    next_run_at: datetime | None  # aware UTC; None while paused
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def spec(self) -> ScheduleSpec:
+        return _spec(self)
+
+
+def _spec(row: repo.StoredSchedule | Schedule) -> ScheduleSpec:
+    return ScheduleSpec(
+        cron_expression=row.cron_expression,
+        timezone=row.timezone,
+        days_to_backfill=row.days_to_backfill,
+        include_all_channels=row.include_all_channels,
+        channel_ids=tuple(row.channel_ids),
+    )
+
+
+def _schedule(row: repo.StoredSchedule) -> Schedule:
+    return Schedule(
+        schedule_id=row.schedule_id,
+        workspace_id=row.workspace_id,
+        cron_expression=row.cron_expression,
+        timezone=row.timezone,
+        description=describe_cron(row.cron_expression),
+        days_to_backfill=row.days_to_backfill,
+        include_all_channels=row.include_all_channels,
+        channel_ids=row.channel_ids,
+        is_active=row.is_active,
+        last_run_at=row.last_run_at,
+        next_run_at=row.next_run_at,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def job_id(workspace_id: str) -> str:
+    """The APScheduler job id of a workspace's schedule."""
+    return f"{JOB_ID_PREFIX}{workspace_id}"
+
+
+def _job_name(row: repo.StoredSchedule) -> str:
+    # The name carries what the job was built from, so `load_all` can tell a stale job.
+    return f"backfill {row.workspace_id} #{row.schedule_id} [{row.cron_expression}] {row.timezone}"
+
+
+# --- fire-time capture ------------------------------------------------------------------------
+#
+# APScheduler 3 calls a job function with its args only, never with the time it was scheduled
+# for, and that time is the claim key of a scheduled run: (schedule_id, fire_time). Rather
+# than guess it back from the trigger and the clock, the service runs its jobs on its own
+# executor, which receives APScheduler's exact `run_times` and hands each one to the job
+# through a context variable local to the job's task.
+
+
+@dataclass(frozen=True, slots=True)
+class _Firing:
+    service: ScheduleService
+    fire_time: datetime  # aware UTC
+    job_name: str  # what the job was built from (see `_job_name`)
+
+
+_FIRING: ContextVar[_Firing | None] = ContextVar("backfill_schedule_firing", default=None)
+
+
+async def fire_schedule(workspace_id: str, schedule_id: int) -> None:
+    """The APScheduler job function of every schedule: ids in, the service does the rest."""
+    firing = _FIRING.get()
+    if firing is None:
+        raise RuntimeError(f"fire_schedule runs only on the {EXECUTOR_ALIAS!r} executor")
+    await firing.service._handle_fire(
+        workspace_id, schedule_id, firing.fire_time, built_from=firing.job_name
+    )
+
+
+class ScheduleExecutor(AsyncIOExecutor):  # type: ignore[misc]  # APScheduler 3 is untyped
+    """`AsyncIOExecutor` that tells each run of a job its scheduled fire time."""
+
+    def __init__(self, service: ScheduleService) -> None:
+        super().__init__()
+        self._service = service
+
+    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        def callback(f: asyncio.Future[list[JobExecutionEvent]]) -> None:
+            self._pending_futures.discard(f)
+            try:
+                events = f.result()
+            except BaseException:
+                self._run_job_error(job.id, *sys.exc_info()[1:])
+            else:
+                self._run_job_success(job.id, events)
+
+        task = self._eventloop.create_task(self._run(job, run_times))
+        task.add_done_callback(callback)
+        self._pending_futures.add(task)
+
+    async def _run(self, job: Job, run_times: list[datetime]) -> list[JobExecutionEvent]:
+        events: list[JobExecutionEvent] = []
+        for run_time in run_times:  # one with coalesce=True; APScheduler's own loop otherwise
+            token = _FIRING.set(_Firing(self._service, run_time.astimezone(UTC), job.name))
+            try:
+                events.extend(
+                    await run_coroutine_job(job, job._jobstore_alias, [run_time], self._logger.name)
+                )
+            finally:
+                _FIRING.reset(token)
+        return events
+
+
+# --- the service ------------------------------------------------------------------------------
+
+
+class ScheduleService:
+    """Create, replace, pause, resume and delete a workspace's schedule, and fire it.
+
+    Every change is committed to the table first, then mirrored in the scheduler; `next_run_at`
+    in the table always matches the job's next fire (null while paused). `on_fire(workspace_id,
+    schedule_id, fire_time)` receives the exact scheduled instant (aware UTC), the claim key of
+    the run: every process fires, the database decides which one runs.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        scheduler: AsyncIOScheduler,
+        on_fire: OnFire,
+        *,
+        clock: Clock = utcnow,
+        misfire_grace_time: int = MISFIRE_GRACE_SECONDS,
+    ) -> None:
+        self._sessions = sessions
+        self._scheduler = scheduler
+        self._on_fire = on_fire
+        self._clock = clock
+        self._grace = misfire_grace_time
+        try:
+            scheduler.remove_executor(EXECUTOR_ALIAS, shutdown=False)
+        except KeyError:
+            pass
+        scheduler.add_executor(ScheduleExecutor(self), alias=EXECUTOR_ALIAS)
+
+    # -- reads --
+
+    async def get(self, workspace_id: str) -> Schedule | None:
+        """The workspace's schedule, or None."""
+        async with self._sessions() as session:
+            row = await repo.get_schedule(session, workspace_id)
+        return None if row is None else _schedule(row)
+
+    # -- changes --
+
+    async def save(
+        self,
+        workspace_id: str,
+        spec: ScheduleSpec,
+        created_by: str,
+        *,
+        workspace_name: str | None = None,
+    ) -> Schedule:
+        """Create the workspace's schedule or replace it (same `schedule_id`); it is active after.
+
+        The workspace row is created when missing (named `workspace_name`, else its id until
+        `ensure_workspace` names it); an existing name is only changed when one is given.
+        """
+        build_trigger(spec)  # a hand-made spec is checked like a typed one
+        now = self._now()
+        upcoming = next_fire_time(spec, now)
+        async with self._sessions.begin() as session:
+            if workspace_name is not None:
+                await ensure_workspace(session, workspace_id, workspace_name)
+            elif not await repo.workspace_exists(session, workspace_id):
+                await ensure_workspace(session, workspace_id, workspace_id)
+            row = await repo.upsert_schedule(
+                session,
+                workspace_id,
+                cron_expression=spec.cron_expression,
+                timezone=spec.timezone,
+                days_to_backfill=spec.days_to_backfill,
+                include_all_channels=spec.include_all_channels,
+                channel_ids=spec.channel_ids,
+                created_by=created_by,
+                next_run_at=upcoming,
+                now=now,
+            )
+        self._install(row, upcoming)
+        return _schedule(row)
+
+    async def pause(self, workspace_id: str) -> Schedule:
+        """Stop firing (the job is removed, `next_run_at` cleared); the schedule is kept."""
+        async with self._sessions.begin() as session:
+            row = await repo.get_schedule(session, workspace_id)
+            if row is None:
+                raise ScheduleError(f"There is no schedule to pause. {_CREATE_HINT}")
+            if row.is_active:
+                row = await repo.set_active(
+                    session, workspace_id, False, next_run_at=None, now=self._now()
+                )
+                assert row is not None
+                paused = True
+            else:
+                paused = False
+        self._remove(workspace_id)
+        if not paused:
+            raise ScheduleError("The schedule is already paused. Resume it with /backfill resume.")
+        return _schedule(row)
+
+    async def resume(self, workspace_id: str) -> Schedule:
+        """Fire again from the next matching time (missed fires are not made up)."""
+        now = self._now()
+        async with self._sessions.begin() as session:
+            row = await repo.get_schedule(session, workspace_id)
+            if row is None:
+                raise ScheduleError(f"There is no schedule to resume. {_CREATE_HINT}")
+            resumed = not row.is_active
+            upcoming = next_fire_time(_spec(row), now)
+            if resumed:
+                row = await repo.set_active(
+                    session, workspace_id, True, next_run_at=upcoming, now=now
+                )
+                assert row is not None
+        if not resumed:
+            self._ensure_installed(row, now)
+            raise ScheduleError("The schedule is already active. Pause it with /backfill pause.")
+        self._install(row, upcoming)
+        return _schedule(row)
+
+    async def delete(self, workspace_id: str) -> Schedule:
+        """Delete the schedule and its job; returns it as it was. Past runs are kept."""
+        async with self._sessions.begin() as session:
+            row = await repo.delete_schedule(session, workspace_id)
+        self._remove(workspace_id)
+        if row is None:
+            raise ScheduleError(f"There is no schedule to delete. {_CREATE_HINT}")
+        return _schedule(row)
+
+    async def after_fire(self, workspace_id: str, fire_time: datetime) -> Schedule | None:
+        """Record a fire: `last_run_at` = `fire_time` (never moves back), `next_run_at` = the
+        first fire after both `fire_time` and now. None when the schedule is gone."""
+        now = self._now()
+        async with self._sessions.begin() as session:
+            row = await repo.get_schedule(session, workspace_id)
+            if row is None:
+                return None
+            upcoming = (
+                next_fire_time(_spec(row), max(fire_time.astimezone(UTC), now))
+                if row.is_active
+                else None
+            )
+            row = await repo.mark_fired(
+                session,
+                workspace_id,
+                row.schedule_id,
+                fire_time=fire_time.astimezone(UTC),
+                next_run_at=upcoming,
+            )
+        return None if row is None else _schedule(row)
+
+    # -- start-up and reconciliation --
+
+    async def load_all(self) -> list[Schedule]:
+        """Make the scheduler's jobs match the active schedules in the table (idempotent).
+
+        Adds or replaces a job per active schedule, removes jobs of schedules paused or deleted
+        meanwhile (by this or another process), and refreshes `next_run_at`. A fire missed by
+        less than the misfire grace (e.g. during a restart) still runs once. A row that no
+        longer validates is logged and skipped. Call it on start, and periodically when
+        several processes share the database.
+        """
+        now = self._now()
+        async with self._sessions() as session:
+            rows = await repo.list_active_schedules(session)
+        loaded: list[Schedule] = []
+        updates: dict[str, datetime | None] = {}
+        for row in rows:
+            try:
+                upcoming = self._ensure_installed(row, now)
+            except ScheduleError as exc:
+                logger.warning(
+                    "schedule of %s is invalid and not loaded: %s", row.workspace_id, exc
+                )
+                self._remove(row.workspace_id)
+                continue
+            if upcoming != row.next_run_at:
+                updates[row.workspace_id] = upcoming
+            loaded.append(_schedule(row))
+        wanted = {job_id(row.workspace_id) for row in rows}
+        for job in self._scheduler.get_jobs():
+            if job.id.startswith(JOB_ID_PREFIX) and job.id not in wanted:
+                self._remove(job.id.removeprefix(JOB_ID_PREFIX))
+        if updates:
+            async with self._sessions.begin() as session:
+                for workspace_id, upcoming in updates.items():
+                    await repo.set_next_run_at(session, workspace_id, upcoming)
+            loaded = [
+                replace(s, next_run_at=updates[s.workspace_id]) if s.workspace_id in updates else s
+                for s in loaded
+            ]
+        return loaded
+
+    # -- firing --
+
+    async def _handle_fire(
+        self, workspace_id: str, schedule_id: int, fire_time: datetime, *, built_from: str
+    ) -> None:
+        """Run one fire of a job: check it against the table, call `on_fire`, record it.
+
+        The table decides: a fire of a schedule that was paused, deleted or changed since this
+        job was built (perhaps by another process) only re-syncs the job.
+        """
+        fire_time = fire_time.astimezone(UTC)
+        async with self._sessions() as session:
+            row = await repo.get_schedule(session, workspace_id)
+        if (
+            row is None
+            or not row.is_active
+            or row.schedule_id != schedule_id
+            or _job_name(row) != built_from
+        ):
+            logger.info("stale fire of %s at %s skipped", job_id(workspace_id), fire_time)
+            if row is None or not row.is_active:
+                self._remove(workspace_id)
+            else:
+                self._ensure_installed(row, self._now())
+            return
+        try:
+            await self._on_fire(workspace_id, schedule_id, fire_time)
+        finally:
+            await self.after_fire(workspace_id, fire_time)
+
+    # -- scheduler side --
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError("the clock must return timezone-aware datetimes")
+        return now.astimezone(UTC)
+
+    def _install(self, row: repo.StoredSchedule, upcoming: datetime | None) -> None:
+        if upcoming is None:
+            self._remove(row.workspace_id)
+            return
+        self._scheduler.add_job(
+            fire_schedule,
+            trigger=build_trigger(_spec(row)),
+            args=(row.workspace_id, row.schedule_id),
+            id=job_id(row.workspace_id),
+            name=_job_name(row),
+            replace_existing=True,
+            coalesce=True,
+            misfire_grace_time=self._grace,
+            max_instances=1,
+            executor=EXECUTOR_ALIAS,
+            next_run_time=upcoming,
+        )
+
+    def _ensure_installed(self, row: repo.StoredSchedule, now: datetime) -> datetime | None:
+        """Install the row's job unless an identical one is there; returns its next fire."""
+        job = self._scheduler.get_job(job_id(row.workspace_id))
+        if job is not None and job.name == _job_name(row):
+            upcoming: datetime | None = job.next_run_time
+            return None if upcoming is None else upcoming.astimezone(UTC)
+        upcoming = next_fire_time(_spec(row), now)
+        missed = row.next_run_at
+        if missed is not None and now - timedelta(seconds=self._grace) <= missed <= now:
+            # Due while no process was running it (every write of a spec rewrites next_run_at,
+            # so it is a fire of this spec): APScheduler runs it at once, and the
+            # (schedule, fire time) claim keeps it to one run across processes.
+            upcoming = missed
+        self._install(row, upcoming)
+        return upcoming
+
+    def _remove(self, workspace_id: str) -> None:
+        try:
+            self._scheduler.remove_job(job_id(workspace_id))
+        except JobLookupError:
+            pass
+
+
+__all__ = [
+    "EXECUTOR_ALIAS",
+    "JOB_ID_PREFIX",
+    "MISFIRE_GRACE_SECONDS",
+    "Schedule",
+    "ScheduleExecutor",
+    "ScheduleService",
+    "fire_schedule",
+    "job_id",
+]
