@@ -23,6 +23,20 @@ USAGE_LINES = (
     ("/backfill help", "this help"),
 )
 
+# The accepted form of each sub-command, shown under an error about it (the parser's `usage_line`).
+USAGE_BY_COMMAND: dict[str, str] = {
+    "help": "/backfill help",
+    "schedule": '/backfill schedule "<cron>" [days=N] [channels=#a,#b] [tz=Area/City]',
+    "run": "/backfill run [days=N] [channels=#a,#b]",
+    "status": "/backfill status",
+    "list": "/backfill list",
+    "pause": "/backfill pause",
+    "resume": "/backfill resume",
+    "delete": "/backfill delete",
+    "cancel": "/backfill cancel",
+    "history": "/backfill history [N]",
+}
+
 DEFAULTS_NOTE = (
     "Defaults: `days=7` (the last 7 × 24 hours before the run starts), all channels, "
     "and your own Slack time zone. Example: "

@@ -1,0 +1,487 @@
+"""The `/backfill` grammar: `parse_command(text)` turns the slash command's text into a `Command`
+or a `ParseError` that says what was wrong and shows the accepted form. It never raises.
+
+Pure: no I/O, no Slack client, no database. It imports only the usage lines from `blocks.help`, so
+the help text and the errors show the same forms. What it accepts (beyond design.md's grammar):
+
+* sub-commands and option keys in any case (`SCHEDULE`, `Days=3`); spaces around `=` and after
+  commas (`days = 3`, `channels=#a, #b`); non-breaking spaces; zero-width characters are dropped.
+* the cron between straight or smart quotes (`"…"`, `“…”`, `„…“`, `'…'`, `‘…’`), anywhere among the
+  options, or as `cron="…"`. An unquoted cron is refused with a hint to quote it.
+* channels as Slack escapes them with `should_escape: true` (`<#C123|name>`, `<#C123>`, `<#C123|>`),
+  channel ids (`C0123ABCD`, `G…`), or names (`#eng`, `eng`), lower-cased, to be resolved by the
+  handler (`channel_names`). `channels=all` (or `*`) means every channel, the default.
+* aliases `day=`, `channel=`, `timezone=`/`time_zone=`.
+The cron syntax and the time zone are only extracted here; `scheduler.validate_schedule` judges them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+from blocks.help import USAGE_BY_COMMAND
+
+DEFAULT_DAYS = 7
+MIN_DAYS, MAX_DAYS = 1, 365
+DEFAULT_HISTORY = 10
+MIN_HISTORY, MAX_HISTORY = 1, 100
+MAX_CRON_CHARS = 200
+MAX_CHANNELS = 1000
+
+SUBCOMMANDS = (
+    "help", "schedule", "run", "status", "list", "pause", "resume", "delete", "cancel", "history",
+)  # fmt: skip
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    topic: str | None = None  # a sub-command, for `/backfill help schedule`
+
+
+@dataclass(frozen=True, slots=True)
+class OpenScheduleModal:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SaveSchedule:
+    """Create or replace the schedule. No channels at all means every channel.
+
+    `channel_names` (without `#`, lower-cased) still need resolving to ids by the handler;
+    `tz` is None when not given (the handler uses the admin's own Slack time zone, else UTC)."""
+
+    cron: str
+    days: int = DEFAULT_DAYS
+    channel_ids: tuple[str, ...] = ()
+    channel_names: tuple[str, ...] = ()
+    tz: str | None = None
+
+    @property
+    def all_channels(self) -> bool:
+        return not self.channel_ids and not self.channel_names
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRunModal:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StartRun:
+    days: int = DEFAULT_DAYS
+    channel_ids: tuple[str, ...] = ()
+    channel_names: tuple[str, ...] = ()
+
+    @property
+    def all_channels(self) -> bool:
+        return not self.channel_ids and not self.channel_names
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ListSchedule:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    n: int = DEFAULT_HISTORY
+
+
+@dataclass(frozen=True, slots=True)
+class ParseError:
+    """What was wrong (one or two sentences, may hold `code` spans) and the accepted form."""
+
+    message: str
+    usage_line: str
+    subcommand: str | None = None  # None when the sub-command itself was not recognised
+
+
+Command = (
+    Help | OpenScheduleModal | SaveSchedule | OpenRunModal | StartRun | Status | ListSchedule
+    | Pause | Resume | Delete | Cancel | History
+)  # fmt: skip
+
+
+# --- lexing -------------------------------------------------------------------------------------
+
+_CLOSERS = {
+    '"': '"“”', "“": '"”“', "”": '"”“', "„": '"“”', "'": "'‘’", "‘": "'’‘", "’": "'’‘",
+}  # fmt: skip
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+_KEY = re.compile(r"([A-Za-z_]+)\s*=")
+_DIGITS = re.compile(r"[0-9]+")
+_MENTION = re.compile(r"<#([A-Z0-9]+)(?:\|([^>]*))?>")
+_CHANNEL_ID = re.compile(r"(?=[A-Z0-9]*[0-9])[CG][A-Z0-9]{6,20}")
+_CHANNEL_NAME = re.compile(r"[\w\-.]{1,80}")
+_TZ = re.compile(r"[A-Za-z0-9_+\-/]{1,64}")
+_CRONISH = re.compile(r"[0-9*@?/,\-LW#]+|@\w+")
+
+KEY_ALIASES = {
+    "days": "days", "day": "days", "channels": "channels", "channel": "channels", "tz": "tz",
+    "timezone": "tz", "time_zone": "tz", "cron": "cron",
+}  # fmt: skip
+OPTIONS = {"schedule": ("cron", "days", "channels", "tz"), "run": ("days", "channels")}
+
+
+class _Refused(Exception):
+    """Internal: carries the message of a ParseError out of nested helpers."""
+
+
+@dataclass(slots=True)
+class _Token:
+    value: str
+    quoted: bool  # the whole token was one quoted string
+    bare_start: bool  # first character came from outside quotes
+    bare_end: bool  # last character came from outside quotes
+    raw: str
+
+
+def _lex(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        start = i
+        parts: list[str] = []
+        saw_bare = saw_quote = False
+        bare_start: bool | None = None
+        bare_end = False
+        while i < n and not text[i].isspace():
+            c = text[i]
+            if c in _CLOSERS:
+                close = next((j for j in range(i + 1, n) if text[j] in _CLOSERS[c]), -1)
+                if close < 0:
+                    snippet = _shown(text[i : i + 30])
+                    raise _Refused(
+                        f"The quote that opens {snippet} is never closed: "
+                        'put the cron expression between two double quotes, like "0 2 * * *".'
+                    )
+                parts.append(text[i + 1 : close])
+                saw_quote = True
+                bare_start = False if bare_start is None else bare_start
+                bare_end = False
+                i = close + 1
+            else:
+                parts.append(c)
+                saw_bare = True
+                bare_start = True if bare_start is None else bare_start
+                bare_end = True
+                i += 1
+        tokens.append(
+            _Token(
+                value="".join(parts),
+                quoted=saw_quote and not saw_bare,
+                bare_start=bool(bare_start),
+                bare_end=bare_end,
+                raw=text[start:i],
+            )
+        )
+    return _merge(tokens)
+
+
+def _merge(tokens: list[_Token]) -> list[_Token]:
+    """Join `days = 3`, `days= 3`, `days =3` and `#a, #b` into single tokens."""
+    out: list[_Token] = []
+    for tok in tokens:
+        if out:
+            prev = out[-1]
+            joins = (
+                (
+                    prev.bare_end
+                    and prev.value.endswith(",")
+                    and _KEY.match(prev.value)
+                    and not (tok.bare_start and _KEY.match(tok.value))
+                )
+                or (tok.bare_start and tok.value.startswith((",", "=")))
+                or (
+                    prev.bare_end
+                    and prev.value.endswith("=")
+                    and _KEY.fullmatch(prev.value)
+                    and not (tok.bare_start and _KEY.match(tok.value))
+                )
+            )
+            if joins:
+                out[-1] = _Token(
+                    value=prev.value + tok.value,
+                    quoted=False,
+                    bare_start=prev.bare_start,
+                    bare_end=tok.bare_end,
+                    raw=prev.raw + " " + tok.raw,
+                )
+                continue
+        out.append(tok)
+    return out
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """User input echoed in a message: one line, no backticks, cut, inside a code span."""
+    flat = " ".join(text.replace("`", "'").split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return f"`{flat}`" if flat else "``"
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+
+def parse_command(text: str | None) -> Command | ParseError:
+    """Parse the text after `/backfill`. Never raises: anything unexpected becomes a ParseError."""
+    try:
+        return _parse(text if isinstance(text, str) else "")
+    except Exception:  # noqa: BLE001 - the contract: a bad command is an error reply, never a crash
+        return ParseError(
+            "That command could not be read. `/backfill help` lists the commands.",
+            USAGE_BY_COMMAND["help"],
+        )
+
+
+def _parse(text: str) -> Command | ParseError:
+    text = text.translate(_INVISIBLE).strip()
+    if not text:
+        return Help()
+    match = re.match(r"[^\s\"“”„'‘’]*", text)
+    word = match.group(0) if match else ""
+    rest = text[len(word) :]
+    sub = word.lower()
+    if not word:
+        return ParseError(
+            "Start with a sub-command, for example "
+            '`/backfill schedule "0 2 * * *"` or `/backfill run days=3`.',
+            USAGE_BY_COMMAND["help"],
+        )
+    if sub not in SUBCOMMANDS:
+        close = difflib.get_close_matches(sub, SUBCOMMANDS, n=1, cutoff=0.6)
+        hint = f" Did you mean `{close[0]}`?" if close else " `/backfill help` lists the commands."
+        return ParseError(
+            f"{_shown(word)} is not a /backfill command.{hint}", USAGE_BY_COMMAND["help"]
+        )
+    usage = USAGE_BY_COMMAND[sub]
+    try:
+        tokens = _lex(rest)
+        return _parse_sub(sub, tokens)
+    except _Refused as refusal:
+        return ParseError(str(refusal), usage, sub)
+
+
+def _parse_sub(sub: str, tokens: list[_Token]) -> Command:
+    if sub == "help":
+        if not tokens:
+            return Help()
+        topic = tokens[0].value.lower()
+        if len(tokens) == 1 and topic in SUBCOMMANDS:
+            return Help(topic)
+        raise _Refused(
+            f"`/backfill help` takes no arguments or one sub-command; got {_shown(_raw(tokens))}."
+        )
+    if sub in ("schedule", "run"):
+        if not tokens:
+            return OpenScheduleModal() if sub == "schedule" else OpenRunModal()
+        return _parse_options(sub, tokens)
+    if sub == "history":
+        if not tokens:
+            return History()
+        if len(tokens) > 1:
+            raise _Refused(
+                f"`/backfill history` takes one number at most; got {_shown(_raw(tokens))}."
+            )
+        value = tokens[0].value.strip()
+        n = _whole_number(value)
+        if n is None or not MIN_HISTORY <= n <= MAX_HISTORY:
+            raise _Refused(
+                f"The number of runs must be a whole number from {MIN_HISTORY} to {MAX_HISTORY}; "
+                f"got {_shown(value)}."
+            )
+        return History(n)
+    if tokens:
+        raise _Refused(f"`/backfill {sub}` takes no arguments; got {_shown(_raw(tokens))}.")
+    simple: dict[str, Command] = {
+        "status": Status(), "list": ListSchedule(), "pause": Pause(), "resume": Resume(),
+        "delete": Delete(), "cancel": Cancel(),
+    }  # fmt: skip
+    return simple[sub]
+
+
+def _raw(tokens: list[_Token]) -> str:
+    return " ".join(t.raw for t in tokens)
+
+
+def _parse_options(sub: str, tokens: list[_Token]) -> Command:
+    allowed = OPTIONS[sub]
+    seen: dict[str, str] = {}  # canonical key -> the key as typed
+    values: dict[str, str] = {}
+    positional: list[_Token] = []
+    for tok in tokens:
+        key_match = _KEY.match(tok.value) if tok.bare_start and not tok.quoted else None
+        if key_match is None:
+            positional.append(tok)
+            continue
+        typed = key_match.group(1)
+        key = KEY_ALIASES.get(typed.lower())
+        value = tok.value[key_match.end() :].strip()
+        if key is None or key not in allowed:
+            raise _Refused(
+                f"{_shown(typed)} is not an option of `/backfill {sub}`. "
+                f"Options: {_options_list(sub)}."
+            )
+        if key in seen:
+            both = "" if seen[key] == typed else f" (as `{seen[key]}` and `{typed}`)"
+            raise _Refused(f"`{key}` is given twice{both}; give it once.")
+        seen[key] = typed
+        values[key] = value
+
+    cron: str | None = None
+    if sub == "schedule":
+        quoted = [t for t in positional if t.quoted]
+        others = [t for t in positional if not t.quoted]
+        if "cron" in values:
+            quoted.insert(0, _Token(values["cron"], True, False, False, values["cron"]))
+        if len(quoted) > 1:
+            raise _Refused("Give one cron expression in quotes, not several.")
+        if not quoted:
+            cronish = [t.value for t in others if _CRONISH.fullmatch(t.value)]
+            if cronish:
+                raise _Refused(
+                    "Put the cron expression in double quotes, like "
+                    f'`/backfill schedule "{_cut(" ".join(cronish), 40)}"`.'
+                )
+            if others:
+                raise _Refused(
+                    f"Unexpected {_shown(_raw(others))}: the schedule starts with a cron expression in quotes."
+                )
+            raise _Refused(
+                'The schedule needs a cron expression in quotes, like `"0 2 * * *"` (every day at 02:00).'
+            )
+        if others:
+            raise _Refused(f"Unexpected {_shown(_raw(others))}. Options: {_options_list(sub)}.")
+        cron = " ".join(quoted[0].value.split())
+        if not cron:
+            raise _Refused('The cron expression is empty: give five fields, like `"0 2 * * *"`.')
+        if len(cron) > MAX_CRON_CHARS:
+            raise _Refused(
+                f"The cron expression is too long ({len(cron)} characters; at most {MAX_CRON_CHARS})."
+            )
+    elif positional:
+        extra = positional[0].value
+        hint = f" Did you mean `days={extra}`?" if _DIGITS.fullmatch(extra) else ""
+        raise _Refused(
+            f"Unexpected {_shown(_raw(positional))}.{hint} Options: {_options_list(sub)}."
+        )
+
+    days = DEFAULT_DAYS
+    if "days" in values:
+        parsed = _whole_number(values["days"])
+        if parsed is None or not MIN_DAYS <= parsed <= MAX_DAYS:
+            shown = _shown(values["days"]) if values["days"] else "nothing"
+            raise _Refused(
+                f"`days` must be a whole number of days from {MIN_DAYS} to {MAX_DAYS}; got {shown}."
+            )
+        days = parsed
+
+    ids: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    if "channels" in values:
+        ids, names = _channels(values["channels"])
+
+    if sub == "run":
+        return StartRun(days=days, channel_ids=ids, channel_names=names)
+
+    tz: str | None = None
+    if "tz" in values:
+        tz = values["tz"]
+        if not _TZ.fullmatch(tz):
+            shown = _shown(tz) if tz else "nothing"
+            raise _Refused(
+                f"`tz` must be a time zone name like `Europe/Paris` or `UTC`; got {shown}."
+            )
+    assert cron is not None
+    return SaveSchedule(cron=cron, days=days, channel_ids=ids, channel_names=names, tz=tz)
+
+
+def _options_list(sub: str) -> str:
+    forms = {"days": "days=N", "channels": "channels=#a,#b", "tz": "tz=Area/City"}
+    return ", ".join(f"`{forms[k]}`" for k in OPTIONS[sub] if k in forms)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _whole_number(value: str) -> int | None:
+    """ASCII digits only (int() would take `+3`, `٣` or `1_0`); long strings are out of range."""
+    value = value.strip()
+    if not _DIGITS.fullmatch(value):
+        return None
+    stripped = value.lstrip("0") or "0"
+    return int(stripped) if len(stripped) <= 6 else 10**7
+
+
+def _channels(value: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    items = [item.strip() for item in value.split(",")]
+    items = [item for item in items if item]
+    if not items:
+        raise _Refused("`channels` needs at least one channel, like `channels=#general,#eng`.")
+    if len(items) == 1 and items[0].lower() in ("all", "*"):
+        return (), ()
+    if len(items) > MAX_CHANNELS:
+        raise _Refused(
+            f"Too many channels ({len(items)}); at most {MAX_CHANNELS}, or leave `channels` out for all."
+        )
+    ids: list[str] = []
+    names: list[str] = []
+    for item in items:
+        mention = _MENTION.fullmatch(item)
+        if mention:
+            channel_id = mention.group(1)
+            if channel_id not in ids:
+                ids.append(channel_id)
+            continue
+        if _CHANNEL_ID.fullmatch(item):
+            if item not in ids:
+                ids.append(item)
+            continue
+        if item.lower() in ("all", "*"):
+            raise _Refused(
+                "`channels=all` cannot be mixed with named channels; leave `channels` out for all."
+            )
+        name = item.removeprefix("#")
+        name = name.lower()
+        if not _CHANNEL_NAME.fullmatch(name):
+            raise _Refused(
+                f"{_shown(item)} is not a channel. Use `#name`, a channel mention or a channel ID, "
+                "separated by commas."
+            )
+        if name not in names:
+            names.append(name)
+    return tuple(ids), tuple(names)

@@ -1,0 +1,119 @@
+"""DMs about a run: summary, failure and progress, with goldens and huge inputs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from blocks import ids
+from blocks.dm import (
+    run_failure_blocks,
+    run_failure_text,
+    run_progress_blocks,
+    run_progress_text,
+    run_summary_blocks,
+    run_summary_text,
+)
+from blocks.models import ProgressInfo, RunInfo
+from tests.blocks.samples import FAILED, LONG_ERROR, NOW, PROGRESS, SUCCESS, many_skipped
+from tests.blocks.slack_limits import assert_golden, check_message
+
+
+def test_run_summary_golden() -> None:
+    blocks = run_summary_blocks(SUCCESS, now=NOW, viewer_tz="Europe/Paris")
+    check_message(blocks, run_summary_text(SUCCESS, now=NOW))
+    assert_golden("dm_run_summary", blocks)
+    text = json.dumps(blocks)
+    assert "12,345" in text and "3 min 12 s" in text and "archived" in text
+    assert run_summary_text(SUCCESS, now=NOW) == (
+        "Backfill finished: run #11 stored 12,345 messages from 42 channels in 3 min 12 s; 2 channels skipped."
+    )
+
+
+def test_run_summary_with_hundreds_of_skipped_channels() -> None:
+    run = replace(SUCCESS, channels_skipped=many_skipped(900, reasons=40), error_message=LONG_ERROR)
+    blocks = run_summary_blocks(run, now=NOW)
+    check_message(blocks, run_summary_text(run, now=NOW))
+    text = json.dumps(blocks)
+    assert "Skipped channels (900)" in text
+    assert "skipped for 32 other reasons" in text
+    assert "more" in text
+    one_reason = replace(SUCCESS, channels_skipped=many_skipped(600, reasons=1))
+    check_message(run_summary_blocks(one_reason, now=NOW))
+    assert "and 5" in json.dumps(run_summary_blocks(one_reason, now=NOW))
+
+
+def test_run_summary_cancelled_and_odd_triples() -> None:
+    run = RunInfo(
+        job_run_id=5,
+        job_type="manual",
+        status="cancelled",
+        triggered_by="U0MEMBER001",
+        channels_skipped=(("C1", None, "archived"), ("", "", ""), ("C2",), None),  # type: ignore[arg-type]
+    )
+    blocks = run_summary_blocks(run, now=NOW)
+    check_message(blocks, run_summary_text(run, now=NOW))
+    assert "cancelled" in json.dumps(blocks)
+
+
+def test_run_failure_golden() -> None:
+    blocks = run_failure_blocks(
+        FAILED, action_taken="Retrying in 5 min (attempt 2 of 3).", retry_allowed=True
+    )
+    check_message(
+        blocks, run_failure_text(FAILED, action_taken="Retrying in 5 min (attempt 2 of 3).")
+    )
+    assert_golden("dm_run_failure", blocks)
+    buttons = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    assert [(b["action_id"], b["value"]) for b in buttons] == [(ids.DM_RETRY_RUN, "10")]
+
+
+def test_run_failure_with_a_huge_error_and_no_retry() -> None:
+    run = replace(FAILED, error_message="```" + LONG_ERROR + "<!everyone>")
+    blocks = run_failure_blocks(
+        run, action_taken="The schedule is paused. " * 500, retry_allowed=False
+    )
+    text = run_failure_text(run, action_taken="The schedule is paused.")
+    check_message(blocks, text)
+    rendered = json.dumps(blocks)
+    assert ids.DM_RETRY_RUN not in rendered
+    assert "The error was cut" in rendered and "<!everyone>" not in rendered
+    assert len(text) <= 3000
+    check_message(
+        run_failure_blocks(
+            replace(FAILED, error_message=None, started_at=None),
+            action_taken="",
+            retry_allowed=True,
+        )
+    )
+
+
+def test_run_progress_golden() -> None:
+    blocks = run_progress_blocks(PROGRESS, now=NOW, viewer_tz="Europe/Paris")
+    check_message(blocks, run_progress_text(PROGRESS, now=NOW))
+    assert_golden("dm_run_progress", blocks)
+    rendered = json.dumps(blocks, ensure_ascii=False)
+    assert "██████░░░░░░░░░░░░░░ 30%" in rendered and ids.DM_CANCEL_RUN in rendered
+    assert run_progress_text(PROGRESS, now=NOW) == (
+        "Backfill in progress: 12 of 40 channels, 3,456 messages stored, time left about 10 min 10 s (around 14:15 UTC)."
+    )
+
+
+def test_run_progress_before_any_estimate_and_with_odd_numbers() -> None:
+    start = ProgressInfo(channels_done=0, channels_total=0, messages_stored=0)
+    blocks = run_progress_blocks(start, now=NOW)
+    check_message(blocks, run_progress_text(start, now=NOW))
+    assert "estimating" in json.dumps(blocks)
+    odd = ProgressInfo(
+        channels_done=-5,
+        channels_total=-1,
+        messages_stored=-3,
+        current_channel="#" + "x" * 9000,
+        calls=-1,
+        rate_limit_waits=10**12,
+        eta_seconds=float("nan"),
+        started_at=NOW.replace(tzinfo=None),
+        job_run_id=7,
+    )
+    check_message(run_progress_blocks(odd, now=NOW), run_progress_text(odd, now=NOW))
+    check_message(run_progress_blocks(replace(odd, eta_seconds=1e300), now=NOW))

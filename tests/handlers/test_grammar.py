@@ -1,0 +1,250 @@
+"""The `/backfill` grammar: a table of accepted inputs and of refusals, and a parser that never raises."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from blocks.help import USAGE_BY_COMMAND, USAGE_LINES
+from handlers.grammar import (
+    Cancel,
+    Delete,
+    Help,
+    History,
+    ListSchedule,
+    OpenRunModal,
+    OpenScheduleModal,
+    ParseError,
+    Pause,
+    Resume,
+    SaveSchedule,
+    StartRun,
+    Status,
+    parse_command,
+)
+
+ACCEPTED = [
+    ("", Help()),
+    ("   ", Help()),
+    ("help", Help()),
+    ("HELP", Help()),
+    ("help schedule", Help("schedule")),
+    ("schedule", OpenScheduleModal()),
+    ("  Schedule  ", OpenScheduleModal()),
+    ('schedule "0 2 * * *"', SaveSchedule(cron="0 2 * * *")),
+    ("schedule “0 2 * * 1-5”", SaveSchedule(cron="0 2 * * 1-5")),
+    ("schedule „0 3 * * 0“", SaveSchedule(cron="0 3 * * 0")),
+    ("schedule '*/15 * * * *'", SaveSchedule(cron="*/15 * * * *")),
+    ('schedule "  0   2 * * * "', SaveSchedule(cron="0 2 * * *")),
+    ('SCHEDULE "0 2 * * *" DAYS=3', SaveSchedule(cron="0 2 * * *", days=3)),
+    ('schedule "0 2 * * *" days = 3', SaveSchedule(cron="0 2 * * *", days=3)),
+    ('schedule "0 2 * * *" days= 3 tz =UTC', SaveSchedule(cron="0 2 * * *", days=3, tz="UTC")),
+    ('schedule "0 2 * * *" days=007', SaveSchedule(cron="0 2 * * *", days=7)),
+    ('schedule "0 2 * * *" days=365', SaveSchedule(cron="0 2 * * *", days=365)),
+    (
+        'schedule "0 2 * * *" tz=America/Argentina/Buenos_Aires',
+        SaveSchedule(cron="0 2 * * *", tz="America/Argentina/Buenos_Aires"),
+    ),
+    ('schedule tz=Europe/Paris "0 2 * * *"', SaveSchedule(cron="0 2 * * *", tz="Europe/Paris")),
+    (
+        'schedule cron="0 2 * * *" timezone="Etc/GMT+3"',
+        SaveSchedule(cron="0 2 * * *", tz="Etc/GMT+3"),
+    ),
+    ('schedule"0 2 * * *"', SaveSchedule(cron="0 2 * * *")),
+    ('schedule "@daily"', SaveSchedule(cron="@daily")),
+    (
+        'schedule "0 2 * * *" channels=<#C0123ABCD|general>,<#G0PRIV0001>,<#C0999ZZZZ|>',
+        SaveSchedule(cron="0 2 * * *", channel_ids=("C0123ABCD", "G0PRIV0001", "C0999ZZZZ")),
+    ),
+    (
+        'schedule "0 2 * * *" channels=#General, #eng ,random',
+        SaveSchedule(cron="0 2 * * *", channel_names=("general", "eng", "random")),
+    ),
+    (
+        'schedule "0 2 * * *" channels=C0123ABCD,#eng,<#C0123ABCD|general>,#eng',
+        SaveSchedule(cron="0 2 * * *", channel_ids=("C0123ABCD",), channel_names=("eng",)),
+    ),
+    ('schedule "0 2 * * *" channels=all', SaveSchedule(cron="0 2 * * *")),
+    (
+        'schedule "0 2 * * *" channel=#ünïcode-頻道',
+        SaveSchedule(cron="0 2 * * *", channel_names=("ünïcode-頻道",)),
+    ),
+    ('schedule\u00a0"0 2 * * *"\u00a0days=2', SaveSchedule(cron="0 2 * * *", days=2)),
+    ("sche\u200bdule", OpenScheduleModal()),
+    ("run", OpenRunModal()),
+    ("run days=3", StartRun(days=3)),
+    ("RUN Days=1 channels=<#C0123ABCD|general>", StartRun(days=1, channel_ids=("C0123ABCD",))),
+    ("run channels=#eng days=30", StartRun(days=30, channel_names=("eng",))),
+    ("run channels=*", StartRun()),
+    ("status", Status()),
+    ("list", ListSchedule()),
+    ("pause", Pause()),
+    ("Resume", Resume()),
+    ("delete", Delete()),
+    ("cancel", Cancel()),
+    ("history", History(10)),
+    ("history 1", History(1)),
+    ("history 100", History(100)),
+    ("history 025", History(25)),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), ACCEPTED)
+def test_parse_command_accepts(text: str, expected: object) -> None:
+    assert parse_command(text) == expected
+
+
+REFUSED = [
+    # (text, sub-command for the usage line, words the message must contain)
+    ("frobnicate", None, "`frobnicate` is not a /backfill command"),
+    ("sched", None, "Did you mean `schedule`?"),
+    ("histroy 5", None, "Did you mean `history`?"),
+    ('"0 2 * * *"', None, "Start with a sub-command"),
+    (
+        "schedule 0 2 * * *",
+        "schedule",
+        'Put the cron expression in double quotes, like `/backfill schedule "0 2 * * *"`',
+    ),
+    ('schedule "0 2 * * *', "schedule", "never closed"),
+    ("schedule “0 2 * * *", "schedule", "never closed"),
+    ('schedule ""', "schedule", "The cron expression is empty"),
+    ('schedule "   "', "schedule", "The cron expression is empty"),
+    ('schedule "' + "1 " * 150 + '"', "schedule", "too long"),
+    ('schedule "0 2 * * *" "0 3 * * *"', "schedule", "one cron expression"),
+    ('schedule cron="0 2 * * *" "0 3 * * *"', "schedule", "one cron expression"),
+    ("schedule days=3", "schedule", "needs a cron expression in quotes"),
+    ("schedule nightly", "schedule", "Unexpected `nightly`"),
+    ('schedule "0 2 * * *" nightly', "schedule", "Unexpected `nightly`"),
+    (
+        'schedule "0 2 * * *" days=0',
+        "schedule",
+        "`days` must be a whole number of days from 1 to 365; got `0`",
+    ),
+    ('schedule "0 2 * * *" days=366', "schedule", "got `366`"),
+    ('schedule "0 2 * * *" days=1.5', "schedule", "got `1.5`"),
+    ('schedule "0 2 * * *" days=-3', "schedule", "got `-3`"),
+    ('schedule "0 2 * * *" days=+3', "schedule", "got `+3`"),
+    ('schedule "0 2 * * *" days=٣', "schedule", "whole number"),
+    ('schedule "0 2 * * *" days=' + "9" * 5000, "schedule", "whole number"),
+    ('schedule "0 2 * * *" days=', "schedule", "got nothing"),
+    ('schedule "0 2 * * *" days= tz=UTC', "schedule", "got nothing"),
+    ('schedule "0 2 * * *" days=3 days=4', "schedule", "`days` is given twice; give it once"),
+    ('schedule "0 2 * * *" day=3 Days=4', "schedule", "(as `day` and `Days`)"),
+    (
+        'schedule "0 2 * * *" color=blue',
+        "schedule",
+        "`color` is not an option of `/backfill schedule`",
+    ),
+    ('schedule "0 2 * * *" tz=', "schedule", "`tz` must be a time zone name"),
+    ('schedule "0 2 * * *" tz="Europe Paris"', "schedule", "`tz` must be a time zone name"),
+    ('schedule "0 2 * * *" channels=', "schedule", "`channels` needs at least one channel"),
+    ('schedule "0 2 * * *" channels=,,', "schedule", "`channels` needs at least one channel"),
+    ('schedule "0 2 * * *" channels=#a,all', "schedule", "cannot be mixed"),
+    ('schedule "0 2 * * *" channels=<@U0123ABCD|bob>', "schedule", "is not a channel"),
+    ('schedule "0 2 * * *" channels=#a#b', "schedule", "is not a channel"),
+    ("run 3", "run", "Did you mean `days=3`?"),
+    ("run now", "run", "Unexpected `now`"),
+    ('run "0 2 * * *"', "run", "Unexpected"),
+    ("run tz=UTC", "run", "`tz` is not an option of `/backfill run`"),
+    ("run days=abc", "run", "got `abc`"),
+    ("run days=3 days=3", "run", "given twice"),
+    ("status now", "status", "`/backfill status` takes no arguments; got `now`"),
+    ("list all", "list", "takes no arguments"),
+    ("pause 5", "pause", "takes no arguments"),
+    ("resume x", "resume", "takes no arguments"),
+    ("delete --force", "delete", "takes no arguments"),
+    ("cancel 12", "cancel", "takes no arguments"),
+    ("history 0", "history", "from 1 to 100; got `0`"),
+    ("history 101", "history", "got `101`"),
+    ("history ten", "history", "got `ten`"),
+    ("history 5 6", "history", "takes one number at most"),
+    ("help me please", "help", "takes no arguments or one sub-command"),
+]
+
+
+@pytest.mark.parametrize(("text", "sub", "words"), REFUSED)
+def test_parse_command_refuses_with_a_precise_message(
+    text: str, sub: str | None, words: str
+) -> None:
+    result = parse_command(text)
+    assert isinstance(result, ParseError), result
+    assert words in result.message
+    assert result.usage_line == USAGE_BY_COMMAND[sub or "help"]
+    assert result.subcommand == sub
+    assert len(result.message) <= 400
+
+
+def test_usage_lines_agree_with_the_help_text() -> None:
+    help_forms = " ".join(syntax for syntax, _ in USAGE_LINES)
+    for sub, line in USAGE_BY_COMMAND.items():
+        if sub not in ("pause", "resume", "delete"):
+            assert line in help_forms, line
+
+
+def test_parse_command_echoes_no_slack_markup_as_code_breakers() -> None:
+    result = parse_command("frob`nicate")
+    assert isinstance(result, ParseError)
+    assert result.message.count("`") % 2 == 0
+
+
+def test_parse_command_accepts_non_strings() -> None:
+    assert parse_command(None) == Help()
+    assert parse_command(42) == Help()  # type: ignore[arg-type]
+
+
+words = st.sampled_from(
+    [
+        "schedule",
+        "run",
+        "history",
+        "help",
+        "status",
+        "days=",
+        "days",
+        "=",
+        "3",
+        "0",
+        "400",
+        "channels=",
+        "#a",
+        "<#C0123ABCD|x>",
+        ",",
+        "tz=",
+        "UTC",
+        '"',
+        "“",
+        "”",
+        "'",
+        "0 2 * * *",
+        "all",
+        "cron=",
+        " ",
+        "\u00a0",
+    ]
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text())
+def test_parse_command_never_raises_on_any_text(text: str) -> None:
+    result = parse_command(text)
+    if isinstance(result, ParseError):
+        assert result.message.strip() and result.usage_line.startswith("/backfill")
+    else:
+        assert type(result).__module__ == "handlers.grammar"
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(words | st.text(max_size=5), max_size=12).map(" ".join))
+def test_parse_command_never_raises_on_near_misses(text: str) -> None:
+    result = parse_command(text)
+    if isinstance(result, ParseError):
+        assert result.message.strip() and result.usage_line.startswith("/backfill")
+    elif isinstance(result, (SaveSchedule, StartRun)):
+        assert 1 <= result.days <= 365
+        assert all(i and i == i.strip() for i in result.channel_ids + result.channel_names)
+        if isinstance(result, SaveSchedule):
+            assert result.cron and result.cron == " ".join(result.cron.split())
+    elif isinstance(result, History):
+        assert 1 <= result.n <= 100
