@@ -143,6 +143,45 @@ async def upsert_messages(session: AsyncSession, records: Sequence[MessageRecord
     return changed
 
 
+async def upsert_messages_changed(
+    session: AsyncSession, records: Sequence[MessageRecord]
+) -> list[tuple[str, str]]:
+    """Like `upsert_messages`, but returns the `(channel_id, ts)` keys actually inserted or changed.
+
+    One statement per batch (RETURNING); an identical re-upsert returns no key and keeps
+    `stored_at`. Within the batch, a later record with the same key wins.
+    """
+    if not records:
+        return []
+    latest: dict[tuple[str, str, str], MessageRecord] = {}
+    for record in records:
+        latest[(record.workspace_id, record.channel_id, record.ts)] = record
+    stored_at = utcnow()
+    rows = [
+        {
+            "workspace_id": r.workspace_id,
+            "channel_id": r.channel_id,
+            "ts": r.ts,
+            "thread_ts": r.thread_ts,
+            "user_id": r.user_id,
+            "user_name": r.user_name,
+            "text": r.text,
+            "channel_name": r.channel_name,
+            "stored_at": stored_at,
+        }
+        for r in latest.values()
+    ]
+    insert = _insert_for(session)
+    table = Message.__table__
+    changed: list[tuple[str, str]] = []
+    for start in range(0, len(rows), MESSAGE_ROWS_PER_STATEMENT):
+        stmt = _message_upsert(insert, rows[start : start + MESSAGE_ROWS_PER_STATEMENT]).returning(
+            table.c.channel_id, table.c.ts
+        )
+        changed.extend((row[0], row[1]) for row in (await session.execute(stmt)).all())
+    return changed
+
+
 async def stored_thread_latest_reply(
     session: AsyncSession, workspace_id: str, channel_id: str, thread_ts_list: Sequence[str]
 ) -> dict[str, str]:
@@ -246,4 +285,5 @@ __all__ = [
     "save_checkpoint",
     "stored_thread_latest_reply",
     "upsert_messages",
+    "upsert_messages_changed",
 ]

@@ -1,0 +1,533 @@
+"""`BackfillEngine`: walks every channel's history newest-first, fetches thread replies while the
+next pages are being read, filters, renders mentions, and hands each page unit to the
+checkpointed writer so an interrupted run resumes exactly where its last commit stopped.
+
+Slack access goes through `SlackGateway` only; storage through `db` only.
+
+Pipeline: one producer task reads pages (history, then the thread-lookback scan, channel after
+channel) and starts each page's `conversations.replies` walks as tasks; a bounded queue of a few
+page units feeds one writer task that awaits a unit's replies and commits units in order. History
+and replies have separate pacer buckets, so both tiers' budgets are spent at the same time, and
+memory stays bounded by the queue.
+
+Pagination is by `latest`, not by cursor: every history call asks `latest = oldest ts of the page
+before` (Slack's `latest` is exclusive), so a page is addressed by `(channel, latest)` alone, which
+is exactly what the checkpoint stores (`resume_latest_ts`). A resumed run therefore continues at the
+first uncommitted page and never asks for a committed one again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.messages import Checkpoint, get_checkpoint, stored_thread_latest_reply
+from db.records import MessageRecord
+from db.vectors import VectorStore
+from scheduler.backfill.channels import ChannelTarget, SkippedChannel, resolve_channels
+from scheduler.backfill.errors import (
+    ChannelUnavailable,
+    PermanentSlackError,
+    SlackRequestError,
+    SlackUnavailable,
+)
+from scheduler.backfill.filter import keep_message, render_mentions
+from scheduler.backfill.gateway import HistoryPage, SlackGateway
+from scheduler.backfill.progress import Progress, ProgressCallback, ProgressTracker, RunResult
+from scheduler.backfill.users import author_of, load_user_names
+from scheduler.backfill.writer import write_unit
+
+DAY = 86400
+_MICROS = 1_000_000
+
+__all__ = [
+    "BackfillEngine",
+    "EngineConfig",
+    "Progress",
+    "RunRequest",
+    "RunResult",
+    "format_ts",
+    "ts_micros",
+]
+
+
+# -- ts arithmetic: Slack ts text <-> integer microseconds (never floats in comparisons) ---------
+def ts_micros(ts: str) -> int:
+    """`"1700000000.000100"` → 1700000000000100."""
+    whole, _, frac = ts.partition(".")
+    return int(whole) * _MICROS + int((frac + "000000")[:6])
+
+
+def format_ts(micros: int) -> str:
+    """1700000000000100 → `"1700000000.000100"`."""
+    return f"{micros // _MICROS}.{micros % _MICROS:06d}"
+
+
+def epoch_micros(seconds: float) -> int:
+    return int(round(seconds * _MICROS))
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The engine's knobs (from settings: INCLUDE_BOTS, MIN_TEXT_CHARS, THREAD_LOOKBACK_DAYS,
+    AUTO_JOIN). `write_batch` caps rows per SQL statement / Chroma call inside one unit;
+    `queue_pages` is how many fetched page units may wait for the writer."""
+
+    include_bots: bool = False
+    min_text_chars: int = 8
+    thread_lookback_days: float = 14
+    auto_join: bool = True
+    write_batch: int = 500
+    queue_pages: int = 4
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One run. `days` sets the manual window (oldest = now − days × 86400); with `incremental`
+    each channel starts at its `high_water_ts` (falling back to `days`). Checkpoints are keyed to
+    `job_run_id`: running the same id again resumes. `now` is injectable (epoch seconds)."""
+
+    workspace_id: str
+    job_run_id: int
+    days: float = 7
+    incremental: bool = False
+    channel_ids: Sequence[str] | None = None
+    now: float | None = None
+
+
+@dataclass
+class _ChannelRun:
+    target: ChannelTarget
+    oldest: int  # window start, exclusive (µs)
+    latest: int  # window end, inclusive (µs)
+    high_water: str | None  # kept from earlier runs until this one completes
+    # Whether stored replies may shorten thread walks: only when an earlier finished walk of this
+    # channel covered at least this window's start (a wider window must re-read old replies).
+    trust_stored: bool = False
+    dead: str | None = None  # why the channel stopped mid-run
+
+    @property
+    def oldest_ts(self) -> str:
+        return format_ts(self.oldest)
+
+    @property
+    def latest_ts(self) -> str:
+        return format_ts(self.latest)
+
+
+@dataclass
+class _Unit:
+    """One page and what hangs off it, on its way to the writer."""
+
+    channel: _ChannelRun
+    phase: str  # 'history' (window walk) | 'threads' (lookback scan)
+    records: list[MessageRecord]
+    threads: list[tuple[str, asyncio.Task[list[dict[str, Any]]]]]
+    next_phase: str
+    resume_latest_ts: str | None
+    last_of_channel: bool = False
+    kept: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Stop(Exception):
+    """Internal: the producer saw the writer fail."""
+
+
+class BackfillEngine:
+    """Reads one workspace through a `SlackGateway` into SQL and the vector store."""
+
+    def __init__(
+        self,
+        gateway: SlackGateway,
+        sessions: async_sessionmaker[AsyncSession],
+        vectors: VectorStore,
+        config: EngineConfig | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.sessions = sessions
+        self.vectors = vectors
+        self.config = config or EngineConfig()
+
+    # -- public ----------------------------------------------------------------------------------
+    async def run(
+        self,
+        request: RunRequest,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: asyncio.Event | None = None,
+    ) -> RunResult:
+        """Run (or resume) `request`. Never raises for Slack failures: a `PermanentSlackError`
+        (invalid_auth, token_revoked, missing_scope, …) ends the run at once, without retries,
+        with `result.error` = Slack's code and `error_kind='permanent'`; retries exhausted on
+        5xx/timeouts/429s end it with `error_kind='transient'`. Database and vector-store errors
+        propagate. A set `cancel` stops the walk within one page; fetched pages are still
+        committed, so checkpoints stay consistent and `result.cancelled` is True."""
+        return await _Run(self, request, progress, cancel or asyncio.Event()).execute()
+
+
+class _Run:
+    """The state of one `BackfillEngine.run` call."""
+
+    def __init__(
+        self,
+        engine: BackfillEngine,
+        request: RunRequest,
+        progress: ProgressCallback | None,
+        cancel: asyncio.Event,
+    ) -> None:
+        self.engine = engine
+        self.gateway = engine.gateway
+        self.config = engine.config
+        self.request = request
+        self.cancel = cancel
+        self.now = time.time() if request.now is None else float(request.now)
+        self.result = RunResult()
+        self.names: dict[str, str] = {}
+        self.queue: asyncio.Queue[_Unit | None] = asyncio.Queue(maxsize=max(1, self.config.queue_pages))
+        self.tracker = ProgressTracker(progress, self._gateway_stats)
+        self.skipped: dict[str, SkippedChannel] = {}
+        self.failed = False
+        # Set by any replies task that hits a run-ending error, so the run stops at once
+        # instead of when the writer reaches that unit.
+        self.fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def _gateway_stats(self) -> tuple[int, int, float]:
+        stats = self.gateway.stats()
+        return sum(stats.calls.values()), stats.rate_limited, stats.wait_seconds
+
+    # -- orchestration ---------------------------------------------------------------------------
+    async def execute(self) -> RunResult:
+        started = time.monotonic()
+        calls_before = dict(self.gateway.stats().calls)
+        try:
+            targets, skipped = await resolve_channels(
+                self.gateway, channel_ids=self.request.channel_ids, auto_join=self.config.auto_join
+            )
+            for skip in skipped:
+                self._skip(skip)
+            self.tracker.channels_total = len(targets)
+            self.names = await load_user_names(self.gateway)
+            await self.tracker.report()
+            await self._pipeline(targets)
+        except PermanentSlackError as exc:
+            self.result.error, self.result.error_kind = exc.error, "permanent"
+        except SlackUnavailable as exc:
+            self.result.error, self.result.error_kind = exc.error, "transient"
+        self.result.cancelled = self.cancel.is_set() and self.result.error is None
+        self.result.channels_skipped = [(s.id, s.name, s.reason) for s in self.skipped.values()]
+        self.result.channels_processed = self.tracker.channels_done
+        self.result.messages_collected = self.tracker.messages_stored
+        self.result.messages_written = self.tracker.messages_written
+        self.result.duration_s = time.monotonic() - started
+        after = self.gateway.stats().calls
+        self.result.calls = {
+            m: n - calls_before.get(m, 0) for m, n in after.items() if n - calls_before.get(m, 0)
+        }
+        return self.result
+
+    def _skip(self, skip: SkippedChannel) -> None:
+        self.skipped.setdefault(skip.id, skip)
+
+    async def _pipeline(self, targets: list[ChannelTarget]) -> None:
+        producer = asyncio.create_task(self._produce(targets), name="backfill-producer")
+        writer = asyncio.create_task(self._write(), name="backfill-writer")
+        tasks = {producer, writer}
+        try:
+            pending: set[asyncio.Future[None]] = {*tasks, self.fatal}
+            while any(not t.done() for t in tasks):
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if not task.cancelled() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            # Replies still in flight belong to units nobody will write.
+            while not self.queue.empty():
+                unit = self.queue.get_nowait()
+                if unit is not None:
+                    _cancel_threads(unit)
+            with contextlib.suppress(BaseException):
+                await asyncio.gather(*tasks, return_exceptions=True)
+            if not self.fatal.done():
+                self.fatal.cancel()
+
+    # -- producer --------------------------------------------------------------------------------
+    async def _produce(self, targets: list[ChannelTarget]) -> None:
+        try:
+            for target in targets:
+                if self.cancel.is_set():
+                    break
+                await self._produce_channel(target)
+        finally:
+            await self.queue.put(None)
+
+    async def _window_for(self, target: ChannelTarget) -> tuple[_ChannelRun, Checkpoint | None]:
+        async with self.engine.sessions() as session:
+            checkpoint = await get_checkpoint(session, self.request.workspace_id, target.id)
+        if (
+            checkpoint is not None
+            and checkpoint.job_run_id == self.request.job_run_id
+            and checkpoint.window_oldest_ts
+            and checkpoint.window_latest_ts
+        ):
+            # Same run again: keep the window it started with, whatever `now` is today. Pages
+            # this job committed are never read again, so no thread met from here on was walked
+            # by this job; what earlier jobs stored is not trusted (their coverage is unknown).
+            run = _ChannelRun(
+                target,
+                ts_micros(checkpoint.window_oldest_ts),
+                ts_micros(checkpoint.window_latest_ts),
+                checkpoint.high_water_ts,
+                trust_stored=False,
+            )
+            return run, checkpoint
+        latest = epoch_micros(self.now)
+        oldest = epoch_micros(self.now - self.request.days * DAY)
+        high_water = checkpoint.high_water_ts if checkpoint is not None else None
+        if self.request.incremental and high_water:
+            oldest = min(ts_micros(high_water), latest)
+        # A finished walk that began at or before this window's start stored every reply of
+        # every thread it walked from there on, so "newest stored reply" bounds what is left.
+        trust = (
+            checkpoint is not None
+            and checkpoint.phase == "done"
+            and checkpoint.window_oldest_ts is not None
+            and ts_micros(checkpoint.window_oldest_ts) <= oldest
+        )
+        return _ChannelRun(target, oldest, latest, high_water, trust_stored=trust), None
+
+    async def _produce_channel(self, target: ChannelTarget) -> None:
+        channel, resume = await self._window_for(target)
+        phase, resume_latest = "history", None
+        if resume is not None:
+            if resume.phase == "done":
+                self.tracker.channels_done += 1
+                await self.tracker.report()
+                return
+            phase = resume.phase or "history"
+            resume_latest = resume.resume_latest_ts
+        self.tracker.current_channel = target.name
+        lookback = self.config.thread_lookback_days > 0
+        try:
+            if phase == "history":
+                # `latest` is exclusive: one microsecond past the window end includes ts == now.
+                start = resume_latest or format_ts(channel.latest + 1)
+                finished = await self._walk(channel, "history", start)
+                if not finished:
+                    return
+                resume_latest = None
+            if lookback:
+                start = resume_latest or format_ts(channel.oldest + 1)
+                await self._walk(channel, "threads", start)
+            elif phase == "threads":
+                # Resumed with the lookback switched off meanwhile: nothing left but to finish.
+                await self.queue.put(
+                    _Unit(channel, phase, [], [], "done", None, last_of_channel=True)
+                )
+        except (ChannelUnavailable, SlackRequestError) as exc:
+            # Deleted mid-run, archived meanwhile, or some per-channel refusal: skip, carry on.
+            channel.dead = f"became unreadable during the run ({exc.error})"
+            self._skip(SkippedChannel(target.id, target.name, channel.dead))
+
+    async def _page(self, channel: _ChannelRun, oldest: str, latest: str) -> HistoryPage:
+        """The one page of history just below `latest` (the walk is by `latest`, see module doc)."""
+        pages = self.gateway.history_pages(channel.target.id, oldest=oldest, latest=latest)
+        try:
+            return await anext(pages)  # type: ignore[arg-type]
+        finally:
+            await pages.aclose()  # type: ignore[attr-defined]
+
+    async def _walk(self, channel: _ChannelRun, phase: str, latest: str) -> bool:
+        """Walk one phase from `latest` down; True when it reached the bottom."""
+        lookback_oldest = channel.oldest - epoch_micros(self.config.thread_lookback_days * DAY)
+        oldest = channel.oldest_ts if phase == "history" else format_ts(lookback_oldest)
+        lookback = self.config.thread_lookback_days > 0
+        while True:
+            if self.cancel.is_set() or channel.dead is not None:
+                return False
+            if self.failed:
+                raise _Stop()
+            page = await self._page(channel, oldest, latest)
+            messages = page.messages
+            last = not page.has_more or not messages
+            unit = await self._build_unit(channel, phase, messages)
+            if last:
+                if phase == "history" and lookback:
+                    unit.next_phase, unit.resume_latest_ts = "threads", None
+                else:
+                    unit.next_phase, unit.resume_latest_ts = "done", None
+                    unit.last_of_channel = True
+            else:
+                unit.next_phase = phase
+                unit.resume_latest_ts = messages[-1]["ts"]
+            await self.queue.put(unit)
+            if last:
+                return True
+            latest = messages[-1]["ts"]
+
+    async def _build_unit(
+        self, channel: _ChannelRun, phase: str, messages: list[dict[str, Any]]
+    ) -> _Unit:
+        cfg = self.config
+        records: list[MessageRecord] = []
+        parents: dict[str, dict[str, Any]] = {}
+        lookback_oldest = channel.oldest - epoch_micros(cfg.thread_lookback_days * DAY)
+        for message in messages:
+            ts = message.get("ts")
+            if not isinstance(ts, str):
+                continue
+            thread_ts = message.get("thread_ts")
+            is_reply = isinstance(thread_ts, str) and thread_ts != ts
+            if is_reply and message.get("subtype") != "thread_broadcast":
+                continue  # plain replies are read from conversations.replies, never from history
+            if is_reply and ts_micros(str(thread_ts)) > lookback_oldest:
+                # A broadcast of a thread this run walks is stored by that walk, never from
+                # history: so a stored reply always means "its walk stored everything before it",
+                # which is what the stored-latest shortcut below relies on.
+                continue
+            latest_reply = message.get("latest_reply")
+            if (
+                (message.get("reply_count") or 0) > 0
+                and isinstance(latest_reply, str)
+                and ts_micros(latest_reply) > channel.oldest
+            ):
+                parents[ts] = message
+            if phase != "history":
+                continue  # the lookback scan keeps no top-level message
+            if not keep_message(
+                message, include_bots=cfg.include_bots, min_text_chars=cfg.min_text_chars
+            ):
+                continue
+            has_thread = is_reply or (message.get("reply_count") or 0) > 0
+            records.append(self._record(channel, message, thread_ts if has_thread else None))
+        threads: list[tuple[str, asyncio.Task[list[dict[str, Any]]]]] = []
+        if parents:
+            stored: dict[str, str] = {}
+            if channel.trust_stored:
+                async with self.engine.sessions() as session:
+                    stored = await stored_thread_latest_reply(
+                        session, self.request.workspace_id, channel.target.id, list(parents)
+                    )
+            for parent_ts, parent in parents.items():
+                already = stored.get(parent_ts)
+                if already is not None and ts_micros(parent["latest_reply"]) <= ts_micros(already):
+                    continue  # every reply up to the thread's newest is already stored
+                oldest = channel.oldest
+                if already is not None:
+                    oldest = max(oldest, ts_micros(already))
+                task = asyncio.create_task(
+                    self.gateway.replies(channel.target.id, parent_ts, oldest=format_ts(oldest))
+                )
+                task.add_done_callback(self._replies_done)
+                threads.append((parent_ts, task))
+        return _Unit(
+            channel=channel,
+            phase=phase,
+            records=records,
+            threads=threads,
+            next_phase=phase,
+            resume_latest_ts=None,
+        )
+
+    def _replies_done(self, task: asyncio.Task[list[dict[str, Any]]]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()  # retrieved here, so a dropped unit never logs "never retrieved"
+        if isinstance(exc, (PermanentSlackError, SlackUnavailable)) and not self.fatal.done():
+            self.fatal.set_exception(exc)
+
+    def _record(
+        self, channel: _ChannelRun, message: Mapping[str, Any], thread_ts: str | None
+    ) -> MessageRecord:
+        user_id, user_name = author_of(message, self.names)
+        text = message.get("text")
+        return MessageRecord(
+            workspace_id=self.request.workspace_id,
+            channel_id=channel.target.id,
+            channel_name=channel.target.name,
+            ts=str(message["ts"]),
+            thread_ts=thread_ts,
+            user_id=user_id,
+            user_name=user_name,
+            text=render_mentions(text if isinstance(text, str) else "", self.names),
+        )
+
+    # -- writer ----------------------------------------------------------------------------------
+    async def _write(self) -> None:
+        try:
+            while True:
+                unit = await self.queue.get()
+                if unit is None:
+                    return
+                await self._write_unit(unit)
+        except BaseException:
+            self.failed = True
+            raise
+
+    async def _write_unit(self, unit: _Unit) -> None:
+        channel = unit.channel
+        if channel.dead is not None:
+            _cancel_threads(unit)
+            return
+        records = list(unit.records)
+        cfg = self.config
+        for index, (parent_ts, task) in enumerate(unit.threads):
+            try:
+                replies = await task
+            except ChannelUnavailable as exc:
+                if exc.error == "thread_not_found":
+                    continue  # the parent was deleted meanwhile: nothing left to store
+                channel.dead = f"became unreadable during the run ({exc.error})"
+            except SlackRequestError as exc:
+                channel.dead = f"thread replies could not be read ({exc.error})"
+            if channel.dead is not None:
+                for _, rest in unit.threads[index:]:
+                    rest.cancel()
+                self._skip(SkippedChannel(channel.target.id, channel.target.name, channel.dead))
+                return
+            for reply in replies:
+                ts = reply.get("ts")
+                if not isinstance(ts, str):
+                    continue
+                micros = ts_micros(ts)
+                if not channel.oldest < micros <= channel.latest:
+                    continue
+                if not keep_message(
+                    reply, include_bots=cfg.include_bots, min_text_chars=cfg.min_text_chars
+                ):
+                    continue
+                records.append(self._record(channel, reply, str(reply.get("thread_ts") or parent_ts)))
+        checkpoint = Checkpoint(
+            workspace_id=self.request.workspace_id,
+            channel_id=channel.target.id,
+            channel_name=channel.target.name,
+            job_run_id=self.request.job_run_id,
+            phase=unit.next_phase,
+            window_oldest_ts=channel.oldest_ts,
+            window_latest_ts=channel.latest_ts,
+            resume_latest_ts=unit.resume_latest_ts,
+            high_water_ts=channel.latest_ts if unit.next_phase == "done" else channel.high_water,
+        )
+        written = await write_unit(
+            self.engine.sessions, self.engine.vectors, records, checkpoint, batch_size=cfg.write_batch
+        )
+        self.tracker.messages_stored += len({r.ts for r in records})
+        self.tracker.messages_written += written
+        self.tracker.current_channel = channel.target.name
+        if unit.last_of_channel:
+            self.tracker.channels_done += 1
+        await self.tracker.report()
+
+
+def _cancel_threads(unit: _Unit) -> None:
+    for _, task in unit.threads:
+        task.cancel()

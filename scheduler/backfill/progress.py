@@ -1,0 +1,101 @@
+"""What a run reports while it goes (`Progress`, handed to a callback) and when it ends
+(`RunResult`). Plain data plus the small tracker that computes the ETA. Imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A snapshot of a run in progress."""
+
+    channels_done: int
+    channels_total: int
+    messages_stored: int  # messages kept in scope so far (written or already stored)
+    messages_written: int  # rows actually inserted or changed so far
+    current_channel: str | None  # channel name without '#'
+    calls: int  # every Slack HTTP attempt, retries included
+    rate_limit_waits: int  # 429s received
+    wait_seconds: float  # pacing + Retry-After + backoff
+    elapsed_s: float
+    eta_s: float | None  # None until one channel is done
+
+
+ProgressCallback = Callable[[Progress], "Awaitable[None] | None"]
+
+
+@dataclass
+class RunResult:
+    """The outcome of `BackfillEngine.run`.
+
+    `error` is set when the run ended early on a Slack failure: `error_kind` is `permanent`
+    (the token cannot do this: invalid_auth, missing_scope, …; never retried) or `transient`
+    (Slack kept failing after every retry; worth a later retry). Checkpoints are consistent
+    either way, so re-running the same `job_run_id` resumes.
+    """
+
+    messages_collected: int = 0  # messages kept in scope by this run (new, changed or unchanged)
+    messages_written: int = 0  # rows inserted or changed by this run
+    channels_processed: int = 0
+    channels_skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (id, name, why)
+    duration_s: float = 0.0
+    cancelled: bool = False
+    error: str | None = None
+    error_kind: str | None = None  # 'permanent' | 'transient'
+    calls: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.cancelled
+
+
+class ProgressTracker:
+    """Holds the run's counters and calls the callback (sync or async) with a `Progress`."""
+
+    def __init__(
+        self,
+        callback: ProgressCallback | None,
+        stats: Callable[[], tuple[int, int, float]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._callback = callback
+        self._stats = stats
+        self._clock = clock
+        self.started = clock()
+        self.channels_total = 0
+        self.channels_done = 0
+        self.messages_stored = 0
+        self.messages_written = 0
+        self.current_channel: str | None = None
+
+    def snapshot(self) -> Progress:
+        calls, rate_limited, waited = self._stats()
+        elapsed = self._clock() - self.started
+        eta: float | None = None
+        if self.channels_done and self.channels_total:
+            remaining = max(0, self.channels_total - self.channels_done)
+            eta = elapsed / self.channels_done * remaining
+        return Progress(
+            channels_done=self.channels_done,
+            channels_total=self.channels_total,
+            messages_stored=self.messages_stored,
+            messages_written=self.messages_written,
+            current_channel=self.current_channel,
+            calls=calls,
+            rate_limit_waits=rate_limited,
+            wait_seconds=waited,
+            elapsed_s=elapsed,
+            eta_s=eta,
+        )
+
+    async def report(self) -> None:
+        if self._callback is None:
+            return
+        outcome = self._callback(self.snapshot())
+        if inspect.isawaitable(outcome):
+            await outcome
