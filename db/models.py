@@ -113,6 +113,8 @@ class BackfillSchedule(Base):
     created_by: Mapped[str] = mapped_column(Text)  # Slack user id
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # Beyond the contract: why the app paused it (e.g. the token was revoked); null otherwise.
+    paused_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class BackfillJobRun(Base):
@@ -132,6 +134,12 @@ class BackfillJobRun(Base):
             sqlite_where=text("status = 'running'"),
         ),
         Index(None, "workspace_id", "started_at"),
+        Index(
+            None,
+            "retry_at",
+            postgresql_where=text("retry_at IS NOT NULL"),
+            sqlite_where=text("retry_at IS NOT NULL"),
+        ),
     )
 
     job_run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -154,6 +162,15 @@ class BackfillJobRun(Base):
     fire_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     days: Mapped[int | None] = mapped_column(Integer)
     channels_skipped: Mapped[Any | None] = mapped_column(JSON)
+    # Run lifecycle (revision 0002): cancel requests seen by the owner's heartbeat, the owning
+    # process, automatic retries made, crashes survived, a pending retry, the channels asked for.
+    cancel_requested_by: Mapped[str | None] = mapped_column(Text)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    interruptions: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    owner: Mapped[str | None] = mapped_column(Text)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    channel_ids: Mapped[Any | None] = mapped_column(JSON)
 
 
 class Message(Base):

@@ -129,11 +129,17 @@ async def set_active(
     next_run_at: datetime | None,
     now: datetime | None = None,
 ) -> StoredSchedule | None:
-    """Pause or resume the schedule and set its `next_run_at`; None when there is none."""
+    """Pause or resume the schedule and set its `next_run_at`; None when there is none.
+    Resuming clears `paused_reason` (why the app paused it, if it did)."""
+    values: dict[str, object] = {
+        "is_active": active, "next_run_at": next_run_at, "updated_at": now or utcnow()
+    }
+    if active:
+        values["paused_reason"] = None
     stmt = (
         update(_TABLE)
         .where(_C.workspace_id == workspace_id)
-        .values(is_active=active, next_run_at=next_run_at, updated_at=now or utcnow())
+        .values(**values)
         .returning(*_TABLE.c)
     )
     row = (await session.execute(stmt)).first()

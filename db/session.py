@@ -96,9 +96,12 @@ def _sqlite_engine(parsed: URL, **kwargs: Any) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # Deferred BEGIN by default; a connection may ask for "BEGIN IMMEDIATE" (take the write
-        # lock up front, waiting up to busy_timeout) through this execution option.
-        conn.exec_driver_sql(conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "BEGIN"))
+        # BEGIN IMMEDIATE by default: take the write lock up front, waiting up to busy_timeout.
+        # A deferred transaction that reads and then writes fails at once with "database is
+        # locked" when another writer committed in between (busy_timeout cannot help an upgrade),
+        # and the app's transactions are short read-then-write ones. WAL readers are unaffected.
+        begin = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
 
     return engine
 

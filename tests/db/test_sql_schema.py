@@ -60,7 +60,13 @@ CONTRACT_COLUMNS: dict[str, set[str]] = {
     },
 }
 ADDED_COLUMNS: dict[str, set[str]] = {
-    "backfill_job_runs": {"heartbeat_at", "fire_time", "days", "channels_skipped"},
+    "backfill_job_runs": {
+        "heartbeat_at", "fire_time", "days", "channels_skipped",
+        # revision 0002: run lifecycle
+        "cancel_requested_by", "cancel_requested_at", "attempt", "interruptions", "owner",
+        "retry_at", "channel_ids",
+    },
+    "backfill_schedules": {"paused_reason"},
     "channel_checkpoints": {
         "workspace_id",
         "channel_id",

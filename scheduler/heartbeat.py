@@ -1,0 +1,68 @@
+"""The periodic pulse of a `RunService`: who this process is, and a loop that calls one tick
+(heartbeats, takeovers of stale runs, due retries) every few seconds until stopped.
+
+A tick that fails (the database is briefly unreachable) is logged and the loop goes on: a
+missed beat only matters after `stale_after_s`, which is several ticks. Imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+
+logger = logging.getLogger(__name__)
+
+
+def process_owner_id() -> str:
+    """A name for this process (and service instance) as stored in `backfill_job_runs.owner`:
+    host, pid and a random suffix, so two services in one process are two owners."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Pulse:
+    """Calls `tick` now and then every `interval_s`; `poke()` asks for an early tick."""
+
+    def __init__(self, tick: Callable[[], Awaitable[None]], interval_s: float) -> None:
+        self._tick = tick
+        self._interval = interval_s
+        self._task: asyncio.Task[None] | None = None
+        self._poked = asyncio.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        if not self.running:
+            self._task = asyncio.create_task(self._loop(), name="backfill-run-pulse")
+
+    def poke(self) -> None:
+        self._poked.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self._tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the loop must outlive a bad tick
+                logger.exception("run heartbeat tick failed; trying again")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._poked.wait(), self._interval)
+            self._poked.clear()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+__all__ = ["Pulse", "process_owner_id"]

@@ -1,0 +1,206 @@
+"""Direct messages about runs: a progress message updated in place, the summary, the failure.
+
+Block Kit comes from `blocks.dm`; this module only decides who hears what, when, and sends it
+through the app's `AsyncWebClient`. A DM is a courtesy: when Slack refuses one (any
+`SlackApiError`, or the network fails) the refusal is logged and the run carries on. Every text
+that leaves here is scrubbed of anything shaped like a Slack token. Imports `blocks`,
+`slack_sdk` and the clock of `db.models`; no queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from blocks.dm import (
+    run_failure_blocks,
+    run_failure_text,
+    run_progress_blocks,
+    run_progress_text,
+    run_summary_blocks,
+    run_summary_text,
+)
+from blocks.models import ProgressInfo, RunInfo
+from db.models import utcnow
+
+logger = logging.getLogger(__name__)
+
+# Slack's chat.update is Tier 3 (~50/min per app); one update per run every few seconds keeps a
+# handful of concurrent runs far below it, and a human cannot read faster anyway.
+PROGRESS_INTERVAL_S = 3.0
+
+TOKEN_PATTERN = re.compile(r"\b(?:xox[abprse]|xapp|xoxe\.xox[bp])-[A-Za-z0-9-]+")
+REDACTED = "[redacted]"
+
+_SEND_ERRORS: tuple[type[BaseException], ...] = (
+    SlackApiError,
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
+
+
+def scrub(value: Any) -> Any:
+    """`value` (text, or blocks as nested dicts and lists) with every token-shaped string cut."""
+    if isinstance(value, str):
+        return TOKEN_PATTERN.sub(REDACTED, value)
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {k: scrub(v) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class ProgressDM:
+    """The progress message of one run: where it is (DM channel id + ts) and when it last changed."""
+
+    user_id: str
+    channel: str
+    ts: str
+    job_run_id: int
+    started_at: datetime | None
+    last_sent: float = 0.0  # monotonic time of the last post or update
+    pending: ProgressInfo | None = None  # newest snapshot not sent yet
+    closed: bool = False
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Notifier:
+    """Sends run DMs with the app's web client (pointed at `SLACK_API_URL`)."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        progress_interval_s: float = PROGRESS_INTERVAL_S,
+        viewer_tz: str | None = "UTC",
+        clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self.progress_interval_s = progress_interval_s
+        self._tz = viewer_tz
+        self._clock = clock
+        self._monotonic = monotonic
+
+    # -- sending ---------------------------------------------------------------------------------
+    async def _call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
+        kwargs = {k: scrub(v) for k, v in kwargs.items()}
+        try:
+            if method == "chat.postMessage":
+                response = await self._client.chat_postMessage(**kwargs)
+            else:
+                response = await self._client.chat_update(**kwargs)
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else None
+            logger.warning("Slack refused %s to %s: %s", method, kwargs.get("channel"), error)
+            return None
+        except _SEND_ERRORS as exc:
+            logger.warning("%s to %s failed: %s", method, kwargs.get("channel"), type(exc).__name__)
+            return None
+        data = response.data
+        return data if isinstance(data, dict) else None
+
+    async def _post(self, user_id: str, text: str, blocks: list[dict[str, Any]]) -> dict[str, Any] | None:
+        # A user id as `channel` posts in the app's DM with that user (chat:write is enough).
+        return await self._call("chat.postMessage", channel=user_id, text=text, blocks=blocks)
+
+    # -- progress --------------------------------------------------------------------------------
+    async def progress_started(
+        self, user_id: str, job_run_id: int, started_at: datetime | None, progress: ProgressInfo
+    ) -> ProgressDM | None:
+        """Post the progress message; None when Slack refused it (the run goes on without)."""
+        now = self._clock()
+        data = await self._post(
+            user_id,
+            run_progress_text(progress, now=now, viewer_tz=self._tz),
+            run_progress_blocks(progress, now=now, viewer_tz=self._tz),
+        )
+        if data is None or not data.get("channel") or not data.get("ts"):
+            return None
+        return ProgressDM(
+            user_id, str(data["channel"]), str(data["ts"]), job_run_id, started_at,
+            last_sent=self._monotonic(),
+        )
+
+    async def progress(self, dm: ProgressDM, progress: ProgressInfo) -> None:
+        """Update the progress message unless it changed less than `progress_interval_s` ago;
+        a skipped snapshot is kept and sent by `flush_progress` or the next update."""
+        dm.pending = progress
+        if dm.closed or dm._lock.locked():
+            return
+        if self._monotonic() - dm.last_sent < self.progress_interval_s:
+            return
+        async with dm._lock:
+            await self._send_pending(dm)
+
+    async def _send_pending(self, dm: ProgressDM) -> None:
+        progress, dm.pending = dm.pending, None
+        if progress is None or dm.closed:
+            return
+        now = self._clock()
+        dm.last_sent = self._monotonic()
+        await self._call(
+            "chat.update",
+            channel=dm.channel,
+            ts=dm.ts,
+            text=run_progress_text(progress, now=now, viewer_tz=self._tz),
+            blocks=run_progress_blocks(progress, now=now, viewer_tz=self._tz),
+        )
+
+    async def close_progress(self, dm: ProgressDM, run: RunInfo) -> None:
+        """Turn the progress message into its final state (no Cancel button), still at least
+        `progress_interval_s` after the previous change."""
+        async with dm._lock:
+            if dm.closed:
+                return
+            dm.closed = True
+            wait = self.progress_interval_s - (self._monotonic() - dm.last_sent)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            now = self._clock()
+            dm.last_sent = self._monotonic()
+            if run.status == "running":  # released at shutdown: another process takes over
+                text = f"Backfill run #{run.job_run_id} paused while the app restarts; it resumes on its own."
+                blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+            else:
+                text = run_summary_text(run, now=now)
+                blocks = run_summary_blocks(run, now=now, viewer_tz=self._tz)
+            await self._call("chat.update", channel=dm.channel, ts=dm.ts, text=text, blocks=blocks)
+
+    # -- outcomes --------------------------------------------------------------------------------
+    async def run_succeeded(self, user_id: str, run: RunInfo) -> None:
+        """Summary (also for a cancelled run): messages stored, channels processed and skipped
+        with reasons, duration."""
+        now = self._clock()
+        await self._post(
+            user_id,
+            run_summary_text(run, now=now),
+            run_summary_blocks(run, now=now, viewer_tz=self._tz),
+        )
+
+    async def run_failed(
+        self, user_id: str, run: RunInfo, *, action_taken: str, retry_allowed: bool = True
+    ) -> None:
+        """The error in plain words, what the app did about it, and "Retry now"."""
+        await self._post(
+            user_id,
+            run_failure_text(run, action_taken=action_taken, retry_allowed=retry_allowed),
+            run_failure_blocks(
+                run, action_taken=action_taken, retry_allowed=retry_allowed, viewer_tz=self._tz
+            ),
+        )
+
+
+__all__ = ["PROGRESS_INTERVAL_S", "Notifier", "ProgressDM", "scrub"]

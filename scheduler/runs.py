@@ -1,0 +1,930 @@
+"""The run lifecycle: start (manual or scheduled), queue, run, heartbeat, cancel, retry, recover,
+finish and notify. `RunService` is what handlers and the scheduler call.
+
+The database decides who runs what, so several app processes can share one PostgreSQL: a run
+is a `running` row (the partial unique index allows one per workspace), a scheduled fire is
+claimed by UNIQUE(schedule_id, fire_time), the owning process beats `heartbeat_at` and reads
+cancel requests from the row, and any process takes over a run whose heartbeat went stale.
+Imports `db`, `blocks` and `scheduler.*`; never Bolt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from blocks.models import ProgressInfo, RunInfo, Totals
+from db import runs as repo
+from db import schedules as schedules_repo
+from db.models import utcnow
+from scheduler.backfill.engine import BackfillEngine, RunRequest
+from scheduler.backfill.progress import Progress, RunResult
+from scheduler.cron import MAX_DAYS, MIN_DAYS, ScheduleError
+from scheduler.heartbeat import Pulse, process_owner_id
+from scheduler.notify import Notifier, ProgressDM
+from scheduler.schedules import ScheduleService
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Listener = Callable[["RunEvent"], "Awaitable[None] | None"]
+
+# What the admin reads when Slack refuses the token itself; retrying cannot help.
+PERMANENT_REASONS = {
+    "invalid_auth": "Slack no longer accepts the app's token (invalid_auth). Reinstall the app.",
+    "not_authed": "Slack received no token from the app (not_authed). Check its configuration.",
+    "token_revoked": "The app's token was revoked (token_revoked). Reinstall the app.",
+    "token_expired": "The app's token expired (token_expired). Reinstall the app.",
+    "account_inactive": (
+        "The app's bot user is deactivated (account_inactive). Reinstall or reactivate the app."
+    ),
+    "missing_scope": (
+        "The app lacks a permission it needs (missing_scope). Reinstall it with the scopes "
+        "listed in manifest.yml."
+    ),
+    "team_access_not_granted": (
+        "The app has no access to this workspace (team_access_not_granted). Reinstall it."
+    ),
+    "no_permission": "Slack refused the app permission to read history (no_permission).",
+}
+
+
+class RunRefused(Exception):
+    """A request the service will not carry out; `str()` is the message to show the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """A run as the app shows it: every contract column of `backfill_job_runs`, the window
+    (`days`), the channels skipped `(id, name, reason)`, and the lifecycle details."""
+
+    job_run_id: int
+    workspace_id: str
+    schedule_id: int | None
+    job_type: str  # scheduled | manual
+    status: str  # running | success | failed | cancelled
+    messages_collected: int
+    channels_processed: int
+    error_message: str | None
+    triggered_by: str | None
+    started_at: datetime
+    completed_at: datetime | None
+    days: int | None
+    channels_skipped: tuple[tuple[str, str | None, str], ...]
+    fire_time: datetime | None = None
+    heartbeat_at: datetime | None = None
+    channel_ids: tuple[str, ...] | None = None
+    cancel_requested_by: str | None = None
+    cancel_requested_at: datetime | None = None
+    attempt: int = 0  # automatic retries made
+    interruptions: int = 0  # process deaths survived
+    retry_at: datetime | None = None  # an automatic retry is pending
+
+    @classmethod
+    def of(cls, run: repo.StoredRun) -> RunRow:
+        return cls(
+            job_run_id=run.job_run_id,
+            workspace_id=run.workspace_id,
+            schedule_id=run.schedule_id,
+            job_type=run.job_type,
+            status=run.status,
+            messages_collected=run.messages_collected,
+            channels_processed=run.channels_processed,
+            error_message=run.error_message,
+            triggered_by=run.triggered_by,
+            started_at=run.started_at,
+            completed_at=run.completed_at,
+            days=run.days,
+            channels_skipped=run.channels_skipped,
+            fire_time=run.fire_time,
+            heartbeat_at=run.heartbeat_at,
+            channel_ids=run.channel_ids,
+            cancel_requested_by=run.cancel_requested_by,
+            cancel_requested_at=run.cancel_requested_at,
+            attempt=run.attempt,
+            interruptions=run.interruptions,
+            retry_at=run.retry_at,
+        )
+
+    def info(self) -> RunInfo:
+        """The plain data `blocks` builders take."""
+        return RunInfo(
+            job_run_id=self.job_run_id,
+            job_type=self.job_type,
+            status=self.status,
+            messages_collected=self.messages_collected,
+            channels_processed=self.channels_processed,
+            started_at=self.started_at,
+            completed_at=self.completed_at,
+            error_message=self.error_message,
+            triggered_by=self.triggered_by,
+            channels_skipped=self.channels_skipped,
+            days=self.days,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """What a listener hears. `kind`: queued | started | progress | cancel_requested |
+    finished | released. `progress` is set for progress events."""
+
+    kind: str
+    workspace_id: str
+    run: RunRow | None
+    progress: Progress | None = None
+
+
+@dataclass(eq=False)
+class _Job:
+    """A run this process owns: queued for a slot, or running."""
+
+    run: RunRow
+    recipient: str | None  # who hears about it by DM
+    base_messages: int  # stored by earlier attempts of the same job_run_id
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    cancel_requested: bool = False
+    shutdown: bool = False
+    lost: bool = False  # another process took the run over: write nothing more
+    progress: Progress | None = None
+    dm: ProgressDM | None = None
+
+    @property
+    def job_run_id(self) -> int:
+        return self.run.job_run_id
+
+    def counts(self) -> tuple[int | None, int | None]:
+        if self.progress is None:
+            return None, None
+        return self.base_messages + self.progress.messages_stored, self.progress.channels_done
+
+
+def _ago(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _who(run: RunRow | repo.StoredRun) -> str:
+    if run.job_type == "manual" and run.triggered_by:
+        return f"started by <@{run.triggered_by}>"
+    return "started by the schedule"
+
+
+def _in_words(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _wall(moment: datetime, zone: str) -> datetime:
+    try:
+        tz = ZoneInfo(zone)
+    except Exception:  # noqa: BLE001 - an invalid zone never reaches a stored schedule
+        tz = ZoneInfo("UTC")
+    return moment.astimezone(tz).replace(tzinfo=None)
+
+
+class RunService:
+    """Runs backfills for the workspaces of this app, a bounded number at a time per process."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        engine: BackfillEngine,
+        notifier: Notifier | None,
+        schedules: ScheduleService | None,
+        run_concurrency: int = 2,
+        run_retries: int = 2,
+        retry_backoff: Sequence[float] = (60, 300),
+        heartbeat_s: float = 5,
+        stale_after_s: float = 20,
+        max_interruptions: int = 3,
+        stop_timeout_s: float = 60,
+        clock: Clock = utcnow,
+        owner: str | None = None,
+    ) -> None:
+        if run_concurrency < 1:
+            raise ValueError("run_concurrency must be at least 1")
+        self._sessions = sessions
+        self._engine = engine
+        self._notifier = notifier
+        self._schedules = schedules
+        self._concurrency = run_concurrency
+        self._retries = max(0, run_retries)
+        self._backoff = tuple(float(b) for b in retry_backoff) or (60.0,)
+        self._stale_after = timedelta(seconds=stale_after_s)
+        self._max_interruptions = max_interruptions
+        self._stop_timeout = stop_timeout_s
+        self._clock = clock
+        self.owner = owner or process_owner_id()
+        self._pulse = Pulse(self._tick, heartbeat_s)
+        self._queue: deque[_Job] = deque()  # in arrival order
+        self._wakeup = asyncio.Condition()
+        self._jobs: dict[int, _Job] = {}  # every run this process owns
+        self._active: set[int] = set()
+        self._workers: list[asyncio.Task[None]] = []
+        self._progress: dict[str, Progress] = {}
+        self._listeners: list[Listener] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._retry_timers: dict[int, asyncio.TimerHandle] = {}
+        self._started = False
+        self._stopping = False
+
+    # -- life of the service ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the slots, then heartbeats and recovery (a first pass at once, so runs left by
+        a dead or stopped process resume right away)."""
+        if self._started:
+            return
+        self._started, self._stopping = True, False
+        self._workers = [
+            asyncio.create_task(self._worker(), name=f"backfill-run-slot-{i}")
+            for i in range(self._concurrency)
+        ]
+        self._pulse.start()
+
+    async def stop(self) -> None:
+        """Graceful shutdown: runs stop at a page boundary and stay `running`, released (owner
+        cleared, heartbeat at the epoch) so the next process start resumes them at once."""
+        if not self._started:
+            return
+        self._stopping = True
+        await self._pulse.stop()
+        for handle in self._retry_timers.values():
+            handle.cancel()  # retry_at is in the row: whoever is up when it is due retries
+        self._retry_timers.clear()
+        for job in list(self._jobs.values()):
+            job.shutdown = True
+            job.cancel.set()
+        async with self._wakeup:
+            self._wakeup.notify_all()
+        deadline = time.monotonic() + self._stop_timeout
+        while self._jobs and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for task in self._workers:
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        for job in list(self._jobs.values()):  # stuck past the timeout: let go anyway
+            await self._release(job)
+        self._jobs.clear()
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=5)
+        self._started = False
+
+    async def wait_idle(self, timeout: float = 120) -> None:
+        """Wait until this process has no run queued or running and no automatic retry pending
+        (tests)."""
+        deadline = time.monotonic() + timeout
+        while self._jobs or self._retry_timers or self._background:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"runs still busy: {sorted(self._jobs)}, retries {sorted(self._retry_timers)}"
+                )
+            await asyncio.sleep(0.02)
+
+    def add_listener(self, callback: Listener) -> None:
+        """Call `callback(RunEvent)` (sync or async) on every run state or progress change.
+        Progress events come as often as pages are written: throttle on the caller's side."""
+        self._listeners.append(callback)
+
+    # -- reads -----------------------------------------------------------------------------------
+    async def current(self, workspace_id: str) -> RunRow | None:
+        """The workspace's running run (whichever process runs it), or None."""
+        async with self._sessions() as session:
+            run = await repo.running_run(session, workspace_id)
+        return None if run is None else RunRow.of(run)
+
+    def progress(self, workspace_id: str) -> Progress | None:
+        """The latest progress of the workspace's run, when this process runs it."""
+        return self._progress.get(workspace_id)
+
+    async def history(self, workspace_id: str, limit: int = 10) -> list[RunRow]:
+        """The workspace's last `limit` runs, newest first."""
+        async with self._sessions() as session:
+            runs = await repo.list_runs(session, workspace_id, limit)
+        return [RunRow.of(r) for r in runs]
+
+    async def get(self, job_run_id: int) -> RunRow | None:
+        async with self._sessions() as session:
+            run = await repo.get_run(session, job_run_id)
+        return None if run is None else RunRow.of(run)
+
+    async def totals(self, workspace_id: str) -> Totals:
+        """Messages stored, channels with messages, and when the last successful run ended."""
+        async with self._sessions() as session:
+            messages, channels, last = await repo.run_totals(session, workspace_id)
+        return Totals(messages_stored=messages, channels=channels, last_success_at=last)
+
+    async def paused_reason(self, workspace_id: str) -> str | None:
+        """Why the app paused the workspace's schedule, if it did."""
+        async with self._sessions() as session:
+            return await repo.get_paused_reason(session, workspace_id)
+
+    # -- starting runs ---------------------------------------------------------------------------
+    async def start_manual(
+        self,
+        workspace_id: str,
+        user_id: str,
+        *,
+        days: int = 7,
+        channel_ids: Sequence[str] | None = None,
+    ) -> RunRow:
+        """Start a manual run of the last `days` days (all channels, or `channel_ids`).
+        Raises `RunRefused` when the workspace already has a run going."""
+        if isinstance(days, bool) or not isinstance(days, int) or not MIN_DAYS <= days <= MAX_DAYS:
+            raise RunRefused(f"Days must be a whole number from {MIN_DAYS} to {MAX_DAYS}.")
+        channels = tuple(dict.fromkeys(channel_ids)) if channel_ids else None
+        row = await self._insert(
+            workspace_id,
+            job_type="manual",
+            triggered_by=user_id,
+            days=days,
+            channel_ids=channels,
+        )
+        self._enqueue(_Job(row, user_id, 0))
+        return row
+
+    async def on_schedule_fire(
+        self, workspace_id: str, schedule_id: int, fire_time: datetime
+    ) -> RunRow | None:
+        """A schedule fired (pass this as `ScheduleService`'s `on_fire`). Every process gets the
+        fire; the one whose insert of (schedule_id, fire_time) wins runs it, the others return
+        None. The second fire of a repeated wall-clock time (DST fall-back) is skipped."""
+        fire_time = fire_time.astimezone(UTC)
+        async with self._sessions() as session:
+            schedule = await schedules_repo.get_schedule(session, workspace_id)
+        if schedule is None or schedule.schedule_id != schedule_id or not schedule.is_active:
+            logger.info("fire of schedule #%s of %s ignored: schedule gone or paused",
+                        schedule_id, workspace_id)
+            return None
+        last = schedule.last_run_at
+        if (
+            last is not None
+            and last != fire_time
+            and _wall(last, schedule.timezone) == _wall(fire_time, schedule.timezone)
+        ):
+            logger.info("second fire of %s at the repeated local time %s skipped",
+                        workspace_id, _wall(fire_time, schedule.timezone))
+            return None
+        row: RunRow | None = None
+        try:
+            row = await self._insert(
+                workspace_id,
+                job_type="scheduled",
+                schedule_id=schedule_id,
+                fire_time=fire_time,
+                days=schedule.days_to_backfill,
+                channel_ids=None if schedule.include_all_channels else schedule.channel_ids,
+            )
+        except RunRefused as refused:
+            async with self._sessions() as session:
+                claimed = await repo.run_for_fire(session, schedule_id, fire_time)
+            if claimed is not None:
+                logger.info("fire %s of %s already claimed by run #%s",
+                            fire_time.isoformat(), workspace_id, claimed.job_run_id)
+            else:
+                logger.warning("scheduled run of %s skipped: %s", workspace_id, refused)
+        if self._schedules is not None:
+            await _with_sqlite_retry(lambda: self._schedules.after_fire(workspace_id, fire_time))  # type: ignore[union-attr]
+        if row is not None:
+            self._enqueue(_Job(row, schedule.created_by, 0))
+        return row
+
+    async def retry(self, workspace_id: str, job_run_id: int, user_id: str) -> RunRow:
+        """"Retry now": a new run of the same kind and window as a failed or cancelled run. A
+        pending automatic retry of that run is dropped."""
+        async with self._sessions() as session:
+            old = await repo.get_run(session, job_run_id)
+        if old is None or old.workspace_id != workspace_id:
+            raise RunRefused(f"There is no run #{job_run_id} in this workspace.")
+        if old.status == "running":
+            raise RunRefused(f"Run #{job_run_id} is still running.")
+        if old.status == "success":
+            raise RunRefused(
+                f"Run #{job_run_id} finished successfully; start a new one with /backfill run."
+            )
+        row = await self._insert(
+            workspace_id,
+            job_type=old.job_type,
+            triggered_by=user_id if old.job_type == "manual" else None,
+            schedule_id=old.schedule_id if old.job_type == "scheduled" else None,
+            days=old.days,
+            channel_ids=old.channel_ids,
+            clear_retry_of=job_run_id,
+        )
+        self._cancel_retry_timer(job_run_id)
+        self._enqueue(_Job(row, user_id, 0))
+        return row
+
+    async def cancel(self, workspace_id: str, user_id: str, *, is_admin: bool) -> RunRow:
+        """Ask the workspace's running run to stop (within one page, whichever process runs it).
+        Members may cancel only manual runs they started."""
+        async with self._sessions() as session:
+            run = await repo.running_run(session, workspace_id)
+        if run is None:
+            raise RunRefused("There is no backfill running to cancel.")
+        if not is_admin and not (run.job_type == "manual" and run.triggered_by == user_id):
+            raise RunRefused(
+                f"Run #{run.job_run_id} was {_who(run)}; only an admin can cancel a run "
+                "someone else started."
+            )
+        async with self._sessions.begin() as session:
+            stored = await repo.request_cancel(session, run.job_run_id, user_id, self._now())
+        if stored is None:
+            raise RunRefused(f"Run #{run.job_run_id} has just ended; there is nothing to cancel.")
+        row = RunRow.of(stored)
+        job = self._jobs.get(row.job_run_id)
+        if job is not None:
+            job.cancel_requested = True
+            job.cancel.set()
+            await self._end_if_queued(job)
+        self._emit(RunEvent("cancel_requested", workspace_id, row))
+        return row
+
+    async def _end_if_queued(self, job: _Job) -> None:
+        """A cancelled run still waiting for a slot ends at once, without running."""
+        async with self._wakeup:
+            if job not in self._queue:
+                return
+            self._queue.remove(job)
+        try:
+            if not job.lost:
+                await self._finish(job, RunResult(cancelled=True))
+        finally:
+            self._jobs.pop(job.job_run_id, None)
+
+    # -- internals: claiming ---------------------------------------------------------------------
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError("the clock must return timezone-aware datetimes")
+        return now.astimezone(UTC)
+
+    async def _insert(
+        self,
+        workspace_id: str,
+        *,
+        job_type: str,
+        triggered_by: str | None = None,
+        schedule_id: int | None = None,
+        fire_time: datetime | None = None,
+        days: int | None = None,
+        channel_ids: Sequence[str] | None = None,
+        clear_retry_of: int | None = None,
+    ) -> RunRow:
+        if self._stopping:
+            raise RunRefused("The app is restarting; try again in a minute.")
+        try:
+            async with self._sessions.begin() as session:
+                await repo.ensure_workspace_row(session, workspace_id)
+                stored = await repo.insert_run(
+                    session,
+                    workspace_id=workspace_id,
+                    job_type=job_type,
+                    owner=self.owner,
+                    now=self._now(),
+                    triggered_by=triggered_by,
+                    schedule_id=schedule_id,
+                    fire_time=fire_time,
+                    days=days,
+                    channel_ids=channel_ids,
+                )
+                if clear_retry_of is not None:
+                    await repo.clear_retry(session, clear_retry_of)
+        except IntegrityError:
+            raise RunRefused(await self._busy_message(workspace_id)) from None
+        return RunRow.of(stored)
+
+    async def _busy_message(self, workspace_id: str) -> str:
+        async with self._sessions() as session:
+            running = await repo.running_run(session, workspace_id)
+        if running is None:
+            return "Another backfill has just started or ended in this workspace; try again."
+        return (
+            f"A backfill is already running in this workspace: run #{running.job_run_id} "
+            f"({running.job_type}, {_who(running)} at {_ago(running.started_at)}). "
+            "Wait for it to finish, or stop it with /backfill cancel."
+        )
+
+    def _enqueue(self, job: _Job) -> None:
+        self._jobs[job.job_run_id] = job
+        self._queue.append(job)
+        if not self._started:
+            logger.warning("run #%s queued before RunService.start()", job.job_run_id)
+        self._spawn(self._notify_slots())
+        self._emit(RunEvent("queued", job.run.workspace_id, job.run))
+
+    async def _notify_slots(self) -> None:
+        async with self._wakeup:
+            self._wakeup.notify_all()
+
+    # -- internals: slots ------------------------------------------------------------------------
+    async def _worker(self) -> None:
+        while True:
+            async with self._wakeup:
+                await self._wakeup.wait_for(lambda: bool(self._queue))
+                job = self._queue.popleft()
+            self._active.add(job.job_run_id)
+            try:
+                await self._execute(job)
+            except asyncio.CancelledError:
+                await asyncio.shield(self._release(job))
+                raise
+            except Exception:  # noqa: BLE001 - one run's bug must not kill the slot
+                logger.exception("run #%s crashed in the run service", job.job_run_id)
+                await self._release(job)
+            finally:
+                self._active.discard(job.job_run_id)
+                self._jobs.pop(job.job_run_id, None)
+                if self._progress.get(job.run.workspace_id) is job.progress:
+                    self._progress.pop(job.run.workspace_id, None)
+
+    async def _execute(self, job: _Job) -> None:
+        run = job.run
+        if self._stopping or job.shutdown:
+            await self._release(job)
+            return
+        if job.cancel.is_set():
+            if job.lost:
+                return
+            await self._finish(job, RunResult(cancelled=True))
+            return
+        self._emit(RunEvent("started", run.workspace_id, run))
+        if run.job_type == "manual" and job.recipient and self._notifier is not None:
+            job.dm = await self._notifier.progress_started(
+                job.recipient, run.job_run_id, run.started_at,
+                ProgressInfo(0, 0, job.base_messages, started_at=run.started_at,
+                             job_run_id=run.job_run_id),
+            )
+        request = RunRequest(
+            workspace_id=run.workspace_id,
+            job_run_id=run.job_run_id,
+            days=run.days or 7,
+            incremental=run.job_type == "scheduled",
+            channel_ids=list(run.channel_ids) if run.channel_ids else None,
+            now=run.started_at.timestamp(),
+        )
+        result: RunResult
+        internal: str | None = None
+        try:
+            result = await self._engine.run(
+                request, progress=lambda p: self._on_progress(job, p), cancel=job.cancel
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - database or vector store trouble
+            logger.exception("run #%s stopped on an internal error", run.job_run_id)
+            internal = type(exc).__name__
+            messages, channels = job.counts()
+            result = RunResult(
+                messages_collected=(messages or job.base_messages) - job.base_messages,
+                channels_processed=channels or 0,
+                error=internal,
+                error_kind="internal",
+            )
+        if job.lost:
+            logger.warning("run #%s was taken over by another process; stopped here", run.job_run_id)
+            return
+        if job.shutdown and not job.cancel_requested:
+            job.progress = _final_progress(job, result)
+            await self._release(job)
+            return
+        await self._finish(job, result)
+
+    async def _on_progress(self, job: _Job, progress: Progress) -> None:
+        job.progress = progress
+        shown = dataclasses.replace(
+            progress, messages_stored=job.base_messages + progress.messages_stored
+        )
+        self._progress[job.run.workspace_id] = shown
+        self._emit(RunEvent("progress", job.run.workspace_id, job.run, shown))
+        if job.dm is not None and self._notifier is not None:
+            info = ProgressInfo(
+                channels_done=shown.channels_done,
+                channels_total=shown.channels_total,
+                messages_stored=shown.messages_stored,
+                current_channel=shown.current_channel,
+                calls=shown.calls,
+                rate_limit_waits=shown.rate_limit_waits,
+                eta_seconds=shown.eta_s,
+                started_at=job.run.started_at,
+                job_run_id=job.job_run_id,
+            )
+            # Off the engine's path: a slow chat.update must not hold up the pages.
+            self._spawn(self._notifier.progress(job.dm, info))
+
+    # -- internals: ending -----------------------------------------------------------------------
+    async def _release(self, job: _Job) -> None:
+        if job.lost:
+            return
+        messages, channels = job.counts()
+        try:
+            async with self._sessions.begin() as session:
+                await repo.release_run(
+                    session, job.job_run_id, self.owner,
+                    messages_collected=messages, channels_processed=channels,
+                )
+        except Exception:  # noqa: BLE001 - a stale heartbeat gets it resumed anyway
+            logger.exception("could not release run #%s", job.job_run_id)
+            return
+        logger.info("run #%s released for another process to resume", job.job_run_id)
+        self._emit(RunEvent("released", job.run.workspace_id, job.run))
+
+    async def _finish(self, job: _Job, result: RunResult) -> None:
+        run = job.run
+        now = self._now()
+        messages = job.base_messages + result.messages_collected
+        retry_at: datetime | None = None
+        action = ""
+        pause_reason: str | None = None
+        if result.error is None and (result.cancelled or job.cancel_requested):
+            status, error_message = "cancelled", None
+        elif result.error is None:
+            status, error_message = "success", None
+        else:
+            status = "failed"
+            if result.error_kind == "permanent":
+                error_message = PERMANENT_REASONS.get(
+                    result.error, f"Slack refused the app's request ({result.error})."
+                )
+                if run.job_type == "scheduled":
+                    pause_reason = error_message
+                    action = (
+                        "Not retried: this needs a fix first. The schedule is paused; "
+                        "resume it with /backfill resume once fixed."
+                    )
+                else:
+                    action = "Not retried: this needs a fix first."
+            else:
+                if result.error_kind == "internal":
+                    error_message = (
+                        f"The app hit an internal error ({result.error}); the details are in its log."
+                    )
+                else:
+                    error_message = (
+                        f"Slack kept failing after several attempts ({result.error}). "
+                        "This is usually temporary."
+                    )
+                if run.job_type == "scheduled" and run.attempt < self._retries:
+                    delay = self._backoff[min(run.attempt, len(self._backoff) - 1)]
+                    retry_at = now + timedelta(seconds=delay)
+                    action = (
+                        f"Retrying automatically in {_in_words(delay)} "
+                        f"(retry {run.attempt + 1} of {self._retries}), from where it stopped."
+                    )
+                elif run.job_type == "scheduled":
+                    action = (
+                        f"No more automatic retries ({self._retries} made); "
+                        "the next scheduled run tries again."
+                    )
+                else:
+                    action = "Not retried automatically."
+        async with self._sessions.begin() as session:
+            stored = await repo.finish_run(
+                session,
+                run.job_run_id,
+                self.owner,
+                status=status,
+                now=now,
+                messages_collected=messages,
+                channels_processed=result.channels_processed,
+                channels_skipped=result.channels_skipped,
+                error_message=error_message,
+                retry_at=retry_at,
+            )
+        if stored is None:
+            logger.warning("run #%s was no longer ours when it ended", run.job_run_id)
+            return
+        row = RunRow.of(stored)
+        if pause_reason is not None:
+            await self._pause_schedule(run.workspace_id, pause_reason)
+        if retry_at is not None:
+            self._arm_retry_timer(row.job_run_id, (retry_at - now).total_seconds())
+        self._emit(RunEvent("finished", row.workspace_id, row))
+        logger.info("run #%s %s: %s messages, %s channels", row.job_run_id, row.status,
+                    row.messages_collected, row.channels_processed)
+        await self._tell(job, row, action)
+
+    async def _tell(self, job: _Job, row: RunRow, action: str) -> None:
+        notifier = self._notifier
+        if notifier is None:
+            return
+        recipient = job.recipient or await self._schedule_creator(row)
+        if job.dm is not None:
+            self._spawn(notifier.close_progress(job.dm, row.info()))
+        if recipient is None:
+            logger.warning("nobody to tell about run #%s", row.job_run_id)
+            return
+        if row.status == "failed":
+            await notifier.run_failed(recipient, row.info(), action_taken=action)
+        else:
+            await notifier.run_succeeded(recipient, row.info())
+
+    async def _schedule_creator(self, run: RunRow | repo.StoredRun) -> str | None:
+        if run.job_type == "manual":
+            return run.triggered_by
+        async with self._sessions() as session:
+            schedule = await schedules_repo.get_schedule(session, run.workspace_id)
+        return None if schedule is None else schedule.created_by
+
+    async def _pause_schedule(self, workspace_id: str, reason: str) -> None:
+        if self._schedules is not None:
+            with contextlib.suppress(ScheduleError):  # already paused
+                await self._schedules.pause(workspace_id)
+            async with self._sessions.begin() as session:
+                await repo.set_paused_reason(session, workspace_id, reason)
+            return
+        async with self._sessions.begin() as session:
+            await schedules_repo.set_active(session, workspace_id, False, next_run_at=None)
+            await repo.set_paused_reason(session, workspace_id, reason)
+
+    # -- internals: heartbeat, takeover, retries -------------------------------------------------
+    async def _tick(self) -> None:
+        if self._stopping:
+            return
+        await self._beat()
+        await self._take_over_stale()
+        await self._start_due_retries()
+
+    async def _beat(self) -> None:
+        jobs = list(self._jobs.values())
+        if not jobs:
+            return
+        now = self._now()
+        seen: list[tuple[_Job, bool, bool]] = []
+        async with self._sessions.begin() as session:
+            for job in jobs:
+                messages, channels = job.counts()
+                owned, cancel = await repo.heartbeat(
+                    session, job.job_run_id, self.owner, now,
+                    messages_collected=messages, channels_processed=channels,
+                )
+                seen.append((job, owned, cancel))
+        for job, owned, cancel in seen:
+            if not owned and job.job_run_id in self._jobs:
+                job.lost = True
+                job.cancel.set()
+            elif cancel and not job.cancel_requested:
+                logger.info("run #%s: cancel requested from another process", job.job_run_id)
+                job.cancel_requested = True
+                job.cancel.set()
+                await self._end_if_queued(job)
+
+    async def _take_over_stale(self) -> None:
+        now = self._now()
+        cutoff = now - self._stale_after
+        async with self._sessions() as session:
+            stale = await repo.stale_runs(session, cutoff, exclude_owner=self.owner)
+        for candidate in stale:
+            if candidate.job_run_id in self._jobs:
+                continue
+            async with self._sessions.begin() as session:
+                claimed = await repo.claim_stale(session, candidate, self.owner, cutoff=cutoff, now=now)
+            if claimed is None:
+                continue  # another process got there first
+            row = RunRow.of(claimed)
+            recipient = await self._schedule_creator(row)
+            job = _Job(row, recipient, row.messages_collected)
+            if row.cancel_requested_at is not None:
+                job.cancel_requested = True
+                await self._end_claimed(job, "cancelled", None, "")
+            elif row.interruptions > self._max_interruptions:
+                message = (
+                    f"interrupted: the app stopped {row.interruptions} times while running it, "
+                    "so it was not resumed again."
+                )
+                await self._end_claimed(job, "failed", message, "Not resumed again; use Retry now.")
+            else:
+                logger.info("run #%s taken over (heartbeat %s), resuming", row.job_run_id,
+                            candidate.heartbeat_at)
+                self._enqueue(job)
+
+    async def _end_claimed(
+        self, job: _Job, status: str, error_message: str | None, action: str
+    ) -> None:
+        async with self._sessions.begin() as session:
+            stored = await repo.end_unowned(
+                session, job.job_run_id, self.owner, status=status, now=self._now(),
+                error_message=error_message,
+            )
+        if stored is None:
+            return
+        row = RunRow.of(stored)
+        self._emit(RunEvent("finished", row.workspace_id, row))
+        await self._tell(job, row, action)
+
+    async def _start_due_retries(self) -> None:
+        now = self._now()
+        async with self._sessions() as session:
+            due = await repo.due_retries(session, now)
+        for run in due:
+            async with self._sessions() as session:
+                newer = await repo.has_newer_run(session, run.workspace_id, run.job_run_id)
+            if newer:
+                async with self._sessions.begin() as session:
+                    await repo.clear_retry(session, run.job_run_id)
+                self._retry_timers.pop(run.job_run_id, None)
+                continue
+            try:
+                async with self._sessions.begin() as session:
+                    claimed = await repo.claim_retry(session, run.job_run_id, self.owner, now)
+            except IntegrityError:
+                continue  # another run is going: retry once it ends
+            self._cancel_retry_timer(run.job_run_id)
+            if claimed is None:
+                continue
+            row = RunRow.of(claimed)
+            logger.info("run #%s: automatic retry %s", row.job_run_id, row.attempt)
+            self._enqueue(_Job(row, await self._schedule_creator(row), row.messages_collected))
+
+    def _arm_retry_timer(self, job_run_id: int, delay: float) -> None:
+        if self._stopping:
+            return
+        loop = asyncio.get_running_loop()
+        self._cancel_retry_timer(job_run_id)
+        self._retry_timers[job_run_id] = loop.call_later(
+            max(0.0, delay) + 0.01, lambda: self._spawn(self._retry_now(job_run_id))
+        )
+
+    async def _retry_now(self, job_run_id: int) -> None:
+        try:
+            await self._start_due_retries()
+        finally:
+            # Still pending (e.g. another run is going): the pulse picks it up later.
+            self._retry_timers.pop(job_run_id, None)
+
+    def _cancel_retry_timer(self, job_run_id: int) -> None:
+        handle = self._retry_timers.pop(job_run_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    # -- internals: listeners and background tasks -----------------------------------------------
+    def _emit(self, event: RunEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                outcome = listener(event)
+            except Exception:  # noqa: BLE001 - a listener must not break a run
+                logger.exception("run listener failed")
+                continue
+            if inspect.isawaitable(outcome):
+                self._spawn(_guard(outcome))
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+async def _with_sqlite_retry(call: Callable[[], Awaitable[Any]], attempts: int = 5) -> Any:
+    """`call()`, again after a short pause when SQLite answers "database is locked" (a
+    transaction elsewhere that reads before it writes cannot wait for the lock)."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+    return None
+
+
+async def _guard(awaitable: Awaitable[Any]) -> None:
+    try:
+        await awaitable
+    except Exception:  # noqa: BLE001
+        logger.exception("run listener failed")
+
+
+def _final_progress(job: _Job, result: RunResult) -> Progress:
+    base = job.progress
+    return Progress(
+        channels_done=result.channels_processed,
+        channels_total=base.channels_total if base else 0,
+        messages_stored=result.messages_collected,
+        messages_written=result.messages_written,
+        current_channel=None,
+        calls=base.calls if base else 0,
+        rate_limit_waits=base.rate_limit_waits if base else 0,
+        wait_seconds=base.wait_seconds if base else 0.0,
+        elapsed_s=result.duration_s,
+        eta_s=None,
+    )
+
+
+__all__ = ["PERMANENT_REASONS", "RunEvent", "RunRefused", "RunRow", "RunService"]

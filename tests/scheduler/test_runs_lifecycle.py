@@ -1,0 +1,176 @@
+"""RunService end to end against fakeslack over HTTP (real gateway, engine and notifier), on
+SQLite and PostgreSQL: manual and scheduled runs are recorded, the ground truth is stored, the
+per-workspace lock refuses a second run, and the DMs say what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import fakeslack
+from fakeslack import FakeSlack
+from scheduler.cron import ScheduleSpec
+from scheduler.runs import RunRefused
+from tests.scheduler.run_service_process import StubEngine, open_node, shifted_clock
+
+NOW = 1_750_000_000.0
+ADMIN = "U0ADMIN"
+
+
+def workspace(seed: int = 7, messages: int = 600) -> fakeslack.Workspace:
+    return fakeslack.generate(seed, users=24, channels=9, messages=messages, days=30, now=NOW)
+
+
+def dm_texts(fake: FakeSlack, user: str) -> list[str]:
+    return [json.dumps(m.get("blocks")) + " " + str(m.get("text")) for m in fake.dms(user)]
+
+
+async def stored_keys(node, workspace_id: str) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from db.models import Message
+
+    t = Message.__table__
+    async with node.sessions() as session:
+        rows = (await session.execute(select(t.c.channel_id, t.c.ts).where(
+            t.c.workspace_id == workspace_id))).all()
+    return {(r[0], r[1]) for r in rows}
+
+
+def a_member(ws: fakeslack.Workspace) -> str:
+    return sorted(u for u, user in ws.users.items() if not user.get("is_bot") and not user.get("deleted"))[0]
+
+
+async def test_runs_manual_run_stores_ground_truth_and_reports(database_url: str, tmp_path: Path) -> None:
+    ws = workspace()
+    user = a_member(ws)
+    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
+        database_url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
+        clock=shifted_clock(NOW),
+    ) as node:
+        row = await node.service.start_manual(ws.team_id, user, days=7)
+        assert row.status == "running" and row.job_type == "manual" and row.triggered_by == user
+        current = await node.service.current(ws.team_id)
+        assert current is not None and current.job_run_id == row.job_run_id
+        # The lock: a second run is refused, naming the one in progress.
+        with pytest.raises(RunRefused, match=f"run #{row.job_run_id}"):
+            await node.service.start_manual(ws.team_id, ADMIN)
+        await node.service.wait_idle()
+        done = (await node.service.history(ws.team_id))[0]
+        assert done.status == "success", done.error_message
+        assert done.completed_at is not None and done.days == 7
+        truth = fakeslack.ground_truth(ws, 7, now=done.started_at.timestamp())
+        assert await stored_keys(node, ws.team_id) == truth.must_store
+        assert done.messages_collected == len(truth.must_store)
+        assert done.channels_processed == len(truth.channels_in_scope)
+        # (A private channel the bot is not in is invisible to it, so it may go unreported.)
+        assert done.channels_skipped and all(reason for _, _, reason in done.channels_skipped)
+        assert {c for c, _, _ in done.channels_skipped} <= set(truth.channels_skipped)
+        assert await node.service.current(ws.team_id) is None
+        totals = await node.service.totals(ws.team_id)
+        assert totals.messages_stored == len(truth.must_store)
+        assert totals.last_success_at == done.completed_at
+        # DMs: the progress message (posted, then updated in place) and the summary.
+        posts = [p for p in fake.posts if p.get("user") == user]
+        assert posts[0]["kind"] == "message" and "in progress" in json.dumps(posts[0]["blocks"])
+        summary = dm_texts(fake, user)[-1]
+        assert f"run #{row.job_run_id}" in summary and "Messages stored" in summary
+        assert f"{len(truth.must_store):,}" in summary
+        assert "Skipped channels" in summary
+        for text in dm_texts(fake, user):
+            assert fake.bot_token not in text
+        kinds = [e.kind for e in node.events]
+        assert kinds[0] == "queued" and "started" in kinds and kinds[-1] == "finished"
+
+
+async def test_runs_scheduled_fire_records_run_and_moves_schedule(database_url: str, tmp_path: Path) -> None:
+    ws = workspace(seed=3, messages=300)
+    clock = shifted_clock(NOW)
+    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
+        database_url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
+        clock=clock,
+    ) as node:
+        schedule = await node.schedules.save(ws.team_id, ScheduleSpec("*/30 * * * *", "UTC", 7, True, ()), ADMIN)
+        fire = schedule.next_run_at - timedelta(minutes=30)
+        row = await node.service.on_schedule_fire(ws.team_id, schedule.schedule_id, fire)
+        assert row is not None and row.job_type == "scheduled" and row.triggered_by is None
+        assert row.schedule_id == schedule.schedule_id and row.fire_time == fire
+        # The same fire again (another process, or a repeat) starts nothing.
+        assert await node.service.on_schedule_fire(ws.team_id, schedule.schedule_id, fire) is None
+        await node.service.wait_idle()
+        after = await node.schedules.get(ws.team_id)
+        assert after is not None and after.last_run_at == fire
+        assert after.next_run_at is not None and after.next_run_at > clock() - timedelta(seconds=5)
+        done = (await node.service.history(ws.team_id))[0]
+        assert done.status == "success" and done.job_run_id == row.job_run_id
+        summary = dm_texts(fake, ADMIN) if ADMIN in ws.users else []
+        del summary  # the creator here is not a fakeslack user; delivery is covered elsewhere
+
+
+async def test_runs_dst_second_fire_of_the_same_wall_time_is_skipped(tmp_path: Path) -> None:
+    ws = workspace(seed=5, messages=50)
+    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+    stub = StubEngine(pages=2, page_s=0.01)
+    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
+        url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
+        clock=lambda: datetime(2024, 11, 3, 4, 0, tzinfo=UTC), engine=stub,
+    ) as node:
+        schedule = await node.schedules.save(
+            ws.team_id, ScheduleSpec("30 1 * * *", "America/New_York", 7, True, ()), ADMIN
+        )
+        first = datetime(2024, 11, 3, 5, 30, tzinfo=UTC)  # 01:30 EDT
+        second = datetime(2024, 11, 3, 6, 30, tzinfo=UTC)  # 01:30 EST, the same wall time
+        assert await node.service.on_schedule_fire(ws.team_id, schedule.schedule_id, first)
+        await node.service.wait_idle()
+        assert await node.service.on_schedule_fire(ws.team_id, schedule.schedule_id, second) is None
+        nextday = datetime(2024, 11, 4, 6, 30, tzinfo=UTC)
+        assert await node.service.on_schedule_fire(ws.team_id, schedule.schedule_id, nextday)
+        await node.service.wait_idle()
+        assert len(await node.service.history(ws.team_id)) == 2
+
+
+async def test_runs_concurrency_bounded_and_in_order(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+    ws = workspace(seed=5, messages=50)
+    stub = StubEngine(pages=6, page_s=0.05)
+    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
+        url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
+        clock=shifted_clock(NOW), engine=stub, run_concurrency=2, progress_interval_s=0.0,
+    ) as node:
+        rows = [await node.service.start_manual(f"T{i:04d}", ADMIN, days=1) for i in range(5)]
+        await node.service.wait_idle()
+        assert stub.max_running == 2
+        assert stub.started == [r.job_run_id for r in rows]
+        for w in range(5):
+            assert [r.status for r in await node.service.history(f"T{w:04d}")] == ["success"]
+
+
+async def test_runs_members_cancel_only_their_own_runs(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+    ws = workspace(seed=5, messages=50)
+    stub = StubEngine(pages=400, page_s=0.02)
+    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
+        url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
+        clock=shifted_clock(NOW), engine=stub,
+    ) as node:
+        with pytest.raises(RunRefused, match="nothing|no backfill"):
+            await node.service.cancel(ws.team_id, "UMEMBER1", is_admin=False)
+        row = await node.service.start_manual(ws.team_id, "UMEMBER1", days=1)
+        with pytest.raises(RunRefused, match="only an admin"):
+            await node.service.cancel(ws.team_id, "UMEMBER2", is_admin=False)
+        await asyncio.sleep(0.1)
+        cancelled = await node.service.cancel(ws.team_id, "UMEMBER1", is_admin=False)
+        assert cancelled.cancel_requested_by == "UMEMBER1"
+        await node.service.wait_idle()
+        done = await node.service.get(row.job_run_id)
+        assert done is not None and done.status == "cancelled"
+        # An admin cancels anyone's run.
+        row2 = await node.service.start_manual(ws.team_id, "UMEMBER1", days=1)
+        await asyncio.sleep(0.1)
+        await node.service.cancel(ws.team_id, ADMIN, is_admin=True)
+        await node.service.wait_idle()
+        assert (await node.service.get(row2.job_run_id)).status == "cancelled"  # type: ignore[union-attr]
