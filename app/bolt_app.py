@@ -5,15 +5,20 @@ from __future__ import annotations
 import logging
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from app.settings import Settings
 from handlers import register_all
+from handlers.deps import Deps
 
 
 def build_web_client(settings: Settings) -> AsyncWebClient:
-    """The one Web API client of the process, pointed at `SLACK_API_URL`."""
-    return AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    """The listeners' and notifier's Web API client, pointed at `SLACK_API_URL`. The engine has a
+    paced gateway of its own; this one only honours `Retry-After` on the odd 429 (DMs, views)."""
+    client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+    return client
 
 
 class _DropEnvTokenWarning(logging.Filter):
@@ -27,7 +32,7 @@ class _DropEnvTokenWarning(logging.Filter):
 _DROP_ENV_TOKEN_WARNING = _DropEnvTokenWarning()  # one instance: addFilter ignores repeats
 
 
-def build_bolt_app(settings: Settings, client: AsyncWebClient) -> AsyncApp:
+def build_bolt_app(settings: Settings, client: AsyncWebClient, deps: Deps) -> AsyncApp:
     socket_mode = settings.socket_mode
     bolt_logger = logging.getLogger("backfill.bolt")
     bolt_logger.addFilter(_DROP_ENV_TOKEN_WARNING)
@@ -40,5 +45,5 @@ def build_bolt_app(settings: Settings, client: AsyncWebClient) -> AsyncApp:
         logger=bolt_logger,
         name="backfill",
     )
-    register_all(app)
+    register_all(app, deps)
     return app

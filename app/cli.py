@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
@@ -24,6 +25,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="serve Slack (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)")
     commands.add_parser("migrate", help="bring the database schema up to date and exit")
+    # `demo` has options of its own (app/demo.py); main() hands them over before parsing here.
+    commands.add_parser("demo", help="the whole app against a local Slack emulator (--help)")
     return parser.parse_args(argv)
 
 
@@ -35,7 +38,24 @@ def secrets_of(settings: Settings) -> list[str]:
     ]
 
 
+def run_demo(demo_args: list[str]) -> int:
+    """The demo makes its own settings (fakeslack's token, a demo data folder); quiet logs."""
+    from app import demo
+
+    configure_logging(os.environ.get("LOG_LEVEL", "WARNING").upper(), [])
+    try:
+        return demo.main(demo_args)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except SettingsError as exc:
+        print(f"backfill: {exc}", file=sys.stderr)
+        return EXIT_SETTINGS
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["demo"]:
+        return run_demo(argv[1:])
     args = parse_args(argv)
     try:
         settings = load_settings()

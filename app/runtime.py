@@ -8,20 +8,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 
+from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from slack_sdk.web.async_client import AsyncWebClient
 
 from app.bolt_app import build_bolt_app, build_web_client
 from app.http_server import build_web_app, start_http
+from app.services import start_services
 from app.settings import Settings
 from db.messages import ensure_workspace
 from db.migrate import migrate
 from db.session import create_engine, make_sessionmaker
 from db.vectors import ChromaVectorStore
+from handlers.deps import Deps
 
 log = logging.getLogger("backfill")
 
@@ -69,12 +75,28 @@ async def open_database(settings: Settings, stack: AsyncExitStack) -> async_sess
     return make_sessionmaker(engine)
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run until `stop` is set (by SIGTERM/SIGINT unless a test passes its own event)."""
+@dataclass
+class Runtime:
+    """The running app, for `serve` and the demo: its settings, stores, Bolt app and services."""
+
+    settings: Settings
+    team_id: str
+    team_name: str
+    sessions: async_sessionmaker[AsyncSession]
+    vectors: ChromaVectorStore
+    client: AsyncWebClient
+    bolt: AsyncApp
+    deps: Deps
+    port: int
+
+
+@asynccontextmanager
+async def running_app(
+    settings: Settings, *, rate_minute_seconds: float = 60.0
+) -> AsyncIterator[Runtime]:
+    """Open the stores, check the token, start the scheduler and serve Slack; close all on exit.
+    (`rate_minute_seconds` is for the demo against a time-compressed fakeslack only.)"""
     settings.require_for_run()
-    if stop is None:
-        stop = asyncio.Event()
-        install_stop_signals(stop)
     async with AsyncExitStack() as stack:
         sessions = await open_database(settings, stack)
         vectors = await ChromaVectorStore.open(
@@ -87,7 +109,10 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         async with sessions() as session, session.begin():
             await ensure_workspace(session, team_id, team_name)
 
-        bolt = build_bolt_app(settings, client)
+        deps = await start_services(settings, stack, sessions=sessions, vectors=vectors,
+                                    client=client, team_id=team_id,
+                                    rate_minute_seconds=rate_minute_seconds)
+        bolt = build_bolt_app(settings, client, deps)
         mode = "socket" if settings.socket_mode else "http"
         runner = await start_http(build_web_app(None if settings.socket_mode else bolt, mode=mode),
                                   settings.port)
@@ -96,7 +121,26 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             socket = AsyncSocketModeHandler(bolt, settings.slack_app_token, web_client=client)
             await socket.connect_async()
             stack.push_async_callback(socket.close_async)
-        log.info("serving workspace %s in %s mode on port %s", team_id, mode, settings.port)
-        await stop.wait()
+        port = bound_port(runner, settings.port)
+        log.info("serving workspace %s in %s mode on port %s", team_id, mode, port)
+        yield Runtime(settings, team_id, team_name, sessions, vectors, client, bolt, deps, port)
         log.info("stopping: closing connections and stores")
     log.info("stopped")
+
+
+def bound_port(runner: web.AppRunner, configured: int) -> int:
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        for sock in getattr(server, "sockets", None) or []:
+            return int(sock.getsockname()[1])
+    return configured
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (by SIGTERM/SIGINT unless a test passes its own event)."""
+    settings.require_for_run()
+    if stop is None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+    async with running_app(settings):
+        await stop.wait()

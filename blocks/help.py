@@ -64,32 +64,3 @@ def usage_blocks() -> list[dict[str, Any]]:
         ContextBlock(elements=[MarkdownTextObject(text=DEFAULTS_NOTE)]),
     ]
     return [block.to_dict() for block in blocks]
-
-
-def unknown_command_blocks(word: str) -> list[dict[str, Any]]:
-    """Reply to a sub-command that is not in the grammar: say so, then show the usage."""
-    shown = word if len(word) <= 40 else word[:39] + "…"
-    head = SectionBlock(
-        text=MarkdownTextObject(
-            text=f":warning: `{_escape(shown)}` is not a /backfill command. Accepted commands:"
-        )
-    )
-    return [head.to_dict(), *usage_blocks()[1:]]
-
-
-def not_available_blocks(word: str) -> list[dict[str, Any]]:
-    """Reply to a sub-command of the grammar whose feature has not shipped in this version."""
-    note = SectionBlock(
-        text=MarkdownTextObject(
-            text=(
-                f":construction: `/backfill {word}` is not available in this version yet. "
-                "`/backfill help` lists the commands."
-            )
-        )
-    )
-    return [note.to_dict()]
-
-
-def _escape(text: str) -> str:
-    # Slack mrkdwn: only &, < and > need escaping.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,4 +1,5 @@
-"""Build and sign requests exactly as Slack sends them to `POST /slack/events`."""
+"""What Slack sends to an app: slash commands, events and interactions, signed with the app's
+signing secret exactly as Slack does (`v0=` HMAC-SHA256 of `v0:<timestamp>:<body>`)."""
 
 from __future__ import annotations
 

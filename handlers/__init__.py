@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import commands, errors, home, interactivity
+from handlers import actions, commands, errors, guards, home, interactivity, modals
+from handlers.deps import Deps
 
 
-def register_all(app: AsyncApp) -> None:
+def register_all(app: AsyncApp, deps: Deps) -> None:
     """Attach every listener. Fallbacks go last: Bolt runs the first listener that matches."""
+    guards.register(app, deps)
     commands.register(app)
     home.register(app)
+    actions.register(app)
+    modals.register(app)
     errors.register(app)
     interactivity.register(app)

@@ -1,43 +1,185 @@
-"""The `/backfill` slash command: parse the sub-command and answer within the acknowledgement."""
+"""The `/backfill` slash command: parse, check rights, acknowledge, then one call into the scheduler.
+
+Parse errors and permission refusals are answered inside the acknowledgement (no I/O needed);
+anything that touches the database is answered afterwards through `respond` (ephemeral).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
-from blocks.help import not_available_blocks, unknown_command_blocks, usage_blocks, usage_text
+from blocks import replies
+from blocks.help import USAGE_BY_COMMAND, usage_blocks
+from blocks.modals import ModalContext, run_modal, schedule_modal
+from blocks.models import ChannelRef
+from handlers import grammar
+from handlers.channels import resolve_channel_names
+from handlers.data import progress_info, run_info, schedule_info
+from handlers.deps import Deps, deps_of
+from handlers.people import Viewer
+from scheduler.cron import ScheduleError, validate_schedule
+from scheduler.runs import RunRefused
 
 COMMAND = "/backfill"
-# Every sub-command of the contract's grammar.
-SUBCOMMANDS = frozenset(
-    {"help", "schedule", "run", "status", "list", "pause", "resume", "delete", "cancel", "history"}
-)
+ADMIN_ONLY = (grammar.OpenScheduleModal, grammar.SaveSchedule, grammar.Pause, grammar.Resume,
+              grammar.Delete)
 
 
 def register(app: AsyncApp) -> None:
     app.command(COMMAND)(handle_command_backfill)
 
 
-def first_word(text: str | None) -> str:
-    """The sub-command, lower-cased; an empty command means `help`."""
-    words = (text or "").split(maxsplit=1)
-    return words[0].lower() if words else "help"
+async def handle_command_backfill(
+    ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
+    respond: AsyncRespond,
+) -> None:
+    parsed = grammar.parse_command(command.get("text") or "")
+    if isinstance(parsed, grammar.ParseError):
+        reply = replies.parse_error_reply(parsed.message, parsed.usage_line).as_kwargs()
+        if parsed.subcommand is None:  # not a sub-command at all: list the ones there are
+            reply["blocks"] = reply["blocks"] + usage_blocks()[1:]
+        await ack(**reply)
+        return
+    if isinstance(parsed, grammar.Help):
+        await ack(**replies.help_reply(parsed.topic).as_kwargs())
+        return
+    deps = deps_of(context)
+    viewer = await deps.people.viewer(client, command["user_id"])
+    refusal = permission_refusal(parsed, viewer, deps)
+    if refusal is not None:
+        await ack(**refusal.as_kwargs())
+        return
+    if isinstance(parsed, grammar.OpenScheduleModal | grammar.OpenRunModal):
+        await ack()
+        await open_modal(parsed, command, client, deps, viewer)
+        return
+    if isinstance(parsed, grammar.SaveSchedule):
+        await save_schedule(ack, parsed, client, deps, viewer, respond)
+        return
+    await ack()
+    reply = await answer(parsed, client, deps, viewer)
+    await respond(**reply.as_kwargs())
 
 
-async def handle_command_backfill(ack: AsyncAck, command: dict[str, Any]) -> None:
-    word = first_word(command.get("text"))
-    if word == "help":
-        await ack(text=usage_text(), blocks=usage_blocks(), response_type="ephemeral")
-    elif word in SUBCOMMANDS:
-        await ack(
-            text=f"/backfill {word} is not available in this version yet.",
-            blocks=not_available_blocks(word),
-            response_type="ephemeral",
-        )
+def permission_refusal(parsed: object, viewer: Viewer, deps: Deps) -> replies.Reply | None:
+    if isinstance(parsed, ADMIN_ONLY) and not viewer.is_admin:
+        return replies.admin_only_reply()
+    if isinstance(parsed, grammar.OpenRunModal | grammar.StartRun) and not (
+        viewer.is_admin or deps.members_can_run
+    ):
+        return replies.members_cannot_run_reply()
+    return None
+
+
+async def open_modal(
+    parsed: object, command: dict[str, Any], client: AsyncWebClient, deps: Deps, viewer: Viewer
+) -> None:
+    context = ModalContext(team_id=deps.team_id, user_id=viewer.user_id,
+                           channel_id=command.get("channel_id") or "")
+    if isinstance(parsed, grammar.OpenScheduleModal):
+        existing = schedule_info(await deps.schedules.get(deps.team_id))
+        context = ModalContext(team_id=context.team_id, user_id=context.user_id,
+                               channel_id=context.channel_id, editing=existing is not None,
+                               schedule_id=existing.schedule_id if existing else None)
+        view = schedule_modal(existing, default_tz=viewer.tz or "UTC", context=context)
     else:
-        await ack(
-            text=f"{word} is not a /backfill command.\n{usage_text()}",
-            blocks=unknown_command_blocks(word),
-            response_type="ephemeral",
-        )
+        view = run_modal(context=context)
+    await client.views_open(trigger_id=command["trigger_id"], view=view)
+
+
+async def save_schedule(
+    ack: AsyncAck, parsed: grammar.SaveSchedule, client: AsyncWebClient, deps: Deps,
+    viewer: Viewer, respond: AsyncRespond,
+) -> None:
+    tz = parsed.tz or viewer.tz or "UTC"
+    try:
+        spec = validate_schedule(parsed.cron, tz, parsed.days, list(parsed.channel_ids) or None)
+    except ScheduleError as exc:
+        await ack(**replies.invalid_schedule_reply(str(exc)).as_kwargs())
+        return
+    await ack()
+    channel_ids = list(spec.channel_ids)
+    if parsed.channel_names:
+        found, unknown = await resolve_channel_names(client, parsed.channel_names)
+        if unknown:
+            await respond(**replies.unknown_channels_reply(unknown, USAGE_BY_COMMAND["schedule"])
+                          .as_kwargs())
+            return
+        channel_ids += [c for c in found.values() if c not in channel_ids]
+        spec = validate_schedule(parsed.cron, tz, parsed.days, channel_ids)
+    existed = await deps.schedules.get(deps.team_id) is not None
+    saved = await deps.schedules.save(deps.team_id, spec, viewer.user_id)
+    info = schedule_info(saved)
+    assert info is not None
+    await respond(**replies.schedule_saved_reply(info, created=not existed, viewer_tz=viewer.tz,
+                                                 now=deps.clock()).as_kwargs())
+    await deps.home.publish(client, deps, viewer.user_id)
+
+
+async def answer(
+    parsed: object, client: AsyncWebClient, deps: Deps, viewer: Viewer
+) -> replies.Reply:
+    """Everything after the acknowledgement: one call into the scheduler, one reply."""
+    team, now, tz = deps.team_id, deps.clock(), viewer.tz
+    try:
+        if isinstance(parsed, grammar.Status):
+            running = await deps.runs.current(team)
+            progress = deps.runs.progress(team) if running else None
+            recent = await deps.runs.history(team, 5)
+            can_cancel = running is not None and (
+                viewer.is_admin or running.triggered_by == viewer.user_id)
+            return replies.status_reply(
+                run_info(running), progress_info(progress, running),
+                [i for i in map(run_info, recent) if i], viewer_tz=tz, now=now,
+                can_cancel=can_cancel)
+        if isinstance(parsed, grammar.ListSchedule):
+            schedule = await deps.schedules.get(team)
+            return replies.list_reply(schedule_info(schedule), viewer_tz=tz, now=now,
+                                      is_admin=viewer.is_admin)
+        if isinstance(parsed, grammar.History):
+            runs = await deps.runs.history(team, parsed.n)
+            return replies.history_reply([i for i in map(run_info, runs) if i], n=parsed.n,
+                                         viewer_tz=tz, now=now)
+        if isinstance(parsed, grammar.Pause):
+            await deps.schedules.pause(team)
+            return replies.schedule_paused_reply()
+        if isinstance(parsed, grammar.Resume):
+            info = schedule_info(await deps.schedules.resume(team))
+            assert info is not None
+            return replies.schedule_resumed_reply(info, viewer_tz=tz, now=now)
+        if isinstance(parsed, grammar.Delete):
+            await deps.schedules.delete(team)
+            return replies.schedule_deleted_reply()
+        if isinstance(parsed, grammar.Cancel):
+            run = await deps.runs.cancel(team, viewer.user_id, is_admin=viewer.is_admin)
+            return replies.cancel_requested_reply(run.job_run_id)
+        if isinstance(parsed, grammar.StartRun):
+            return await start_run(parsed, client, deps, viewer)
+    except (ScheduleError, RunRefused) as exc:
+        return replies.error_reply(str(exc))
+    finally:
+        if isinstance(parsed, grammar.Pause | grammar.Resume | grammar.Delete | grammar.StartRun
+                      | grammar.Cancel):
+            await deps.home.publish(client, deps, viewer.user_id)
+    return replies.help_reply()
+
+
+async def start_run(
+    parsed: grammar.StartRun, client: AsyncWebClient, deps: Deps, viewer: Viewer
+) -> replies.Reply:
+    channel_ids = list(parsed.channel_ids)
+    names: dict[str, str] = {}
+    if parsed.channel_names:
+        found, unknown = await resolve_channel_names(client, parsed.channel_names)
+        if unknown:
+            return replies.unknown_channels_reply(unknown, USAGE_BY_COMMAND["run"])
+        names = {cid: name for name, cid in found.items()}
+        channel_ids += [c for c in found.values() if c not in channel_ids]
+    run = await deps.runs.start_manual(deps.team_id, viewer.user_id, days=parsed.days,
+                                       channel_ids=channel_ids or None)
+    channels = [ChannelRef(c, names.get(c)) for c in channel_ids]
+    return replies.run_started_reply(run.job_run_id, days=parsed.days, channels=channels or None)

@@ -12,7 +12,7 @@ import pytest
 
 from fakeslack import FakeSlack, generate
 from tests.support.app_process import AppProcess, app_settings, new_workdir
-from tests.support.slack_requests import (
+from fakeslack.outgoing import (
     event_body,
     form_headers,
     interaction_body,

@@ -1,0 +1,86 @@
+"""Wire the scheduler, the engine and the listeners' dependencies for one workspace.
+
+Everything opened here is registered on the caller's `AsyncExitStack`, so it closes once, in
+reverse order, on shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.settings import Settings
+from db.vectors import VectorStore
+from handlers.deps import Deps
+from handlers.home import HomePublisher
+from scheduler.backfill.engine import BackfillEngine, EngineConfig
+from scheduler.backfill.gateway import SlackGateway
+from scheduler.backfill.profiles import profile_for
+from scheduler.notify import Notifier
+from scheduler.runs import RunEvent, RunService
+from scheduler.schedules import ScheduleService
+
+log = logging.getLogger(__name__)
+# Other processes may change the schedule table; every process re-reads it this often.
+SCHEDULE_SYNC_SECONDS = 60
+
+
+def build_engine(settings: Settings, sessions: async_sessionmaker[AsyncSession],
+                 vectors: VectorStore, *, rate_minute_seconds: float = 60.0) -> BackfillEngine:
+    """`rate_minute_seconds` shortens Slack's rate-limit minute, only ever for the demo against
+    fakeslack's time compression; against Slack it is always 60."""
+    assert settings.slack_bot_token is not None
+    profile = profile_for(settings.slack_rate_profile)
+    if rate_minute_seconds != 60.0:
+        profile = profile.scaled(rate_minute_seconds)
+    gateway = SlackGateway(settings.slack_bot_token, base_url=settings.slack_api_url,
+                           profile=profile)
+    config = EngineConfig(
+        include_bots=settings.include_bots, min_text_chars=settings.min_text_chars,
+        thread_lookback_days=settings.thread_lookback_days, auto_join=settings.auto_join,
+    )
+    return BackfillEngine(gateway, sessions, vectors, config)
+
+
+async def start_services(
+    settings: Settings, stack: AsyncExitStack, *, sessions: async_sessionmaker[AsyncSession],
+    vectors: VectorStore, client: AsyncWebClient, team_id: str, rate_minute_seconds: float = 60.0,
+) -> Deps:
+    """Start APScheduler, the run service and the Home publisher; return the listeners' deps."""
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    runs: RunService
+
+    async def on_fire(workspace_id: str, schedule_id: int, fire_time: datetime) -> None:
+        await runs.on_schedule_fire(workspace_id, schedule_id, fire_time)
+
+    schedules = ScheduleService(sessions, scheduler, on_fire)
+    runs = RunService(
+        sessions=sessions, engine=build_engine(settings, sessions, vectors,
+                                                 rate_minute_seconds=rate_minute_seconds),
+        notifier=Notifier(client), schedules=schedules,
+        run_concurrency=settings.run_concurrency, run_retries=settings.run_retries,
+    )
+    home = HomePublisher()
+    deps = Deps(team_id=team_id, schedules=schedules, runs=runs, home=home,
+                members_can_run=settings.members_can_run)
+
+    def on_run_event(event: RunEvent) -> None:
+        if event.workspace_id == team_id:
+            home.refresh_soon(client, deps)
+
+    runs.add_listener(on_run_event)
+    scheduler.start()
+    stack.callback(scheduler.shutdown, wait=False)
+    await schedules.load_all()
+    scheduler.add_job(schedules.load_all, "interval", seconds=SCHEDULE_SYNC_SECONDS,
+                      id="schedules:sync", replace_existing=True, coalesce=True)
+    await runs.start()
+    # Runs stop first (at a page boundary, left resumable), then the Home refresher.
+    stack.push_async_callback(home.close)
+    stack.push_async_callback(runs.stop)
+    return deps

@@ -1,0 +1,40 @@
+"""What listeners need from the rest of the app, handed to them through Bolt's context.
+
+The composition root (`app/`) builds one `Deps` and a global middleware puts it in every
+request's context, so listeners stay plain module functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from handlers.people import PeopleDirectory
+
+if TYPE_CHECKING:
+    from handlers.home import HomePublisher
+    from scheduler.runs import RunService
+    from scheduler.schedules import ScheduleService
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Deps:
+    team_id: str  # the workspace the bot token belongs to (auth.test)
+    schedules: ScheduleService
+    runs: RunService
+    home: HomePublisher
+    members_can_run: bool = True
+    people: PeopleDirectory = field(default_factory=PeopleDirectory)
+    clock: Callable[[], datetime] = utcnow
+
+
+def deps_of(context: Any) -> Deps:
+    deps = context["deps"]
+    assert isinstance(deps, Deps)
+    return deps

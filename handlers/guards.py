@@ -1,0 +1,78 @@
+"""Middleware: hand listeners their dependencies, refuse other workspaces, and keep schedule
+changes to admins. The workspace always comes from the verified request, never from user input."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from blocks.replies import admin_only_reply, wrong_workspace_reply
+from handlers.deps import Deps, deps_of
+
+log = logging.getLogger(__name__)
+Next = Callable[[], Awaitable[None]]
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    async def provide_deps(context: AsyncBoltContext, next: Next) -> None:
+        context["deps"] = deps
+        await next()
+
+    app.use(provide_deps)
+    app.use(refuse_other_workspaces)
+
+
+async def refuse_other_workspaces(
+    context: AsyncBoltContext, body: dict[str, Any], next: Next
+) -> BoltResponse | None:
+    """A request signed for another team changes nothing and says so (commands see the text)."""
+    team_id = context.team_id
+    deps = deps_of(context)
+    if team_id is None or team_id == deps.team_id:
+        await next()
+        return None
+    log.warning("refused a request for team %s: this app serves %s", team_id, deps.team_id)
+    if body.get("command"):
+        reply = wrong_workspace_reply().as_kwargs()
+        return BoltResponse(status=200, body=json.dumps(reply),
+                            headers={"content-type": "application/json"})
+    return BoltResponse(status=200, body="")
+
+
+async def require_admin(
+    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
+    respond: AsyncRespond | None, next: Next,
+) -> None:
+    """Listener middleware for every path that changes the schedule (buttons, modal submissions)."""
+    deps = deps_of(context)
+    user_id = context.user_id or ""
+    viewer = await deps.people.viewer(client, user_id)
+    if viewer.is_admin:
+        await next()
+        return
+    log.warning("refused a schedule change by non-admin %s (%s)", user_id, body.get("type"))
+    reply = admin_only_reply()
+    if body.get("type") == "view_submission":
+        block_id = first_block_id(body.get("view") or {})
+        await ack(response_action="errors", errors={block_id: reply.text})
+        return
+    await ack()
+    if respond is not None and body.get("response_url"):
+        await respond(**reply.as_kwargs(), replace_original=False)
+    else:  # App Home: show the member their read-only view again
+        await deps.home.publish(client, deps, user_id)
+
+
+def first_block_id(view: dict[str, Any]) -> str:
+    for block in view.get("blocks") or []:
+        if block.get("type") == "input" and block.get("block_id"):
+            return str(block["block_id"])
+    values = (view.get("state") or {}).get("values") or {}
+    return next(iter(values), "form")

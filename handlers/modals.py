@@ -1,0 +1,69 @@
+"""Modal submissions: the schedule form (admins only) and the run-now form. Errors go back inline
+(`response_action: errors`) so nothing is stored until the form is right."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from blocks import ids, replies
+from blocks.modals import ScheduleFormInput, parse_run_submission, parse_schedule_submission
+from handlers.deps import deps_of
+from handlers.guards import require_admin
+from scheduler.cron import ScheduleError, validate_schedule
+from scheduler.runs import RunRefused
+
+
+def register(app: AsyncApp) -> None:
+    app.view(ids.SCHEDULE_MODAL, middleware=[require_admin])(handle_view_schedule)
+    app.view(ids.RUN_MODAL)(handle_view_run)
+
+
+async def handle_view_schedule(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient,
+    context: AsyncBoltContext,
+) -> None:
+    form = parse_schedule_submission((view.get("state") or {}).get("values"))
+    if not isinstance(form, ScheduleFormInput):
+        await ack(response_action="errors", errors=form)
+        return
+    try:
+        spec = validate_schedule(form.cron, form.tz, form.days,
+                                 None if form.include_all_channels else list(form.channel_ids))
+    except ScheduleError as exc:
+        await ack(response_action="errors", errors={form.cron_block_id: str(exc)[:1900]})
+        return
+    await ack()
+    deps = deps_of(context)
+    user_id = str(body["user"]["id"])
+    await deps.schedules.save(deps.team_id, spec, user_id)
+    await deps.home.publish(client, deps, user_id)
+
+
+async def handle_view_run(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient,
+    context: AsyncBoltContext,
+) -> None:
+    deps = deps_of(context)
+    user_id = str(body["user"]["id"])
+    viewer = await deps.people.viewer(client, user_id)
+    if not (viewer.is_admin or deps.members_can_run):
+        await ack(response_action="errors",
+                  errors={ids.RUN_DAYS_BLOCK: replies.members_cannot_run_reply().text})
+        return
+    form = parse_run_submission((view.get("state") or {}).get("values"))
+    if isinstance(form, dict):
+        await ack(response_action="errors", errors=form)
+        return
+    try:
+        # The claim happens before the ack so a refusal can be shown in the form itself.
+        await deps.runs.start_manual(deps.team_id, user_id, days=form.days,
+                                     channel_ids=None if form.include_all_channels
+                                     else list(form.channel_ids))
+    except RunRefused as exc:
+        await ack(response_action="errors", errors={ids.RUN_DAYS_BLOCK: str(exc)[:1900]})
+        return
+    await ack()
+    await deps.home.publish(client, deps, user_id)
