@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,13 +118,16 @@ def test_run_http_unclaimed_button_is_acknowledged(app: AppProcess, fake: FakeSl
     assert status == 200
 
 
-def test_run_http_sigterm_exits_0_and_never_logs_secrets(fake: FakeSlack, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_run_http_signal_exits_0_and_never_logs_secrets(
+    fake: FakeSlack, tmp_path: Path, sig: int
+) -> None:
     settings = app_settings(fake.base_url, fake.bot_token, fake.signing_secret, tmp_path)
     proc = AppProcess(settings, tmp_path)
     proc.wait_healthy()
     command(proc, fake, "help")
     command(proc, fake, "help", secret="wrong-secret-value")
-    assert proc.stop() == 0
+    assert proc.stop(sig) == 0
     output = proc.output()
     assert output.count("stopped") == 1, output  # closed once
     for secret in (fake.bot_token, fake.signing_secret):
