@@ -112,35 +112,7 @@ async def upsert_messages(session: AsyncSession, records: Sequence[MessageRecord
     Returns how many rows were inserted or actually changed (0 for an identical re-upsert).
     Within the batch, a later record with the same key wins.
     """
-    if not records:
-        return 0
-    # One statement cannot touch a row twice (PostgreSQL refuses), so collapse duplicates.
-    latest: dict[tuple[str, str, str], MessageRecord] = {}
-    for record in records:
-        latest[(record.workspace_id, record.channel_id, record.ts)] = record
-    stored_at = utcnow()
-    rows = [
-        {
-            "workspace_id": r.workspace_id,
-            "channel_id": r.channel_id,
-            "ts": r.ts,
-            "thread_ts": r.thread_ts,
-            "user_id": r.user_id,
-            "user_name": r.user_name,
-            "text": r.text,
-            "channel_name": r.channel_name,
-            "stored_at": stored_at,
-        }
-        for r in latest.values()
-    ]
-    insert = _insert_for(session)
-    changed = 0
-    for start in range(0, len(rows), MESSAGE_ROWS_PER_STATEMENT):
-        result = await session.execute(
-            _message_upsert(insert, rows[start : start + MESSAGE_ROWS_PER_STATEMENT])
-        )
-        changed += max(result.rowcount, 0)  # type: ignore[attr-defined]
-    return changed
+    return len(await upsert_messages_changed(session, records))
 
 
 async def upsert_messages_changed(
@@ -153,6 +125,7 @@ async def upsert_messages_changed(
     """
     if not records:
         return []
+    # One statement cannot touch a row twice (PostgreSQL refuses), so collapse duplicates.
     latest: dict[tuple[str, str, str], MessageRecord] = {}
     for record in records:
         latest[(record.workspace_id, record.channel_id, record.ts)] = record
