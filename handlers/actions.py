@@ -116,7 +116,7 @@ async def handle_home_run_now(
     await ack()
     deps = deps_of(context)
     viewer = await deps.people.viewer(client, _user_id(body))
-    if not (viewer.is_admin or deps.members_can_run):
+    if not deps.may_run(viewer):
         await _tell(client, deps, body, respond, replies.members_cannot_run_reply())
         return
     modal_context = ModalContext(team_id=deps.team_id, user_id=viewer.user_id)
@@ -145,7 +145,7 @@ async def handle_dm_retry_run(
     await ack()
     deps = deps_of(context)
     viewer = await deps.people.viewer(client, _user_id(body))
-    if not (viewer.is_admin or deps.members_can_run):
+    if not deps.may_run(viewer):
         await _tell(client, deps, body, respond, replies.members_cannot_run_reply())
         return
     try:

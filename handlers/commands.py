@@ -68,9 +68,7 @@ async def handle_command_backfill(
 def permission_refusal(parsed: object, viewer: Viewer, deps: Deps) -> replies.Reply | None:
     if isinstance(parsed, ADMIN_ONLY) and not viewer.is_admin:
         return replies.admin_only_reply()
-    if isinstance(parsed, grammar.OpenRunModal | grammar.StartRun) and not (
-        viewer.is_admin or deps.members_can_run
-    ):
+    if isinstance(parsed, grammar.OpenRunModal | grammar.StartRun) and not deps.may_run(viewer):
         return replies.members_cannot_run_reply()
     return None
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from handlers.people import PeopleDirectory
+from handlers.people import PeopleDirectory, Viewer
 
 if TYPE_CHECKING:
     from handlers.home import HomePublisher
@@ -32,6 +32,10 @@ class Deps:
     members_can_run: bool = True
     people: PeopleDirectory = field(default_factory=PeopleDirectory)
     clock: Callable[[], datetime] = utcnow
+
+    def may_run(self, viewer: Viewer) -> bool:
+        """Manual runs: admins always, members when `MEMBERS_CAN_RUN=true`."""
+        return viewer.is_admin or self.members_can_run
 
 
 def deps_of(context: Any) -> Deps:

@@ -49,7 +49,7 @@ async def handle_view_run(
     deps = deps_of(context)
     user_id = str(body["user"]["id"])
     viewer = await deps.people.viewer(client, user_id)
-    if not (viewer.is_admin or deps.members_can_run):
+    if not deps.may_run(viewer):
         await ack(response_action="errors",
                   errors={ids.RUN_DAYS_BLOCK: replies.members_cannot_run_reply().text})
         return
