@@ -62,7 +62,13 @@ _TOKEN = re.compile(
 
 
 class ScheduleError(ValueError):
-    """A schedule that cannot be stored or changed; the message is written for the admin."""
+    """A schedule that cannot be stored or changed; the message is written for the admin.
+    `field` names the input at fault (`cron`, `timezone`, `days`, `channels`), or None when
+    the schedule as a whole is refused (e.g. none to pause), so a form can point at it."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +133,9 @@ def _quoted(value: object) -> str:
 
 
 def _invalid(expr: str, reason: str) -> ScheduleError:
-    return ScheduleError(f"{_quoted(expr)} is not a valid cron expression: {reason}. {CRON_HELP}")
+    return ScheduleError(
+        f"{_quoted(expr)} is not a valid cron expression: {reason}. {CRON_HELP}", field="cron"
+    )
 
 
 def _expand(field: _Field, text: str, expr: str) -> frozenset[int]:
@@ -184,7 +192,7 @@ def _expand(field: _Field, text: str, expr: str) -> frozenset[int]:
 
 def _parse_cron(cron: object) -> _ParsedCron:
     if not isinstance(cron, str) or not cron.strip():
-        raise ScheduleError(f"The cron expression is empty. {CRON_HELP}")
+        raise ScheduleError(f"The cron expression is empty. {CRON_HELP}", field="cron")
     parts = cron.split()
     expr = " ".join(parts)
     if len(parts) == 1 and parts[0].startswith("@"):
@@ -217,7 +225,8 @@ def _parse_cron(cron: object) -> _ParsedCron:
             f"{_quoted(expr)} fires as often as {every}; the shortest interval allowed is "
             f"{MIN_INTERVAL_MINUTES} minutes, because each backfill pages through Slack's "
             'rate-limited history API. Use e.g. "*/15 * * * *" (every 15 minutes) or '
-            '"0 * * * *" (every hour).'
+            '"0 * * * *" (every hour).',
+            field="cron",
         )
     weekday_field = (
         "*" if len(weekdays) == 7 else ",".join(_CRON_WEEKDAYS[d] for d in sorted(weekdays))
@@ -249,7 +258,7 @@ def _known_zones() -> frozenset[str]:
 
 def _zone(name: object) -> tuple[str, ZoneInfo]:
     if not isinstance(name, str) or not name.strip():
-        raise ScheduleError(f"The time zone is empty. {TIMEZONE_HELP}")
+        raise ScheduleError(f"The time zone is empty. {TIMEZONE_HELP}", field="timezone")
     name = name.strip()
     known = _known_zones()
     zone: ZoneInfo | None = None
@@ -263,7 +272,9 @@ def _zone(name: object) -> tuple[str, ZoneInfo]:
         matches = [z for z in known if z.lower() == name.lower()]
         if matches:
             hint = f' Did you mean "{sorted(matches)[0]}"?'
-        raise ScheduleError(f"{_quoted(name)} is not a time zone I know.{hint} {TIMEZONE_HELP}")
+        raise ScheduleError(
+            f"{_quoted(name)} is not a time zone I know.{hint} {TIMEZONE_HELP}", field="timezone"
+        )
     return name, zone
 
 
@@ -275,7 +286,8 @@ def _days(days: object) -> int:
         value = int(days.strip())
     if value is None or not MIN_DAYS <= value <= MAX_DAYS:
         raise ScheduleError(
-            f"days must be a whole number from {MIN_DAYS} to {MAX_DAYS}, got {_quoted(days)}."
+            f"days must be a whole number from {MIN_DAYS} to {MAX_DAYS}, got {_quoted(days)}.",
+            field="days",
         )
     return value
 
@@ -289,18 +301,23 @@ def _channels(channel_ids: object) -> tuple[str, ...]:
     elif isinstance(channel_ids, Iterable):
         items = channel_ids
     else:
-        raise ScheduleError(f"channels must be a list of channel ids, got {_quoted(channel_ids)}.")
+        raise ScheduleError(
+            f"channels must be a list of channel ids, got {_quoted(channel_ids)}.", field="channels"
+        )
     seen: dict[str, None] = {}
     for item in items:
         if not isinstance(item, str):
-            raise ScheduleError(f"channels must be channel ids, got {_quoted(item)}.")
+            raise ScheduleError(
+                f"channels must be channel ids, got {_quoted(item)}.", field="channels"
+            )
         cid = item.strip()
         if not cid:
             continue
         if not _SLACK_CHANNEL_ID.match(cid):
             raise ScheduleError(
                 f"{_quoted(cid)} is not a Slack channel id; channel ids look like C0123ABCD "
-                "(public) or G0123ABCD (private). Leave channels empty for all channels."
+                "(public) or G0123ABCD (private). Leave channels empty for all channels.",
+                field="channels",
             )
         seen.setdefault(cid)
     return tuple(seen)

@@ -343,3 +343,20 @@ def test_validate_schedule_cron_like_strings_raise_only_schedule_error_and_valid
         return
     assert not describe_cron(spec.cron_expression).startswith("cron ")
     assert next_fire_time(spec, utc(2025, 1, 1)) is not None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"cron": "0 25 * * *"}, "cron"),
+        ({"cron": "* * * * *"}, "cron"),
+        ({"cron": ""}, "cron"),
+        ({"cron": "0 2 * * *", "timezone": "Mars/Olympus"}, "timezone"),
+        ({"cron": "0 2 * * *", "days": 0}, "days"),
+        ({"cron": "0 2 * * *", "channel_ids": ["general"]}, "channels"),
+    ],
+)
+def test_cron_errors_name_the_input_at_fault(kwargs: dict[str, object], field: str) -> None:
+    with pytest.raises(ScheduleError) as err:
+        validate_schedule(**kwargs)  # type: ignore[arg-type]
+    assert err.value.field == field
