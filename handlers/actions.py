@@ -130,8 +130,12 @@ async def handle_action_cancel_run(
     await ack()
     deps = deps_of(context)
     viewer = await deps.people.viewer(client, _user_id(body))
+    # The button names its run: one clicked after that run ended (a status reply, a Home tab or a
+    # DM still on screen) must not stop whichever run is going now.
+    value = _action_value(body)
     try:
-        run = await deps.runs.cancel(deps.team_id, viewer.user_id, is_admin=viewer.is_admin)
+        run = await deps.runs.cancel(deps.team_id, viewer.user_id, is_admin=viewer.is_admin,
+                                     job_run_id=int(value) if value.isdigit() else None)
         reply = replies.cancel_requested_reply(run.job_run_id)
     except RunRefused as exc:
         reply = replies.error_reply(str(exc))

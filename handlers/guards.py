@@ -33,9 +33,15 @@ async def refuse_other_workspaces(
     context: AsyncBoltContext, body: dict[str, Any], next: Next
 ) -> BoltResponse | None:
     """A request signed for another team changes nothing and says so (commands see the text)."""
-    team_id = context.team_id
     deps = deps_of(context)
-    if team_id is None or team_id == deps.team_id:
+    # Bolt's `context.team_id` prefers a view's `app_installed_team_id` over the request's own
+    # team: check the team the request says it comes from as well.
+    team = body.get("team")
+    claimed = {t for t in (context.team_id, body.get("team_id"),
+                           team.get("id") if isinstance(team, dict) else None) if t}
+    others = sorted(t for t in claimed if t != deps.team_id)  # (`next` is Bolt's, here)
+    team_id = others[0] if others else None
+    if team_id is None:
         await next()
         return None
     log.warning("refused a request for team %s: this app serves %s", team_id, deps.team_id)

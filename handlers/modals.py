@@ -33,13 +33,20 @@ async def handle_view_schedule(
         spec = validate_schedule(form.cron, form.tz, form.days,
                                  None if form.include_all_channels else list(form.channel_ids))
     except ScheduleError as exc:
-        await ack(response_action="errors", errors={form.cron_block_id: str(exc)[:1900]})
+        await ack(response_action="errors", errors={_refused_block(form, exc): str(exc)[:1900]})
         return
     await ack()
     deps = deps_of(context)
     user_id = str(body["user"]["id"])
     await deps.schedules.save(deps.team_id, spec, user_id)
     await deps.home.publish(client, deps, user_id)
+
+
+def _refused_block(form: ScheduleFormInput, error: ScheduleError) -> str:
+    """The input `validate_schedule` refused (the form itself already checked days and channels)."""
+    if error.field == "timezone":
+        return ids.SCHEDULE_TZ_BLOCK
+    return form.cron_block_id
 
 
 async def handle_view_run(

@@ -432,11 +432,16 @@ class RunService:
         self._enqueue(_Job(row, user_id, 0))
         return row
 
-    async def cancel(self, workspace_id: str, user_id: str, *, is_admin: bool) -> RunRow:
+    async def cancel(
+        self, workspace_id: str, user_id: str, *, is_admin: bool, job_run_id: int | None = None
+    ) -> RunRow:
         """Ask the workspace's running run to stop (within one page, whichever process runs it).
-        Members may cancel only manual runs they started."""
+        Members may cancel only manual runs they started. With `job_run_id` (a Cancel button
+        names its run), only that run: a button left on screen never stops a newer run."""
         async with self._sessions() as session:
             run = await repo.running_run(session, workspace_id)
+        if job_run_id is not None and (run is None or run.job_run_id != job_run_id):
+            raise RunRefused(f"Run #{job_run_id} has already ended; nothing was cancelled.")
         if run is None:
             raise RunRefused("There is no backfill running to cancel.")
         if not is_admin and not (run.job_type == "manual" and run.triggered_by == user_id):
