@@ -27,6 +27,7 @@ from db.messages import ensure_workspace
 from db.migrate import migrate
 from db.session import create_engine, make_sessionmaker
 from db.vectors import ChromaVectorStore
+from handlers.background import drain as drain_listener_work
 from handlers.deps import Deps
 
 log = logging.getLogger("backfill")
@@ -116,6 +117,8 @@ async def running_app(
         mode = "socket" if settings.socket_mode else "http"
         runner = await start_http(build_web_app(None if settings.socket_mode else bolt, mode=mode),
                                   settings.port)
+        # LIFO: stop taking requests first, then let replies already in flight finish.
+        stack.push_async_callback(drain_listener_work)
         stack.push_async_callback(runner.cleanup)
         if settings.socket_mode:
             socket = AsyncSocketModeHandler(bolt, settings.slack_app_token, web_client=client)

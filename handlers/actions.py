@@ -4,6 +4,7 @@ Cancel, and the schedule modal's preset menu. Each acknowledges first, then dele
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
@@ -12,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks import ids, replies
 from blocks.modals import ModalContext, run_modal, schedule_modal
+from handlers.background import after_ack
 from handlers.data import schedule_info
 from handlers.deps import Deps, deps_of
 from handlers.guards import require_admin
@@ -23,17 +25,37 @@ log = logging.getLogger(__name__)
 
 def register(app: AsyncApp) -> None:
     admin_only = [require_admin]
-    app.action(ids.HOME_SCHEDULE_CREATE, middleware=admin_only)(handle_home_open_schedule)
-    app.action(ids.HOME_SCHEDULE_EDIT, middleware=admin_only)(handle_home_open_schedule)
-    app.action(ids.HOME_SCHEDULE_PAUSE, middleware=admin_only)(handle_home_schedule_change)
-    app.action(ids.HOME_SCHEDULE_RESUME, middleware=admin_only)(handle_home_schedule_change)
-    app.action(ids.HOME_SCHEDULE_DELETE, middleware=admin_only)(handle_home_schedule_change)
-    app.action(ids.SCHEDULE_PRESET_ACTION, middleware=admin_only)(handle_modal_preset)
-    app.action(ids.HOME_RUN_NOW)(handle_home_run_now)
+    app.action(ids.HOME_SCHEDULE_CREATE, middleware=admin_only)(acked(handle_home_open_schedule))
+    app.action(ids.HOME_SCHEDULE_EDIT, middleware=admin_only)(acked(handle_home_open_schedule))
+    app.action(ids.HOME_SCHEDULE_PAUSE, middleware=admin_only)(acked(handle_home_schedule_change))
+    app.action(ids.HOME_SCHEDULE_RESUME, middleware=admin_only)(acked(handle_home_schedule_change))
+    app.action(ids.HOME_SCHEDULE_DELETE, middleware=admin_only)(acked(handle_home_schedule_change))
+    app.action(ids.SCHEDULE_PRESET_ACTION, middleware=admin_only)(acked(handle_modal_preset))
+    app.action(ids.HOME_RUN_NOW)(acked(handle_home_run_now))
     for action_id in (ids.HOME_CANCEL_RUN, ids.DM_CANCEL_RUN, ids.REPLY_CANCEL_RUN):
-        app.action(action_id)(handle_action_cancel_run)
-    app.action(ids.DM_RETRY_RUN)(handle_dm_retry_run)
-    app.action(ids.HOME_REFRESH)(handle_home_refresh)
+        app.action(action_id)(acked(handle_action_cancel_run))
+    app.action(ids.DM_RETRY_RUN)(acked(handle_dm_retry_run))
+    app.action(ids.HOME_REFRESH)(acked(handle_home_refresh))
+
+
+ButtonWork = Callable[
+    [dict[str, Any], AsyncWebClient, AsyncBoltContext, "AsyncRespond | None", dict[str, Any]],
+    Awaitable[None],
+]
+
+
+def acked(work: ButtonWork) -> Callable[..., Awaitable[None]]:
+    """A button listener: acknowledge at once, then do `work` after the acknowledgement."""
+
+    async def listener(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
+        respond: AsyncRespond | None, action: dict[str, Any],
+    ) -> None:
+        await ack()
+        after_ack(work(body, client, context, respond, action), respond)
+
+    listener.__name__ = listener.__qualname__ = work.__name__
+    return listener
 
 
 def _user_id(body: dict[str, Any]) -> str:
@@ -56,9 +78,9 @@ async def _tell(
 
 
 async def handle_home_open_schedule(
-    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
+    respond: AsyncRespond | None, action: dict[str, Any],
 ) -> None:
-    await ack()
     deps = deps_of(context)
     viewer = await deps.people.viewer(client, _user_id(body))
     existing = schedule_info(await deps.schedules.get(deps.team_id))
@@ -72,10 +94,9 @@ async def handle_home_open_schedule(
 
 
 async def handle_home_schedule_change(
-    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
-    action: dict[str, Any],
+    body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
+    respond: AsyncRespond | None, action: dict[str, Any],
 ) -> None:
-    await ack()
     deps = deps_of(context)
     change = {
         ids.HOME_SCHEDULE_PAUSE: deps.schedules.pause,
@@ -90,10 +111,10 @@ async def handle_home_schedule_change(
 
 
 async def handle_modal_preset(
-    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
+    respond: AsyncRespond | None, action: dict[str, Any],
 ) -> None:
     """A preset fills the cron input: re-render the modal with that cron under a new block id."""
-    await ack()
     deps = deps_of(context)
     view = body.get("view") or {}
     old = ModalContext.from_metadata(view.get("private_metadata"))
@@ -110,10 +131,9 @@ async def handle_modal_preset(
 
 
 async def handle_home_run_now(
-    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
-    respond: AsyncRespond | None,
+    body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
+    respond: AsyncRespond | None, action: dict[str, Any],
 ) -> None:
-    await ack()
     deps = deps_of(context)
     viewer = await deps.people.viewer(client, _user_id(body))
     if not deps.may_run(viewer):
@@ -124,10 +144,9 @@ async def handle_home_run_now(
 
 
 async def handle_action_cancel_run(
-    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
-    respond: AsyncRespond | None,
+    body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
+    respond: AsyncRespond | None, action: dict[str, Any],
 ) -> None:
-    await ack()
     deps = deps_of(context)
     viewer = await deps.people.viewer(client, _user_id(body))
     # The button names its run: one clicked after that run ended (a status reply, a Home tab or a
@@ -143,10 +162,9 @@ async def handle_action_cancel_run(
 
 
 async def handle_dm_retry_run(
-    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
-    respond: AsyncRespond | None,
+    body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
+    respond: AsyncRespond | None, action: dict[str, Any],
 ) -> None:
-    await ack()
     deps = deps_of(context)
     viewer = await deps.people.viewer(client, _user_id(body))
     if not deps.may_run(viewer):
@@ -164,8 +182,8 @@ async def handle_dm_retry_run(
 
 
 async def handle_home_refresh(
-    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
+    respond: AsyncRespond | None, action: dict[str, Any],
 ) -> None:
-    await ack()
     deps = deps_of(context)
     await deps.home.publish(client, deps, _user_id(body))

@@ -17,11 +17,12 @@ from blocks.help import USAGE_BY_COMMAND, usage_blocks
 from blocks.modals import ModalContext, run_modal, schedule_modal
 from blocks.models import ChannelRef
 from handlers import grammar
+from handlers.background import after_ack
 from handlers.channels import resolve_channel_names
 from handlers.data import progress_info, run_info, schedule_info
 from handlers.deps import Deps, deps_of
 from handlers.people import Viewer
-from scheduler.cron import ScheduleError, validate_schedule
+from scheduler.cron import ScheduleError, ScheduleSpec, validate_schedule
 from scheduler.runs import RunRefused
 
 COMMAND = "/backfill"
@@ -55,12 +56,18 @@ async def handle_command_backfill(
         return
     if isinstance(parsed, grammar.OpenScheduleModal | grammar.OpenRunModal):
         await ack()
-        await open_modal(parsed, command, client, deps, viewer)
+        after_ack(open_modal(parsed, command, client, deps, viewer), respond)
         return
     if isinstance(parsed, grammar.SaveSchedule):
         await save_schedule(ack, parsed, client, deps, viewer, respond)
         return
     await ack()
+    after_ack(answer_and_respond(parsed, client, deps, viewer, respond), respond)
+
+
+async def answer_and_respond(
+    parsed: object, client: AsyncWebClient, deps: Deps, viewer: Viewer, respond: AsyncRespond
+) -> None:
     reply = await answer(parsed, client, deps, viewer)
     await respond(**reply.as_kwargs())
 
@@ -100,6 +107,14 @@ async def save_schedule(
         await ack(**replies.invalid_schedule_reply(str(exc)).as_kwargs())
         return
     await ack()
+    after_ack(store_schedule(parsed, spec, client, deps, viewer, respond), respond)
+
+
+async def store_schedule(
+    parsed: grammar.SaveSchedule, spec: ScheduleSpec, client: AsyncWebClient, deps: Deps,
+    viewer: Viewer, respond: AsyncRespond,
+) -> None:
+    tz = spec.timezone
     channel_ids = list(spec.channel_ids)
     if parsed.channel_names:
         found, unknown = await resolve_channel_names(client, parsed.channel_names)

@@ -14,6 +14,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.replies import admin_only_reply, wrong_workspace_reply
+from handlers.background import after_ack
 from handlers.deps import Deps, deps_of
 
 log = logging.getLogger(__name__)
@@ -55,25 +56,28 @@ async def refuse_other_workspaces(
 async def require_admin(
     ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
     respond: AsyncRespond | None, next: Next,
-) -> None:
-    """Listener middleware for every path that changes the schedule (buttons, modal submissions)."""
+) -> BoltResponse | None:
+    """Listener middleware for every path that changes the schedule (buttons, modal submissions).
+    A refusal returns the acknowledgement as the response: a middleware that neither calls
+    `next()` nor returns a response would let Bolt try the next listener (our fallbacks)."""
     deps = deps_of(context)
     user_id = context.user_id or ""
     viewer = await deps.people.viewer(client, user_id)
     if viewer.is_admin:
         await next()
-        return
+        return None
     log.warning("refused a schedule change by non-admin %s (%s)", user_id, body.get("type"))
     reply = admin_only_reply()
     if body.get("type") == "view_submission":
         block_id = first_block_id(body.get("view") or {})
         await ack(response_action="errors", errors={block_id: reply.text})
-        return
+        return ack.response
     await ack()
     if respond is not None and body.get("response_url"):
-        await respond(**reply.as_kwargs(), replace_original=False)
+        after_ack(respond(**reply.as_kwargs(), replace_original=False))
     else:  # App Home: show the member their read-only view again
-        await deps.home.publish(client, deps, user_id)
+        after_ack(deps.home.publish(client, deps, user_id))
+    return ack.response
 
 
 def first_block_id(view: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.home import home_view
+from handlers.background import after_ack
 from handlers.data import progress_info, run_info, schedule_info, totals_info
 from handlers.deps import Deps, deps_of
 
@@ -29,7 +30,7 @@ async def handle_home_opened(event: dict[str, Any], client: AsyncWebClient, cont
     if event.get("tab") != "home":
         return
     deps = deps_of(context)
-    await deps.home.publish(client, deps, event["user"])
+    after_ack(deps.home.publish(client, deps, event["user"]))
 
 
 class HomePublisher:

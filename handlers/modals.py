@@ -10,9 +10,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks import ids, replies
 from blocks.modals import ScheduleFormInput, parse_run_submission, parse_schedule_submission
-from handlers.deps import deps_of
+from handlers.background import after_ack
+from handlers.deps import Deps, deps_of
 from handlers.guards import require_admin
-from scheduler.cron import ScheduleError, validate_schedule
+from scheduler.cron import ScheduleError, ScheduleSpec, validate_schedule
 from scheduler.runs import RunRefused
 
 
@@ -36,8 +37,12 @@ async def handle_view_schedule(
         await ack(response_action="errors", errors={_refused_block(form, exc): str(exc)[:1900]})
         return
     await ack()
-    deps = deps_of(context)
-    user_id = str(body["user"]["id"])
+    after_ack(save_and_show(spec, str(body["user"]["id"]), client, deps_of(context)))
+
+
+async def save_and_show(
+    spec: ScheduleSpec, user_id: str, client: AsyncWebClient, deps: Deps
+) -> None:
     await deps.schedules.save(deps.team_id, spec, user_id)
     await deps.home.publish(client, deps, user_id)
 
@@ -73,4 +78,4 @@ async def handle_view_run(
         await ack(response_action="errors", errors={ids.RUN_DAYS_BLOCK: str(exc)[:1900]})
         return
     await ack()
-    await deps.home.publish(client, deps, user_id)
+    after_ack(deps.home.publish(client, deps, user_id))

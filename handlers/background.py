@@ -1,0 +1,53 @@
+"""The slow half of a listener, run after Bolt has answered Slack.
+
+The app runs Bolt with `process_before_response=True`, so a request's HTTP response leaves as
+soon as its listener returns. Listeners acknowledge, hand the rest (database reads, replies, views)
+to `after_ack`, and return; without this, Bolt would keep every request open polling every 10 ms
+for the acknowledgement, which under a burst of commands starves the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+log = logging.getLogger(__name__)
+PLAIN_ERROR = "Sorry, something went wrong on our side, and nothing was changed. Please try again."
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def after_ack(work: Coroutine[Any, Any, object], respond: AsyncRespond | None = None) -> None:
+    """Run `work` in the background; a failure is logged and the user told in plain words."""
+    task = asyncio.get_running_loop().create_task(_guarded(work, respond))
+    _tasks.add(task)  # the loop keeps only weak references to tasks
+    task.add_done_callback(_tasks.discard)
+
+
+async def _guarded(work: Coroutine[Any, Any, object], respond: AsyncRespond | None) -> None:
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("listener work after the acknowledgement failed")
+        if respond is None:
+            return
+        try:
+            await respond(text=PLAIN_ERROR, response_type="ephemeral", replace_original=False)
+        except Exception:  # noqa: BLE001 - the user cannot be told; the log above has the cause
+            log.warning("could not tell the user about the failure", exc_info=True)
+
+
+async def drain(timeout: float = 10.0) -> None:
+    """On shutdown: let replies in flight finish, then cancel what is left."""
+    pending = set(_tasks)
+    if not pending:
+        return
+    _done, late = await asyncio.wait(pending, timeout=timeout)
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)
