@@ -6,9 +6,11 @@ Slack access goes through `SlackGateway` only; storage through `db` only.
 
 Pipeline: one producer task reads pages (history, then the thread-lookback scan, channel after
 channel) and starts each page's `conversations.replies` walks as tasks; a bounded queue of a few
-page units feeds one writer task that awaits a unit's replies and commits units in order. History
-and replies have separate pacer buckets, so both tiers' budgets are spent at the same time, and
-memory stays bounded by the queue.
+page units feeds one writer task. The writer takes every unit already waiting, awaits their
+replies in queue order and commits them as one batch (one SQL transaction, each channel's
+checkpoint moved to its last unit of the batch), so the cost of a commit is shared by as many units
+as fetching produced meanwhile. History and replies have separate pacer buckets, so both
+tiers' budgets are spent at the same time, and memory stays bounded by the queue.
 
 Pagination is by `latest`, not by cursor: every history call asks `latest = oldest ts of the page
 before` (Slack's `latest` is exclusive), so a page is addressed by `(channel, latest)` alone, which
@@ -41,7 +43,7 @@ from scheduler.backfill.filter import keep_message, render_mentions
 from scheduler.backfill.gateway import HistoryPage, SlackGateway
 from scheduler.backfill.progress import Progress, ProgressCallback, ProgressTracker, RunResult
 from scheduler.backfill.users import author_of, load_user_names
-from scheduler.backfill.writer import write_unit
+from scheduler.backfill.writer import write_batch
 
 DAY = 86400
 _MICROS = 1_000_000
@@ -76,15 +78,19 @@ def epoch_micros(seconds: float) -> int:
 @dataclass(frozen=True)
 class EngineConfig:
     """The engine's knobs (from settings: INCLUDE_BOTS, MIN_TEXT_CHARS, THREAD_LOOKBACK_DAYS,
-    AUTO_JOIN). `write_batch` caps rows per SQL statement / Chroma call inside one unit;
-    `queue_pages` is how many fetched page units may wait for the writer."""
+    AUTO_JOIN). `queue_pages` is how many fetched page units may wait for the writer; the writer
+    takes every unit already waiting (up to `coalesce_rows` rows and threads) into one transaction
+    and moves each channel's checkpoint once; `write_batch` caps the rows of one SQL statement and
+    of one Chroma upsert (Chroma holds the GIL while it indexes: a short call keeps the event
+    loop, and with it the pacing of Slack calls, responsive)."""
 
     include_bots: bool = False
     min_text_chars: int = 8
     thread_lookback_days: float = 14
     auto_join: bool = True
-    write_batch: int = 500
+    write_batch: int = 200
     queue_pages: int = 4
+    coalesce_rows: int = 2000
 
 
 @dataclass(frozen=True)
@@ -165,7 +171,9 @@ class BackfillEngine:
     ) -> RunResult:
         """Run (or resume) `request`. Never raises for Slack failures: a `PermanentSlackError`
         (invalid_auth, token_revoked, missing_scope, …) ends the run at once, without retries,
-        with `result.error` = Slack's code and `error_kind='permanent'`; retries exhausted on
+        with `result.error` = Slack's code and `error_kind='permanent'`, and so does any other
+        refusal of the run's setup calls (`users.list`, `conversations.list`: a request error that
+        retrying would not fix); retries exhausted on
         5xx/timeouts/429s end it with `error_kind='transient'`. Database and vector-store errors
         propagate. A set `cancel` stops the walk within one page; fetched pages are still
         committed, so checkpoints stay consistent and `result.cancelled` is True."""
@@ -220,6 +228,11 @@ class _Run:
             self.result.error, self.result.error_kind = exc.error, "permanent"
         except SlackUnavailable as exc:
             self.result.error, self.result.error_kind = exc.error, "transient"
+        except (SlackRequestError, ChannelUnavailable) as exc:
+            # Only the run's setup (conversations.list / .info / .join, users.list) lets these
+            # through; per-channel failures are skipped where they happen. Slack refused the
+            # request itself (e.g. invalid_cursor): sending it again would be refused again.
+            self.result.error, self.result.error_kind = exc.error, "permanent"
         self.result.cancelled = self.cancel.is_set() and self.result.error is None
         self.result.channels_skipped = [(s.id, s.name, s.reason) for s in self.skipped.values()]
         self.result.channels_processed = self.tracker.channels_done
@@ -463,21 +476,70 @@ class _Run:
 
     # -- writer ----------------------------------------------------------------------------------
     async def _write(self) -> None:
+        """Take the next unit and every unit already waiting behind it (up to `coalesce_rows`
+        rows), and write them as one batch: one SQL transaction, one checkpoint per channel.
+        Units stay in queue order, so each channel's units are written in the order they were
+        fetched and its checkpoint moves to the last one of the batch."""
         try:
-            while True:
+            finished = False
+            while not finished:
                 unit = await self.queue.get()
                 if unit is None:
                     return
-                await self._write_unit(unit)
+                units = [unit]
+                rows = len(unit.records) + len(unit.threads)
+                while rows < self.config.coalesce_rows and not self.queue.empty():
+                    more = self.queue.get_nowait()
+                    if more is None:
+                        finished = True
+                        break
+                    units.append(more)
+                    rows += len(more.records) + len(more.threads)
+                await self._write_units(units)
         except BaseException:
             self.failed = True
             raise
 
-    async def _write_unit(self, unit: _Unit) -> None:
+    async def _write_units(self, units: list[_Unit]) -> None:
+        records: list[MessageRecord] = []
+        checkpoints: dict[str, Checkpoint] = {}
+        stored = 0
+        done: list[_Unit] = []
+        index = 0
+        try:
+            for index, unit in enumerate(units):
+                collected = await self._collect(unit)
+                if collected is None:
+                    continue
+                records.extend(collected)
+                stored += len({r.ts for r in collected})
+                checkpoints[unit.channel.target.id] = self._checkpoint(unit)
+                done.append(unit)
+        except BaseException:
+            for unit in units[index:]:
+                _cancel_threads(unit)
+            raise
+        if not done:
+            return
+        written = await write_batch(
+            self.engine.sessions,
+            self.engine.vectors,
+            records,
+            list(checkpoints.values()),
+            batch_size=self.config.write_batch,
+        )
+        self.tracker.messages_stored += stored
+        self.tracker.messages_written += written
+        self.tracker.current_channel = done[-1].channel.target.name
+        self.tracker.channels_done += sum(1 for unit in done if unit.last_of_channel)
+        await self.tracker.report()
+
+    async def _collect(self, unit: _Unit) -> list[MessageRecord] | None:
+        """The unit's records with its threads' replies, or None when its channel died."""
         channel = unit.channel
         if channel.dead is not None:
             _cancel_threads(unit)
-            return
+            return None
         records = list(unit.records)
         cfg = self.config
         for index, (parent_ts, task) in enumerate(unit.threads):
@@ -493,7 +555,7 @@ class _Run:
                 for _, rest in unit.threads[index:]:
                     rest.cancel()
                 self._skip(SkippedChannel(channel.target.id, channel.target.name, channel.dead))
-                return
+                return None
             for reply in replies:
                 ts = reply.get("ts")
                 if not isinstance(ts, str):
@@ -506,7 +568,11 @@ class _Run:
                 ):
                     continue
                 records.append(self._record(channel, reply, str(reply.get("thread_ts") or parent_ts)))
-        checkpoint = Checkpoint(
+        return records
+
+    def _checkpoint(self, unit: _Unit) -> Checkpoint:
+        channel = unit.channel
+        return Checkpoint(
             workspace_id=self.request.workspace_id,
             channel_id=channel.target.id,
             channel_name=channel.target.name,
@@ -517,15 +583,6 @@ class _Run:
             resume_latest_ts=unit.resume_latest_ts,
             high_water_ts=channel.latest_ts if unit.next_phase == "done" else channel.high_water,
         )
-        written = await write_unit(
-            self.engine.sessions, self.engine.vectors, records, checkpoint, batch_size=cfg.write_batch
-        )
-        self.tracker.messages_stored += len({r.ts for r in records})
-        self.tracker.messages_written += written
-        self.tracker.current_channel = channel.target.name
-        if unit.last_of_channel:
-            self.tracker.channels_done += 1
-        await self.tracker.report()
 
 
 def _cancel_threads(unit: _Unit) -> None:
