@@ -14,12 +14,11 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
-    ConfirmObject,
-    PlainTextObject,
 )
 
 from blocks import ids
 from blocks.format import (
+    cancel_run_button,
     MAX_FALLBACK_TEXT,
     MAX_MESSAGE_BLOCKS,
     button_text,
@@ -193,21 +192,7 @@ def run_progress_blocks(
             ActionsBlock(
                 block_id=ids.DM_RUN_ACTIONS_BLOCK,
                 elements=[
-                    ButtonElement(
-                        text=button_text("Cancel run"),
-                        action_id=ids.DM_CANCEL_RUN,
-                        value=str(progress.job_run_id),
-                        style="danger",
-                        confirm=ConfirmObject(
-                            title=PlainTextObject(text=f"Cancel {run_label}?"),
-                            text=PlainTextObject(
-                                text="The run stops after the current page. What it stored is kept."
-                            ),
-                            confirm=PlainTextObject(text="Cancel run"),
-                            deny=PlainTextObject(text="Keep running"),
-                            style="danger",
-                        ),
-                    )
+                    cancel_run_button(ids.DM_CANCEL_RUN, progress.job_run_id)
                 ],
             )
         )

@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from slack_sdk.models.blocks import (
+    ButtonElement,
+    ConfirmObject,
     ContextBlock,
     HeaderBlock,
     MarkdownTextObject,
@@ -491,3 +493,22 @@ def skipped_groups(
             f"• and {plural(hidden, 'channel')} skipped for {plural(len(rest), 'other reason')}"
         )
     return lines
+
+
+def cancel_run_button(action_id: str, job_run_id: int) -> ButtonElement:
+    """The danger button that cancels run `job_run_id`, with its confirmation dialog."""
+    return ButtonElement(
+        text=button_text("Cancel run"),
+        action_id=action_id,
+        value=str(job_run_id),
+        style="danger",
+        confirm=ConfirmObject(
+            title=PlainTextObject(text=f"Cancel run #{job_run_id}?"),
+            text=PlainTextObject(
+                text="The run stops after the current page. What it stored is kept."
+            ),
+            confirm=PlainTextObject(text="Cancel run"),
+            deny=PlainTextObject(text="Keep running"),
+            style="danger",
+        ),
+    )

@@ -25,6 +25,7 @@ from slack_sdk.models.views import View
 
 from blocks import ids
 from blocks.format import (
+    cancel_run_button,
     MAX_VIEW_BLOCKS,
     button_text,
     channels_summary,
@@ -234,21 +235,7 @@ def _run_blocks(
             ActionsBlock(
                 block_id=ids.HOME_RUN_ACTIONS_BLOCK,
                 elements=[
-                    ButtonElement(
-                        text=button_text("Cancel run"),
-                        action_id=ids.HOME_CANCEL_RUN,
-                        value=str(running.job_run_id),
-                        style="danger",
-                        confirm=ConfirmObject(
-                            title=PlainTextObject(text=f"Cancel run #{running.job_run_id}?"),
-                            text=PlainTextObject(
-                                text="The run stops after the current page. What it stored is kept."
-                            ),
-                            confirm=PlainTextObject(text="Cancel run"),
-                            deny=PlainTextObject(text="Keep running"),
-                            style="danger",
-                        ),
-                    )
+                    cancel_run_button(ids.HOME_CANCEL_RUN, running.job_run_id)
                 ],
             )
         )

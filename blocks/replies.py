@@ -17,17 +17,14 @@ from typing import Any
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
-    ButtonElement,
-    ConfirmObject,
-    PlainTextObject,
 )
 
 from blocks import ids
 from blocks.format import (
+    cancel_run_button,
     MAX_FALLBACK_TEXT,
     MAX_MESSAGE_BLOCKS,
     MESSAGE_TEXT_BUDGET,
-    button_text,
     channel_label,
     channel_plain,
     channels_summary,
@@ -316,7 +313,7 @@ def status_reply(
             blocks.append(
                 ActionsBlock(
                     block_id=ids.REPLY_RUN_ACTIONS_BLOCK,
-                    elements=[_cancel_button(ids.REPLY_CANCEL_RUN, running.job_run_id)],
+                    elements=[cancel_run_button(ids.REPLY_CANCEL_RUN, running.job_run_id)],
                 )
             )
     finished = [r for r in recent_runs if running is None or r.job_run_id != running.job_run_id]
@@ -380,24 +377,6 @@ def history_reply(
 
 def _by_whom(run: RunInfo) -> str:
     return f"by {user_mention(run.triggered_by)}" if run.triggered_by else "by the schedule"
-
-
-def _cancel_button(action_id: str, job_run_id: int) -> ButtonElement:
-    return ButtonElement(
-        text=button_text("Cancel run"),
-        action_id=action_id,
-        value=str(job_run_id),
-        style="danger",
-        confirm=ConfirmObject(
-            title=PlainTextObject(text=f"Cancel run #{job_run_id}?"),
-            text=PlainTextObject(
-                text="The run stops after the current page. What it stored is kept."
-            ),
-            confirm=PlainTextObject(text="Cancel run"),
-            deny=PlainTextObject(text="Keep running"),
-            style="danger",
-        ),
-    )
 
 
 def _progress_lines(progress: ProgressInfo, *, viewer_tz: str | None, now: datetime) -> list[str]:
