@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from blocks.models import ChannelRef, ProgressInfo, RunInfo, ScheduleInfo, SkippedChannel, Totals
+from blocks.models import ChannelRef, ProgressInfo, RunInfo, ScheduleInfo
+from scheduler.runs import RunRow
 
 
 def schedule_info(schedule: Any | None, names: Mapping[str, str] | None = None) -> ScheduleInfo | None:
@@ -28,27 +29,8 @@ def schedule_info(schedule: Any | None, names: Mapping[str, str] | None = None) 
     )
 
 
-def run_info(run: Any | None) -> RunInfo | None:
-    if run is None:
-        return None
-    skipped = tuple(
-        SkippedChannel(*item) if isinstance(item, (list, tuple)) else
-        SkippedChannel(item.get("id", ""), item.get("name"), item.get("reason", ""))
-        for item in (run.channels_skipped or ())
-    )
-    return RunInfo(
-        job_run_id=run.job_run_id,
-        job_type=run.job_type,
-        status=run.status,
-        messages_collected=run.messages_collected or 0,
-        channels_processed=run.channels_processed or 0,
-        started_at=run.started_at,
-        completed_at=run.completed_at,
-        error_message=run.error_message,
-        triggered_by=run.triggered_by,
-        channels_skipped=skipped,
-        days=run.days,
-    )
+def run_info(run: RunRow | None) -> RunInfo | None:
+    return None if run is None else run.info()
 
 
 def progress_info(progress: Any | None, run: Any | None) -> ProgressInfo | None:
@@ -65,16 +47,4 @@ def progress_info(progress: Any | None, run: Any | None) -> ProgressInfo | None:
         eta_seconds=progress.eta_s,
         started_at=started or datetime.now(UTC),
         job_run_id=getattr(run, "job_run_id", None),
-    )
-
-
-def totals_info(totals: Any | None) -> Totals | None:
-    if totals is None:
-        return None
-    if isinstance(totals, Totals):
-        return totals
-    return Totals(
-        messages_stored=totals.messages_stored,
-        channels=totals.channels,
-        last_success_at=totals.last_success_at,
     )

@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.home import home_view
 from handlers.background import after_ack
-from handlers.data import progress_info, run_info, schedule_info, totals_info
+from handlers.data import progress_info, run_info, schedule_info
 from handlers.deps import Deps, deps_of
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class HomePublisher:
             run_info(running),
             progress_info(progress, running),
             [info for info in (run_info(r) for r in recent) if info is not None],
-            totals_info(totals),
+            totals,
             is_admin=viewer.is_admin,
             members_can_run=deps.members_can_run,
             viewer_tz=viewer.tz,
