@@ -6,6 +6,9 @@ never Slack code.
 
 from __future__ import annotations
 
+import asyncio
+import random
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +74,29 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return _create_async_engine(parsed, **options)
 
 
+async def _enable_wal(conn: Any) -> None:
+    """`PRAGMA journal_mode=WAL` on a raw aiosqlite connection, waiting out a concurrent switch.
+
+    Switching a file to WAL reads its header under a SHARED lock, then upgrades to EXCLUSIVE to
+    rewrite it. SQLite never calls the busy handler for that upgrade (two readers waiting on each
+    other would deadlock), so when several connections open a new file at once, the losers get
+    SQLITE_BUSY ("database is locked") at once whatever busy_timeout says, and the pragma cannot
+    run inside BEGIN IMMEDIATE. SQLite's documented remedy is to retry: after a short random pause
+    the file is normally in WAL already and the pragma is a plain read. Bounded by the busy timeout;
+    the pause is an asyncio sleep, so the event loop keeps running the connection holding the lock.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            async with conn.execute("PRAGMA journal_mode=WAL"):
+                return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or loop.time() >= deadline:
+                raise
+        await asyncio.sleep(random.uniform(0.005, 0.05))  # jitter: contenders stop colliding
+
+
 def _sqlite_engine(parsed: URL, **kwargs: Any) -> AsyncEngine:
     database = parsed.database or ""
     in_memory = database == ":memory:" or database.startswith("file:")
@@ -85,12 +111,13 @@ def _sqlite_engine(parsed: URL, **kwargs: Any) -> AsyncEngine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            if not in_memory:
-                # WAL lets readers proceed while one writer commits.
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=NORMAL")
+            # First, so that every later statement waits for a lock instead of failing at once.
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
+            if not in_memory:
+                # WAL lets readers proceed while one writer commits.
+                dbapi_connection.run_async(_enable_wal)
+                cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
 

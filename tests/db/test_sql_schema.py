@@ -241,3 +241,22 @@ async def test_sql_concurrent_migrations_queue_up_instead_of_failing(database_ur
     assert await current_revision(database_url) == head_revision()
     tables = await _inspect(database_url, lambda conn: set(inspect(conn).get_table_names()))
     assert tables == EXPECTED_TABLES
+
+
+async def test_sqlite_connections_opening_a_new_file_at_once_all_get_wal(tmp_path: Any) -> None:
+    """Regression: switching a new file to WAL is a SHARED-to-EXCLUSIVE upgrade, for which SQLite
+    skips the busy handler, so concurrent first connections used to fail with "database is locked"
+    (the cause of flaky concurrent migrations). Repeated on fresh files because it is a race."""
+
+    async def journal_mode(url: str) -> str:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return str((await conn.exec_driver_sql("PRAGMA journal_mode")).scalar())
+        finally:
+            await engine.dispose()
+
+    for attempt in range(25):
+        url = f"sqlite+aiosqlite:///{tmp_path}/fresh{attempt}.db"
+        modes = await asyncio.gather(*(journal_mode(url) for _ in range(4)))
+        assert modes == ["wal"] * 4
