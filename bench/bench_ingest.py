@@ -19,9 +19,9 @@ Prints, one `name: value` per line:
   favours it) because at its pace the full workspace would take far too long;
   `speedup_vs_baseline` is our rate ÷ its rate.
 
-Chroma's embedded upsert holds the GIL for nearly all of its native work (a spinning thread gets
-~3 % of its normal throughput meanwhile), so in one process Chroma time and the engine's own Python
-time add up rather than overlap; the ratio measures how little the engine adds.
+Chroma's embedded upsert holds the GIL for nearly all of its native work, so the store runs it
+in a worker process of its own (`db.chroma_worker`); the ceiling goes through the same store,
+so both figures pay the same pipe, and the ratio measures how little the engine adds.
 """
 
 from __future__ import annotations

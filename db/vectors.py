@@ -1,34 +1,32 @@
 """The vector store: messages in ChromaDB, one collection `slack_<workspace_id>` per workspace.
 
-The sync Chroma client only ever runs on the store's own `chroma-*` worker threads, never on the
-event loop. `VectorStore` is the async interface the rest of the app (and its fakes) depend on.
-No Slack code is imported here.
+The chromadb client lives in a process of its own (`db.chroma_worker`): its native core keeps the
+GIL while it indexes, which on a thread stalled the event loop (and Slack's acknowledgements) for
+half a second per batch. The event loop only awaits a pipe. `VectorStore` is the async interface
+the rest of the app (and its fakes) depend on. No Slack code is imported here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import multiprocessing
 import re
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Final, Protocol, TypeVar, cast, runtime_checkable
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 
-import chromadb
-import httpx
-from chromadb.api import ClientAPI
-from chromadb.api.models.Collection import Collection
-from chromadb.api.types import Documents, EmbeddingFunction, Metadata
-from chromadb.config import Settings
-from chromadb.errors import NotFoundError
-
+from db.chroma_worker import ChromaCallError, EmbeddingMismatchError, worker_main
 from db.embedding import embedding_function
 from db.records import MessageRecord
 
 __all__ = [
+    "ChromaCallError",
     "ChromaVectorStore",
     "EmbeddingMismatchError",
     "SearchHit",
@@ -39,19 +37,18 @@ __all__ = [
     "collection_name",
 ]
 
+
 T = TypeVar("T")
 
 COLLECTION_PREFIX: Final = "slack_"
 # Keeps each worker job short (so searches interleave with a long upsert) and HTTP bodies small;
 # the client's own `get_max_batch_size()` is the hard ceiling.
 DEFAULT_CHUNK: Final = 1000
-# Cosine for every EF (Chroma's own default is l2). The larger beams buy recall: on hashed lexical
-# vectors chromadb's defaults (100/100) missed the exact nearest neighbour noticeably more often.
-HNSW_CONFIG: Final[dict[str, Any]] = {"space": "cosine", "ef_construction": 200, "ef_search": 200}
-HTTP_TIMEOUT_SECONDS: Final = 120.0
-HTTP_CONNECT_SECONDS: Final = 10.0
-_WORKERS: Final = 4
-_THREAD_PREFIX: Final = "chroma-worker"
+WORKER_NAME: Final = "chroma-worker"
+# Start the worker from a fork server that has imported chromadb once, so opening a store costs
+# a fork, not a fresh interpreter importing chromadb (about a second); spawn where there is none.
+_PRELOAD: Final = ["db.chroma_worker"]
+log = logging.getLogger(__name__)
 # Slack team / enterprise ids are alphanumeric; Chroma names must also end with one.
 _WORKSPACE_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?")
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
@@ -63,10 +60,6 @@ class StoreClosedError(RuntimeError):
 
 class VectorStoreUnavailable(RuntimeError):
     """The Chroma server (or embedded store) could not be opened."""
-
-
-class EmbeddingMismatchError(ValueError):
-    """A collection was indexed with another embedding function than `EMBEDDING` selects."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +135,7 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _metadata(record: MessageRecord) -> Metadata:
+def _metadata(record: MessageRecord) -> dict[str, str]:
     # Chroma metadata values cannot be None: `thread_ts` is simply absent outside threads.
     meta: dict[str, str] = {
         "workspace_id": record.workspace_id,
@@ -154,30 +147,110 @@ def _metadata(record: MessageRecord) -> Metadata:
     }
     if record.thread_ts is not None:
         meta["thread_ts"] = record.thread_ts
-    return cast(Metadata, meta)
+    return meta
+
+
+class _WorkerDied(Exception):
+    """The worker process is gone (killed, crashed, or never started)."""
+
+
+class _WorkerProcess:
+    """One `db.chroma_worker` process and the app's end of its pipe. Blocking: it is only used
+    from the store's one calling thread, so requests go one at a time, in order."""
+
+    def __init__(self, path: str | None, target: tuple[str, int, bool] | None,
+                 embedding: str) -> None:
+        self._args = (path, target, embedding)
+        self._conn: Connection | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self.max_batch = 0
+
+    def start(self) -> None:
+        ctx = _context()
+        parent, child = ctx.Pipe()
+        process = ctx.Process(target=worker_main, args=(child, *self._args), name=WORKER_NAME,
+                              daemon=True)
+        process.start()
+        child.close()  # only the worker holds its end: our death is its EOF
+        self._conn, self._process = parent, process
+        self.max_batch = int(self._receive() or 0)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def call(self, method: str, *args: Any) -> Any:
+        if self._conn is None:
+            raise _WorkerDied("not started")
+        try:
+            self._conn.send((method, args))
+        except (OSError, ValueError) as exc:
+            self._reap()
+            raise _WorkerDied(str(exc)) from exc
+        return self._receive()
+
+    def _receive(self) -> Any:
+        assert self._conn is not None
+        try:
+            status, value = self._conn.recv()
+        except (EOFError, OSError) as exc:
+            self._reap()
+            raise _WorkerDied(str(exc) or "the pipe closed") from exc
+        if status == "error":
+            raise value
+        return value
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the worker to release the store and exit; end it if it does not."""
+        if self._conn is not None:
+            try:
+                self.call("close")
+            except _WorkerDied:
+                pass
+        if self._process is not None:
+            self._process.join(timeout)
+            if self._process.is_alive():
+                log.warning("the Chroma worker did not stop in %.0f s: ending it", timeout)
+                self._process.kill()
+                self._process.join(5)
+        self._reap()
+
+    def _reap(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._process is not None and not self._process.is_alive():
+            self._process.join(0)
+
+
+_context_lock = threading.Lock()
+
+
+def _context() -> BaseContext:
+    with _context_lock:
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(_PRELOAD)
+            return ctx
+        return multiprocessing.get_context("spawn")
 
 
 class ChromaVectorStore:
     """`VectorStore` on ChromaDB: embedded (`PersistentClient`) or a server (`HttpClient`).
 
-    Build it with `await ChromaVectorStore.open(...)`. Every call into chromadb, including creating
-    the client, runs on one private thread pool; the event loop only awaits.
+    Build it with `await ChromaVectorStore.open(...)`. The client lives in a worker process (see
+    the module's docstring); one private thread carries each call to it and waits for the answer,
+    so the event loop only awaits. Calls are served in order, one at a time; a worker that dies
+    is started again once for the call that found it dead (every call is idempotent).
     """
 
-    def __init__(
-        self,
-        client: ClientAPI,
-        executor: ThreadPoolExecutor,
-        embedding: EmbeddingFunction[Documents],
-        chunk_size: int,
-    ) -> None:
-        self._client = client
-        self._executor = executor
-        self._embedding = embedding
+    def __init__(self, worker: _WorkerProcess, calls: ThreadPoolExecutor, where: str,
+                 chunk_size: int) -> None:
+        self._worker = worker
+        self._calls = calls
+        self._where = where
         self._chunk_size = chunk_size
-        self._collections: dict[str, Collection] = {}
-        self._collections_lock = asyncio.Lock()
-        self._inflight: set[Future[Any]] = set()
+        self._inflight: set[asyncio.Future[Any]] = set()
         self._closed = False
 
     @classmethod
@@ -194,9 +267,9 @@ class ChromaVectorStore:
         `embedding` is the `EMBEDDING` setting (`default` or `hashing`). Raises `ValueError` for a
         bad setting and `VectorStoreUnavailable` when Chroma cannot be reached or opened.
         """
-        ef = embedding_function(embedding)
+        embedding_function(embedding)  # a bad EMBEDDING is the caller's error, said here
         if url is not None:
-            target = _parse_chroma_url(url)
+            target: tuple[str, int, bool] | None = _parse_chroma_url(url)
             where = f"Chroma server at {url}"
         elif path is not None:
             target = None
@@ -206,78 +279,54 @@ class ChromaVectorStore:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
 
-        executor = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix=_THREAD_PREFIX)
+        calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix=WORKER_NAME)
+        worker = _WorkerProcess(path, target, embedding)
+        loop = asyncio.get_running_loop()
         try:
-            client, max_batch = await asyncio.wrap_future(
-                executor.submit(_connect, path, target)
-            )
+            await loop.run_in_executor(calls, worker.start)
         except BaseException as exc:
-            executor.shutdown(wait=False, cancel_futures=True)
+            await loop.run_in_executor(calls, worker.stop)
+            calls.shutdown(wait=False, cancel_futures=True)
             if isinstance(exc, Exception):
                 detail = " ".join(str(exc).split()) or type(exc).__name__
                 raise VectorStoreUnavailable(f"cannot open the {where}: {detail}") from exc
             raise
-        if max_batch > 0:
-            chunk_size = min(chunk_size, max_batch)
-        return cls(client, executor, ef, chunk_size)
+        if worker.max_batch > 0:
+            chunk_size = min(chunk_size, worker.max_batch)
+        return cls(worker, calls, where, chunk_size)
 
     @property
     def chunk_size(self) -> int:
         """The largest batch sent to Chroma in one call."""
         return self._chunk_size
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker process's id (for operators and tests)."""
+        return self._worker.pid
+
+    def _call_blocking(self, method: str, args: tuple[Any, ...]) -> Any:
+        # The calling thread.
+        try:
+            return self._worker.call(method, *args)
+        except _WorkerDied as first:
+            log.warning("the Chroma worker process stopped (%s): starting it again", first)
+            try:
+                self._worker.start()
+                return self._worker.call(method, *args)
+            except _WorkerDied as again:
+                raise VectorStoreUnavailable(
+                    f"the {self._where} is unavailable: its worker process stopped ({again})"
+                ) from again
+
+    async def _run(self, method: str, *args: Any) -> Any:
         if self._closed:
             raise StoreClosedError("the vector store is closed")
-        future = self._executor.submit(fn, *args)
+        future = asyncio.get_running_loop().run_in_executor(
+            self._calls, self._call_blocking, method, args)
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
-        return await asyncio.wrap_future(future)
-
-    # -- collections -------------------------------------------------------------------------
-
-    async def _collection(self, workspace_id: str, *, create: bool) -> Collection | None:
-        name = collection_name(workspace_id)
-        cached = self._collections.get(name)
-        if cached is not None:
-            return cached
-        async with self._collections_lock:
-            cached = self._collections.get(name)
-            if cached is None:
-                cached = await self._run(self._open_collection, name, create)
-                if cached is not None:
-                    self._collections[name] = cached
-            return cached
-
-    def _open_collection(self, name: str, create: bool) -> Collection | None:
-        # Worker thread.
-        if create:
-            collection = self._client.get_or_create_collection(
-                name,
-                configuration={"hnsw": HNSW_CONFIG},
-                embedding_function=self._embedding,  # type: ignore[arg-type]
-            )
-        else:
-            try:
-                collection = self._client.get_collection(
-                    name,
-                    embedding_function=self._embedding,  # type: ignore[arg-type]
-                )
-            except NotFoundError:
-                return None
-        # Chroma only compares names when the given function is not "default", so a collection
-        # indexed with `hashing` would silently take MiniLM vectors of the same size: refuse.
-        persisted = collection.configuration_json.get("embedding_function") or {}
-        stored = persisted.get("name") if persisted.get("type") == "known" else None
-        if stored is not None and stored != self._embedding.name():
-            raise EmbeddingMismatchError(
-                f"collection {name} was indexed with embedding {stored!r}, but this store uses "
-                f"{self._embedding.name()!r}; change EMBEDDING back or delete the collection"
-            )
-        return collection
-
-    def _forget(self, workspace_id: str) -> None:
-        self._collections.pop(collection_name(workspace_id), None)
+        return await future
 
     # -- API -----------------------------------------------------------------------------------
 
@@ -288,181 +337,52 @@ class ChromaVectorStore:
             # Chroma rejects a batch that repeats an id; the last copy of a message wins.
             by_workspace.setdefault(record.workspace_id, {})[record.document_id] = record
         for workspace_id, unique in by_workspace.items():
-            batch = list(unique.values())
-            for chunk in _chunks(batch, self._chunk_size):
-                await self._upsert_chunk(workspace_id, chunk)
-
-    async def _upsert_chunk(self, workspace_id: str, chunk: Sequence[MessageRecord]) -> None:
-        collection = await self._collection(workspace_id, create=True)
-        assert collection is not None
-        try:
-            await self._run(_upsert, collection, chunk)
-        except NotFoundError:
-            # Deleted meanwhile (another process, or delete_workspace): recreate once.
-            self._forget(workspace_id)
-            collection = await self._collection(workspace_id, create=True)
-            assert collection is not None
-            await self._run(_upsert, collection, chunk)
+            name = collection_name(workspace_id)
+            for chunk in _chunks(list(unique.values()), self._chunk_size):
+                await self._run("upsert", name, [r.document_id for r in chunk],
+                                [r.text for r in chunk], [_metadata(r) for r in chunk])
 
     async def count(self, workspace_id: str) -> int:
         """Documents stored for the workspace (0 when it has none)."""
-        collection = await self._collection(workspace_id, create=False)
-        if collection is None:
-            return 0
-        try:
-            return await self._run(_count, collection)
-        except NotFoundError:
-            self._forget(workspace_id)
-            return 0
+        return int(await self._run("count", collection_name(workspace_id)))
 
     async def search(self, workspace_id: str, query: str, limit: int = 5) -> list[SearchHit]:
         """The `limit` documents nearest to `query`, closest first."""
+        name = collection_name(workspace_id)
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         if not query.strip():
             return []
-        collection = await self._collection(workspace_id, create=False)
-        if collection is None:
-            return []
-        try:
-            return await self._run(_search, collection, query, limit)
-        except NotFoundError:
-            self._forget(workspace_id)
-            return []
+        found = await self._run("search", name, query, limit)
+        return [SearchHit(document_id=doc_id, text=text, metadata=meta, distance=distance)
+                for doc_id, text, meta, distance in found]
 
     async def get(self, workspace_id: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """`{id: {"document": text, "metadata": {...}}}` for the ids that exist."""
+        name = collection_name(workspace_id)
         wanted = list(dict.fromkeys(ids))
         if not wanted:  # Chroma's get(ids=[]) would return the whole collection
             return {}
-        collection = await self._collection(workspace_id, create=False)
-        if collection is None:
-            return {}
-        try:
-            return await self._run(_get, collection, wanted)
-        except NotFoundError:
-            self._forget(workspace_id)
-            return {}
+        return dict(await self._run("get", name, wanted))
 
     async def delete_workspace(self, workspace_id: str) -> None:
         """Drop the workspace's collection and everything in it; a no-op when there is none."""
-        name = collection_name(workspace_id)
-        async with self._collections_lock:
-            self._collections.pop(name, None)
-            await self._run(_delete_collection, self._client, name)
+        await self._run("delete", collection_name(workspace_id))
 
     async def close(self) -> None:
-        """Wait for calls in flight, release the client and stop the worker threads. Idempotent."""
+        """Wait for calls in flight, release the store and stop the worker process. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        pending = [asyncio.wrap_future(f) for f in list(self._inflight)]
-        if pending:
-            await asyncio.wait(pending)
-        self._collections.clear()
+        if self._inflight:
+            await asyncio.wait(list(self._inflight))
         try:
-            # Releases the shared System (and its SQLite handles) so the path can be reopened.
-            await asyncio.wrap_future(self._executor.submit(_close_client, self._client))
+            await asyncio.get_running_loop().run_in_executor(self._calls, self._worker.stop)
         finally:
-            self._executor.shutdown(wait=False)
+            self._calls.shutdown(wait=False)
 
     async def __aenter__(self) -> ChromaVectorStore:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-# -- worker-thread functions: the only code that touches the chromadb client ------------------
-
-
-def _connect(path: str | None, target: tuple[str, int, bool] | None) -> tuple[ClientAPI, int]:
-    settings = Settings(anonymized_telemetry=False)
-    client: ClientAPI
-    if target is not None:
-        host, port, ssl = target
-        client = chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
-        for session in _http_sessions(client):
-            # chromadb creates its httpx sessions with timeout=None: a hung server would pin a
-            # worker thread (and the run awaiting it) forever.
-            session.timeout = httpx.Timeout(HTTP_TIMEOUT_SECONDS, connect=HTTP_CONNECT_SECONDS)
-    else:
-        assert path is not None
-        Path(path).mkdir(parents=True, exist_ok=True)
-        client = chromadb.PersistentClient(path=path, settings=settings)
-    return client, client.get_max_batch_size()
-
-
-def _upsert(collection: Collection, records: Sequence[MessageRecord]) -> None:
-    collection.upsert(
-        ids=[r.document_id for r in records],
-        documents=[r.text for r in records],
-        metadatas=[_metadata(r) for r in records],
-    )
-
-
-def _count(collection: Collection) -> int:
-    return collection.count()
-
-
-def _search(collection: Collection, query: str, limit: int) -> list[SearchHit]:
-    with warnings.catch_warnings():
-        # Asking for more results than documents is fine here; do not warn about it.
-        warnings.simplefilter("ignore", UserWarning)
-        result = collection.query(
-            query_texts=[query],
-            n_results=limit,
-            include=["documents", "metadatas", "distances"],  # type: ignore[list-item]
-        )
-    ids = result["ids"][0]
-    documents = (result["documents"] or [[]])[0]
-    metadatas = (result["metadatas"] or [[]])[0]
-    distances = (result["distances"] or [[]])[0]
-    return [
-        SearchHit(
-            document_id=doc_id,
-            text=documents[i] or "",
-            metadata=dict(metadatas[i] or {}),
-            distance=float(distances[i]),
-        )
-        for i, doc_id in enumerate(ids)
-    ]
-
-
-def _get(collection: Collection, ids: list[str]) -> dict[str, dict[str, Any]]:
-    result = collection.get(ids=ids, include=["documents", "metadatas"])  # type: ignore[list-item]
-    documents = result["documents"] or []
-    metadatas = result["metadatas"] or []
-    return {
-        doc_id: {"document": documents[i], "metadata": dict(metadatas[i] or {})}
-        for i, doc_id in enumerate(result["ids"])
-    }
-
-
-def _delete_collection(client: ClientAPI, name: str) -> None:
-    try:
-        client.delete_collection(name)
-    except NotFoundError:
-        pass
-
-
-def _http_sessions(client: ClientAPI) -> list[httpx.Client]:
-    # chromadb 1.5's HttpClient holds two private httpx sessions (its own and its internal admin
-    # client's, each on a System of its own) and never closes either.
-    sessions: list[httpx.Client] = []
-    for owner in (client, getattr(client, "_admin_client", None)):
-        session = getattr(getattr(owner, "_server", None), "_session", None)
-        if isinstance(session, httpx.Client) and session not in sessions:
-            sessions.append(session)
-    return sessions
-
-
-def _close_client(client: ClientAPI) -> None:
-    sessions = _http_sessions(client)
-    close = getattr(client, "close", None)
-    if callable(close):
-        close()
-    # HTTP Systems are keyed by a fresh uuid per client, so these sessions are ours alone;
-    # without this their pooled sockets leak until garbage collection.
-    for session in sessions:
-        session.close()

@@ -41,8 +41,8 @@ async def write_batch(
         changed: list[tuple[str, str]] = []
         for start in range(0, len(batch), step):
             changed.extend(await upsert_messages_changed(session, batch[start : start + step]))
-        # Chroma's embedded upsert holds the GIL while it indexes, which stalls the event loop
-        # (and with it the pacing of Slack calls) for the whole call: keep each call short.
+        # Short calls: the store's worker process serves one call at a time, so a search (or
+        # another run's batch) waits at most one of them.
         fresh = [by_key[key] for key in dict.fromkeys(changed)]
         for start in range(0, len(fresh), step):
             await vectors.upsert(fresh[start : start + step])

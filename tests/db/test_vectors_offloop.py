@@ -1,83 +1,77 @@
-"""No chromadb call (nor any embedding) runs on the event loop, and the loop keeps ticking."""
+"""No chromadb call (nor any embedding) runs in the app's process: all of it runs in the store's
+worker process, which is started again if it dies and ends with the app; the loop keeps ticking."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import os
+import signal
+import sys
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import chromadb
 import pytest
-from chromadb.api.models.Collection import Collection
 
 from db.embedding import HashingEmbeddingFunction
 from db.records import MessageRecord
-from db.vectors import ChromaVectorStore
+from db.vectors import ChromaVectorStore, _WorkerProcess
+
+ROOT = Path(__file__).resolve().parents[2]
 
 LARGE = 6_000  # > the default chunk and > chromadb's max batch (5461): several chunks
 
 
-class Recorder:
-    """Every attribute access and call on a wrapped object, with the thread it ran on."""
+class PipeRecorder:
+    """Every request the store sends its worker process: the method and, for upserts, the size."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, int, str]] = []
+        self.methods: list[str] = []
         self.batch_sizes: list[int] = []
-        self._lock = threading.Lock()
-
-    def note(self, what: str) -> None:
-        thread = threading.current_thread()
-        with self._lock:
-            self.events.append((what, thread.ident or 0, thread.name))
 
 
-class Proxy:
-    """Stands in for a chromadb client or collection; wraps the collections it hands out."""
+def _instrument(monkeypatch: pytest.MonkeyPatch) -> tuple[PipeRecorder, list[str]]:
+    """Record what crosses the pipe, and any chromadb client or embedding made in THIS process."""
+    pipe = PipeRecorder()
+    here: list[str] = []
+    call = _WorkerProcess.call
 
-    def __init__(self, target: Any, recorder: Recorder, label: str) -> None:
-        object.__setattr__(self, "_target", target)
-        object.__setattr__(self, "_recorder", recorder)
-        object.__setattr__(self, "_label", label)
+    def recorded_call(self: _WorkerProcess, method: str, *args: Any) -> Any:
+        pipe.methods.append(method)
+        if method == "upsert":
+            pipe.batch_sizes.append(len(args[1]))
+        return call(self, method, *args)
 
-    def __getattr__(self, name: str) -> Any:
-        recorder: Recorder = object.__getattribute__(self, "_recorder")
-        label = object.__getattribute__(self, "_label")
-        recorder.note(f"{label}.{name}")
-        attr = getattr(object.__getattribute__(self, "_target"), name)
-        if not callable(attr):
-            return attr
+    monkeypatch.setattr(_WorkerProcess, "call", recorded_call)
+    for factory in ("PersistentClient", "HttpClient"):
+        original = getattr(chromadb, factory)
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            recorder.note(f"{label}.{name}()")
-            if name == "upsert":
-                recorder.batch_sizes.append(len(kwargs["ids"]))
-            result = attr(*args, **kwargs)
-            if isinstance(result, Collection):
-                return Proxy(result, recorder, "collection")
-            return result
+        def create(*a: Any, _name: str = factory, _original: Any = original, **k: Any) -> Any:
+            here.append(_name)
+            return _original(*a, **k)
 
-        return call
-
-
-def _instrument(monkeypatch: pytest.MonkeyPatch, recorder: Recorder) -> None:
-    def wrap_factory(factory: Callable[..., Any]) -> Callable[..., Any]:
-        def create(*args: Any, **kwargs: Any) -> Any:
-            recorder.note("client creation")
-            return Proxy(factory(*args, **kwargs), recorder, "client")
-        return create
-
-    monkeypatch.setattr(chromadb, "PersistentClient", wrap_factory(chromadb.PersistentClient))
-    monkeypatch.setattr(chromadb, "HttpClient", wrap_factory(chromadb.HttpClient))
+        monkeypatch.setattr(chromadb, factory, create)
     embed = HashingEmbeddingFunction._embed_pass
 
     def recorded_embed(self: HashingEmbeddingFunction, texts: list[str]) -> Any:
-        recorder.note("embedding")
+        here.append("embedding")
         return embed(self, texts)
 
     monkeypatch.setattr(HashingEmbeddingFunction, "_embed_pass", recorded_embed)
+    return pipe, here
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (ended, not yet reaped by its parent) is gone for our purposes.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return True
 
 
 def _records(workspace_id: str, n: int) -> list[MessageRecord]:
@@ -100,16 +94,16 @@ async def _open(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Ch
 
 
 @pytest.mark.parametrize("kind", ["embedded", "server"])
-async def test_vectors_offloop_every_chroma_call_runs_on_a_worker_thread(
+async def test_vectors_offloop_every_chroma_call_runs_in_the_worker_process(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    recorder = Recorder()
-    _instrument(monkeypatch, recorder)
-    loop_thread = threading.get_ident()
+    pipe, here = _instrument(monkeypatch)
     ws = f"T{uuid.uuid4().hex[:10].upper()}"
 
     store = await _open(kind, request, tmp_path)
+    pid = store.worker_pid
     try:
+        assert pid is not None and pid != os.getpid() and _alive(pid)
         records = _records(ws, LARGE)
         await store.upsert(records)
         assert await store.count(ws) == LARGE
@@ -119,19 +113,66 @@ async def test_vectors_offloop_every_chroma_call_runs_on_a_worker_thread(
     finally:
         await store.close()
 
-    names = [what for what, _, _ in recorder.events]
-    for expected in ["client creation", "client.get_max_batch_size()",
-                     "client.get_or_create_collection()", "collection.upsert()",
-                     "collection.count()", "collection.query()", "collection.get()",
-                     "client.delete_collection()", "client.close()", "embedding"]:
-        assert expected in names
-    on_loop = [what for what, ident, _ in recorder.events if ident == loop_thread]
-    assert on_loop == []
-    assert {name.split("_")[0] for _, _, name in recorder.events} == {"chroma-worker"}
+    # No chromadb client and no embedding in this process: the worker did all of it.
+    assert here == []
+    assert pipe.methods[:1] == ["upsert"] and pipe.methods[-1] == "close"
+    assert {"count", "search", "get", "delete"} <= set(pipe.methods)
     # Chunked: several batches, none above the store's chunk or chromadb's own limit.
-    assert len(recorder.batch_sizes) >= 2
-    assert sum(recorder.batch_sizes) == LARGE
-    assert max(recorder.batch_sizes) <= min(store.chunk_size, 5461)
+    assert len(pipe.batch_sizes) >= 2
+    assert sum(pipe.batch_sizes) == LARGE
+    assert max(pipe.batch_sizes) <= min(store.chunk_size, 5461)
+    assert not _alive(pid)  # close() ends the worker
+
+
+async def test_vectors_offloop_a_killed_worker_is_started_again(tmp_path: Path) -> None:
+    ws = f"T{uuid.uuid4().hex[:10].upper()}"
+    store = await ChromaVectorStore.open(str(tmp_path / "chroma"), None, "hashing")
+    try:
+        await store.upsert(_records(ws, 50))
+        first = store.worker_pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        # The next call finds the pipe closed, starts a worker on the same path and retries.
+        assert await store.count(ws) == 50
+        await store.upsert(_records(ws, 80))
+        assert await store.count(ws) == 80
+        assert store.worker_pid not in (None, first)
+    finally:
+        await store.close()
+
+
+async def test_vectors_offloop_the_worker_ends_with_the_app(tmp_path: Path) -> None:
+    """An app process killed outright leaves no worker holding the store open."""
+    path = str(tmp_path / "chroma")
+    code = f"""
+import asyncio
+from db.vectors import ChromaVectorStore
+
+async def main():
+    store = await ChromaVectorStore.open({path!r}, None, "hashing")
+    print(store.worker_pid, flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ANONYMIZED_TELEMETRY": "False"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        worker = int(await asyncio.wait_for(proc.stdout.readline(), timeout=120))
+        assert _alive(worker)
+        proc.kill()
+        await proc.wait()
+        for _ in range(300):  # a liveness bound, not a timing assertion
+            if not _alive(worker):
+                break
+            await asyncio.sleep(0.1)
+        assert not _alive(worker)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 @pytest.mark.parametrize("kind", ["embedded", "server"])

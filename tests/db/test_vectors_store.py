@@ -18,6 +18,7 @@ from chromadb.config import Settings
 
 from db.embedding import HASHING_NAME
 from db.records import MessageRecord
+from db.chroma_worker import close_client as _close_client
 from db.vectors import (
     ChromaVectorStore,
     EmbeddingMismatchError,
@@ -25,7 +26,6 @@ from db.vectors import (
     StoreClosedError,
     VectorStore,
     VectorStoreUnavailable,
-    _close_client,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
