@@ -6,6 +6,8 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from handlers.foreground import foreground
+
 EVENTS_PATH = "/slack/events"
 
 
@@ -14,8 +16,13 @@ def build_web_app(bolt: AsyncApp | None, *, mode: str) -> web.Application:
 
     async def slack_events(request: web.Request) -> web.Response:
         assert bolt is not None
-        bolt_response = await bolt.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
+        gate = foreground()
+        gate.begin()  # deferred work waits until this request is answered
+        try:
+            bolt_response = await bolt.async_dispatch(await to_bolt_request(request))
+            return await to_aiohttp_response(bolt_response)
+        finally:
+            gate.end()
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "mode": mode})

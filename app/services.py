@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.settings import Settings
 from db.vectors import VectorStore
 from handlers.deps import Deps
+from handlers.foreground import foreground
 from handlers.home import HomePublisher
 from scheduler.backfill.engine import BackfillEngine, EngineConfig
 from scheduler.backfill.gateway import SlackGateway
@@ -39,12 +40,18 @@ def build_engine(settings: Settings, sessions: async_sessionmaker[AsyncSession],
     if rate_minute_seconds != 60.0:
         profile = profile.scaled(rate_minute_seconds)
     gateway = SlackGateway(settings.slack_bot_token, base_url=settings.slack_api_url,
-                           profile=profile)
+                           profile=profile, yield_to=requests_first)
     config = EngineConfig(
         include_bots=settings.include_bots, min_text_chars=settings.min_text_chars,
         thread_lookback_days=settings.thread_lookback_days, auto_join=settings.auto_join,
     )
-    return BackfillEngine(gateway, sessions, vectors, config)
+    return BackfillEngine(gateway, sessions, vectors, config, yield_to=requests_first)
+
+
+async def requests_first() -> None:
+    """The engine's Slack calls and writes wait while this process is answering Slack's requests
+    (at most a second): a run must never push an acknowledgement past Slack's 3 seconds."""
+    await foreground().quiet()
 
 
 async def start_services(

@@ -3,7 +3,8 @@
 The app runs Bolt with `process_before_response=True`, so a request's HTTP response leaves as
 soon as its listener returns. Listeners acknowledge, hand the rest (database reads, replies, views)
 to `after_ack`, and return; without this, Bolt would keep every request open polling every 10 ms
-for the acknowledgement, which under a burst of commands starves the event loop.
+for the acknowledgement, which under a burst of commands starves the event loop. The rest starts
+once no other request is waiting for its acknowledgement (`handlers.foreground`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from handlers.foreground import foreground
 
 log = logging.getLogger(__name__)
 PLAIN_ERROR = "Sorry, something went wrong on our side, and nothing was changed. Please try again."
@@ -29,7 +32,8 @@ def after_ack(work: Coroutine[Any, Any, object], respond: AsyncRespond | None = 
 
 async def _guarded(work: Coroutine[Any, Any, object], respond: AsyncRespond | None) -> None:
     try:
-        await work
+        async with foreground().deferred():
+            await work
     except asyncio.CancelledError:
         raise
     except Exception:

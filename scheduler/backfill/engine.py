@@ -40,7 +40,7 @@ from scheduler.backfill.errors import (
     SlackUnavailable,
 )
 from scheduler.backfill.filter import keep_message, render_mentions
-from scheduler.backfill.gateway import HistoryPage, SlackGateway
+from scheduler.backfill.gateway import HistoryPage, SlackGateway, YieldTo
 from scheduler.backfill.progress import Progress, ProgressCallback, ProgressTracker, RunResult
 from scheduler.backfill.users import author_of, load_user_names
 from scheduler.backfill.writer import write_batch
@@ -81,8 +81,8 @@ class EngineConfig:
     AUTO_JOIN). `queue_pages` is how many fetched page units may wait for the writer; the writer
     takes every unit already waiting (up to `coalesce_rows` rows and threads) into one transaction
     and moves each channel's checkpoint once; `write_batch` caps the rows of one SQL statement and
-    of one Chroma upsert (Chroma holds the GIL while it indexes: a short call keeps the event
-    loop, and with it the pacing of Slack calls, responsive)."""
+    of one Chroma upsert (short steps keep the event loop, and with it the pacing of Slack calls
+    and the acknowledgement of Slack's requests, responsive)."""
 
     include_bots: bool = False
     min_text_chars: int = 8
@@ -155,11 +155,16 @@ class BackfillEngine:
         sessions: async_sessionmaker[AsyncSession],
         vectors: VectorStore,
         config: EngineConfig | None = None,
+        *,
+        yield_to: YieldTo | None = None,
     ) -> None:
         self.gateway = gateway
         self.sessions = sessions
         self.vectors = vectors
         self.config = config or EngineConfig()
+        # Awaited before each batch is written (the writer's CPU: SQL statements, Chroma's
+        # payload), so a burst of the process's own Slack requests is answered first.
+        self.yield_to = yield_to
 
     # -- public ----------------------------------------------------------------------------------
     async def run(
@@ -521,6 +526,8 @@ class _Run:
             raise
         if not done:
             return
+        if self.engine.yield_to is not None:
+            await self.engine.yield_to()
         written = await write_batch(
             self.engine.sessions,
             self.engine.vectors,

@@ -27,6 +27,12 @@ from scheduler.backfill.pacing import Pacer
 from scheduler.backfill.profiles import INTERNAL, RateProfile
 
 Sleep = Callable[[float], Awaitable[None]]
+# Awaited before each call: the process's own requests first (see `app.services`).
+YieldTo = Callable[[], Awaitable[None]]
+
+
+async def _never_wait() -> None:
+    return None
 
 # Network failures that say nothing about the request itself.
 _NETWORK_ERRORS: tuple[type[BaseException], ...] = (
@@ -81,6 +87,7 @@ class SlackGateway:
         backoff_cap: float = 30.0,
         sleep: Sleep = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        yield_to: YieldTo = _never_wait,
     ) -> None:
         # retry_handlers=[]: the SDK must not retry behind our back; this class owns retries.
         self._client = AsyncWebClient(
@@ -94,6 +101,7 @@ class SlackGateway:
         self._backoff_cap = backoff_cap
         self._sleep = sleep
         self._rand = rand
+        self._yield_to = yield_to
         self._stats = GatewayStats()
 
     # -- the one call path -------------------------------------------------------------------------
@@ -103,6 +111,9 @@ class SlackGateway:
         rate_limited = 0
         while True:
             await self.pacer.acquire(method)
+            # Later than the pacer allows is always safe; starting (and then decoding a page of
+            # up to 999 messages) while Slack waits for this process's acknowledgements is not.
+            await self._yield_to()
             self._stats.calls[method] = self._stats.calls.get(method, 0) + 1
             try:
                 # POST, form-encoded, as Slack accepts for every method (the Node SDK always

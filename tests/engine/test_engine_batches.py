@@ -4,6 +4,7 @@ error propagates, and running the same job again ends with exactly the ground tr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -71,3 +72,38 @@ async def test_engine_batch_failure_keeps_checkpoints_exact(
         assert found == {f"{c}:{ts}" for c, ts in truth.must_store}
         assert {cp.phase for cp in await checkpoints(stores, ws.team_id)} == {"done"}
         assert len(history_latests(fake)) > first_calls
+
+
+async def test_engine_yields_to_the_process_requests_before_writes_and_calls(
+    database_url: str, tmp_path: Path
+) -> None:
+    """While `yield_to` holds (the process is answering Slack's requests), the engine neither
+    calls Slack nor writes; released, it finishes with exactly the ground truth."""
+    ws = small_workspace(seed=29, messages=400)
+    truth = fakeslack.ground_truth(ws, DAYS, now=ws.now)
+    open_gate = asyncio.Event()
+    waits = 0
+
+    async def yield_to() -> None:
+        nonlocal waits
+        waits += 1
+        await open_gate.wait()
+
+    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
+        database_url, tmp_path / "chroma"
+    ) as stores:
+        engine = BackfillEngine(make_gateway(fake, yield_to=yield_to), stores.sessions,
+                                stores.vectors, EngineConfig(), yield_to=yield_to)
+        run = asyncio.create_task(
+            engine.run(RunRequest(ws.team_id, job_run_id=9, days=DAYS, now=ws.now)))
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+        assert not run.done()
+        assert fake.calls == [] and await stored_rows(stores, ws.team_id) == {}
+        assert waits >= 1
+        open_gate.set()
+        result = await asyncio.wait_for(run, timeout=120)
+        assert result.error is None
+        assert set(await stored_rows(stores, ws.team_id)) == truth.must_store
+        # One wait per Slack call and one per written batch.
+        assert waits > len(fake.calls)
