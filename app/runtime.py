@@ -14,7 +14,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from aiohttp import web
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,6 +23,7 @@ from app.bolt_app import build_bolt_app, build_web_client
 from app.http_server import build_web_app, start_http
 from app.services import start_services
 from app.settings import Settings
+from app.socket_mode import CountedSocketModeHandler
 from db.messages import ensure_workspace
 from db.migrate import migrate
 from db.session import create_engine, make_sessionmaker
@@ -122,7 +122,7 @@ async def running_app(
         stack.push_async_callback(drain_listener_work)
         stack.push_async_callback(runner.cleanup)
         if settings.socket_mode:
-            socket = AsyncSocketModeHandler(bolt, settings.slack_app_token, web_client=client)
+            socket = CountedSocketModeHandler(bolt, settings.slack_app_token, web_client=client)
             await socket.connect_async()
             stack.push_async_callback(socket.close_async)
         port = bound_port(runner, settings.port)

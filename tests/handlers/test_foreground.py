@@ -7,6 +7,7 @@ test checks that the mechanism (not the clock) released the work.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -147,4 +148,37 @@ async def test_foreground_the_http_front_counts_each_request_until_it_is_answere
         assert response.status == 200
         assert (await client.get("/healthz")).status == 200
     assert seen == [1]
+    assert foreground().active == 0
+
+
+async def test_foreground_socket_mode_envelopes_count_until_acknowledged() -> None:
+    from slack_bolt.response import BoltResponse
+    from slack_sdk.socket_mode.request import SocketModeRequest
+
+    from app.socket_mode import CountedSocketModeHandler
+
+    seen: list[int] = []
+    acks: list[str] = []
+
+    class Bolt:
+        client = None
+        logger = None
+
+        async def async_dispatch(self, request: object) -> BoltResponse:
+            seen.append(foreground().active)
+            return BoltResponse(status=200, body="")
+
+    class Client:
+        logger = logging.getLogger("test")
+
+        async def send_socket_mode_response(self, response: object) -> None:
+            acks.append(getattr(response, "envelope_id", ""))
+            seen.append(foreground().active)
+
+    handler = CountedSocketModeHandler.__new__(CountedSocketModeHandler)
+    handler.app = Bolt()  # type: ignore[assignment]
+    request = SocketModeRequest(type="slash_commands", envelope_id="E1",
+                                payload={"command": "/backfill", "text": "status"})
+    await handler.handle(Client(), request)  # type: ignore[arg-type]
+    assert acks == ["E1"] and seen == [1, 1]
     assert foreground().active == 0

@@ -1,0 +1,22 @@
+"""The Socket Mode front: Bolt's aiohttp Socket Mode handler, with each envelope counted as a
+request in progress until its acknowledgement is sent (see `handlers.foreground`)."""
+
+from __future__ import annotations
+
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+
+from handlers.foreground import foreground
+
+
+class CountedSocketModeHandler(AsyncSocketModeHandler):
+    """Deferred work waits while an envelope is being dispatched and acknowledged."""
+
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:
+        gate = foreground()
+        gate.begin()
+        try:
+            await super().handle(client, req)
+        finally:
+            gate.end()
