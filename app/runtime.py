@@ -27,7 +27,7 @@ from app.socket_mode import CountedSocketModeHandler
 from db.messages import ensure_workspace
 from db.migrate import migrate
 from db.session import create_engine, make_sessionmaker
-from db.vectors import ChromaVectorStore
+from db.vectors import ChromaVectorStore, VectorStoreUnavailable
 from handlers.background import drain as drain_listener_work
 from handlers.deps import Deps
 
@@ -77,6 +77,16 @@ async def open_database(settings: Settings, stack: AsyncExitStack) -> async_sess
     return make_sessionmaker(engine)
 
 
+async def open_vectors(settings: Settings) -> ChromaVectorStore:
+    try:
+        return await ChromaVectorStore.open(
+            path=settings.chroma_path, url=settings.chroma_url, embedding=settings.embedding
+        )
+    except VectorStoreUnavailable as exc:  # names the path or URL (never credentials)
+        setting = "CHROMA_URL" if settings.chroma_url else "CHROMA_PATH"
+        raise StartupError(f"{exc} (check {setting})") from None
+
+
 @dataclass
 class Runtime:
     """The running app, for `serve` and the demo: its settings, stores, Bolt app and services."""
@@ -101,9 +111,7 @@ async def running_app(
     settings.require_for_run()
     async with AsyncExitStack() as stack:
         sessions = await open_database(settings, stack)
-        vectors = await ChromaVectorStore.open(
-            path=settings.chroma_path, url=settings.chroma_url, embedding=settings.embedding
-        )
+        vectors = await open_vectors(settings)
         stack.push_async_callback(vectors.close)
 
         client = build_web_client(settings)

@@ -128,3 +128,22 @@ def test_settings_error_from_a_real_process_exits_2_without_traceback(tmp_path: 
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "DATABASE_URL" in proc.stderr
     assert "pw-in-dotenv" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_settings_unreachable_chroma_server_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.support.servers import free_port
+
+    monkeypatch.chdir(tmp_path)
+    url = f"http://127.0.0.1:{free_port()}"
+    for name, value in {"SLACK_BOT_TOKEN": "xoxb-never-shown", "SLACK_SIGNING_SECRET": "s3cret",
+                        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/b.db",
+                        "CHROMA_URL": url, "LOG_LEVEL": "ERROR"}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["run"]) == 1
+    _, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert url in lines[0] and "CHROMA_URL" in lines[0] and "Traceback" not in err
+    assert "xoxb-never-shown" not in err and "s3cret" not in err
