@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 # Slack's chat.update is Tier 3 (~50/min per app); one update per run every few seconds keeps a
 # handful of concurrent runs far below it, and a human cannot read faster anyway.
 PROGRESS_INTERVAL_S = 3.0
+# A recipient's time zone (from `users.info`) is looked up once in this long: people travel.
+ZONE_TTL_S = 3600.0
 
 TOKEN_PATTERN = re.compile(r"\b(?:xox[abprse]|xapp|xoxe\.xox[bp])-[A-Za-z0-9-]+")
 REDACTED = "[redacted]"
@@ -70,6 +72,7 @@ class ProgressDM:
     ts: str
     job_run_id: int
     started_at: datetime | None
+    tz: str | None = "UTC"  # the recipient's own zone: every time in the message is shown in it
     last_sent: float = 0.0  # monotonic time of the last post or update
     pending: ProgressInfo | None = None  # newest snapshot not sent yet
     closed: bool = False
@@ -77,7 +80,8 @@ class ProgressDM:
 
 
 class Notifier:
-    """Sends run DMs with the app's web client (pointed at `SLACK_API_URL`)."""
+    """Sends run DMs with the app's web client (pointed at `SLACK_API_URL`). Times are shown in
+    the recipient's own Slack time zone (`users.info`), `viewer_tz` when Slack does not say."""
 
     def __init__(
         self,
@@ -93,6 +97,24 @@ class Notifier:
         self._tz = viewer_tz
         self._clock = clock
         self._monotonic = monotonic
+        self._zones: dict[str, tuple[str | None, float]] = {}
+
+    async def zone_of(self, user_id: str) -> str | None:
+        """The user's Slack time zone; the fallback when it cannot be had (not cached then)."""
+        cached = self._zones.get(user_id)
+        if cached is not None and self._monotonic() - cached[1] < ZONE_TTL_S:
+            return cached[0]
+        try:
+            response = await self._client.users_info(user=user_id)
+        except _SEND_ERRORS as exc:
+            logger.info("no time zone for %s (%s): times in %s", user_id, type(exc).__name__,
+                        self._tz)
+            return self._tz
+        user = response.get("user")
+        tz = user.get("tz") if isinstance(user, dict) else None
+        zone = tz if isinstance(tz, str) and tz else self._tz
+        self._zones[user_id] = (zone, self._monotonic())
+        return zone
 
     # -- sending ---------------------------------------------------------------------------------
     async def _call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
@@ -121,16 +143,17 @@ class Notifier:
         self, user_id: str, job_run_id: int, started_at: datetime | None, progress: ProgressInfo
     ) -> ProgressDM | None:
         """Post the progress message; None when Slack refused it (the run goes on without)."""
+        tz = await self.zone_of(user_id)
         now = self._clock()
         data = await self._post(
             user_id,
-            run_progress_text(progress, now=now, viewer_tz=self._tz),
-            run_progress_blocks(progress, now=now, viewer_tz=self._tz),
+            run_progress_text(progress, now=now, viewer_tz=tz),
+            run_progress_blocks(progress, now=now, viewer_tz=tz),
         )
         if data is None or not data.get("channel") or not data.get("ts"):
             return None
         return ProgressDM(
-            user_id, str(data["channel"]), str(data["ts"]), job_run_id, started_at,
+            user_id, str(data["channel"]), str(data["ts"]), job_run_id, started_at, tz=tz,
             last_sent=self._monotonic(),
         )
 
@@ -155,8 +178,8 @@ class Notifier:
             "chat.update",
             channel=dm.channel,
             ts=dm.ts,
-            text=run_progress_text(progress, now=now, viewer_tz=self._tz),
-            blocks=run_progress_blocks(progress, now=now, viewer_tz=self._tz),
+            text=run_progress_text(progress, now=now, viewer_tz=dm.tz),
+            blocks=run_progress_blocks(progress, now=now, viewer_tz=dm.tz),
         )
 
     async def close_progress(self, dm: ProgressDM, run: RunInfo) -> None:
@@ -176,29 +199,31 @@ class Notifier:
                 blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
             else:
                 text = run_summary_text(run, now=now)
-                blocks = run_summary_blocks(run, now=now, viewer_tz=self._tz)
+                blocks = run_summary_blocks(run, now=now, viewer_tz=dm.tz)
             await self._call("chat.update", channel=dm.channel, ts=dm.ts, text=text, blocks=blocks)
 
     # -- outcomes --------------------------------------------------------------------------------
     async def run_succeeded(self, user_id: str, run: RunInfo) -> None:
         """Summary (also for a cancelled run): messages stored, channels processed and skipped
         with reasons, duration."""
+        tz = await self.zone_of(user_id)
         now = self._clock()
         await self._post(
             user_id,
             run_summary_text(run, now=now),
-            run_summary_blocks(run, now=now, viewer_tz=self._tz),
+            run_summary_blocks(run, now=now, viewer_tz=tz),
         )
 
     async def run_failed(
         self, user_id: str, run: RunInfo, *, action_taken: str, retry_allowed: bool = True
     ) -> None:
         """The error in plain words, what the app did about it, and "Retry now"."""
+        tz = await self.zone_of(user_id)
         await self._post(
             user_id,
             run_failure_text(run, action_taken=action_taken, retry_allowed=retry_allowed),
             run_failure_blocks(
-                run, action_taken=action_taken, retry_allowed=retry_allowed, viewer_tz=self._tz
+                run, action_taken=action_taken, retry_allowed=retry_allowed, viewer_tz=tz
             ),
         )
 

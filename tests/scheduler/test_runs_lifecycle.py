@@ -174,3 +174,23 @@ async def test_runs_members_cancel_only_their_own_runs(tmp_path: Path) -> None:
         await node.service.cancel(ws.team_id, ADMIN, is_admin=True)
         await node.service.wait_idle()
         assert (await node.service.get(row2.job_run_id)).status == "cancelled"  # type: ignore[union-attr]
+
+
+async def test_runs_dms_show_times_in_the_recipient_zone(database_url: str, tmp_path: Path) -> None:
+    """The summary's start time is in the recipient's own Slack zone (`users.info`), looked up
+    once; a user Slack gives no zone for gets UTC."""
+    ws = workspace(seed=11, messages=200)
+    tokyo, nowhere = sorted(u for u, user in ws.users.items()
+                            if not user.get("is_bot") and not user.get("deleted"))[:2]
+    ws.users[tokyo]["tz"] = "Asia/Tokyo"
+    ws.users[nowhere].pop("tz", None)
+    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
+        database_url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
+        clock=shifted_clock(NOW),
+    ) as node:
+        for user in (tokyo, nowhere):
+            await node.service.start_manual(ws.team_id, user, days=7)
+            await node.service.wait_idle()
+        assert "JST" in dm_texts(fake, tokyo)[-1] and "UTC" not in dm_texts(fake, tokyo)[-1]
+        assert "UTC" in dm_texts(fake, nowhere)[-1]
+        assert len([c for c in fake.calls_of("users.info") if c.args.get("user") == tokyo]) == 1
