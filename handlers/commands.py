@@ -185,12 +185,12 @@ async def start_run(
     parsed: grammar.StartRun, client: AsyncWebClient, deps: Deps, viewer: Viewer
 ) -> replies.Reply:
     channel_ids = list(parsed.channel_ids)
-    names: dict[str, str] = {}
+    names: dict[str, str] = dict(parsed.channel_labels)  # as Slack sent them: `<#C…|name>`
     if parsed.channel_names:
         found, unknown = await resolve_channel_names(client, parsed.channel_names)
         if unknown:
             return replies.unknown_channels_reply(unknown, USAGE_BY_COMMAND["run"])
-        names = {cid: name for name, cid in found.items()}
+        names |= {cid: name for name, cid in found.items()}
         channel_ids += [c for c in found.values() if c not in channel_ids]
     run = await deps.runs.start_manual(deps.team_id, viewer.user_id, days=parsed.days,
                                        channel_ids=channel_ids or None)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from blocks.help import USAGE_BY_COMMAND
 
@@ -76,6 +76,9 @@ class StartRun:
     days: int = DEFAULT_DAYS
     channel_ids: tuple[str, ...] = ()
     channel_names: tuple[str, ...] = ()
+    # (id, name) for the ids Slack sent as `<#C…|name>`: for showing only, never for deciding,
+    # so two commands naming the same channels are equal.
+    channel_labels: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def all_channels(self) -> bool:
@@ -415,7 +418,8 @@ def _parse_options(sub: str, tokens: list[_Token]) -> Command:
         ids, names = _channels(values["channels"])
 
     if sub == "run":
-        return StartRun(days=days, channel_ids=ids, channel_names=names)
+        labels = _labels(values["channels"]) if ids else ()
+        return StartRun(days=days, channel_ids=ids, channel_names=names, channel_labels=labels)
 
     tz: str | None = None
     if "tz" in values:
@@ -445,6 +449,16 @@ def _whole_number(value: str) -> int | None:
         return None
     stripped = value.lstrip("0") or "0"
     return int(stripped) if len(stripped) <= 6 else 10**7
+
+
+def _labels(value: str) -> tuple[tuple[str, str], ...]:
+    """`(id, name)` of each `<#C…|name>` in a `channels` value that `_channels` accepted."""
+    found: dict[str, str] = {}
+    for item in value.split(","):
+        mention = _MENTION.fullmatch(item.strip())
+        if mention and mention.group(2) and mention.group(1) not in found:
+            found[mention.group(1)] = mention.group(2)
+    return tuple(found.items())
 
 
 def _channels(value: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

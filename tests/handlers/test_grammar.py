@@ -248,3 +248,11 @@ def test_parse_command_never_raises_on_near_misses(text: str) -> None:
             assert result.cron and result.cron == " ".join(result.cron.split())
     elif isinstance(result, History):
         assert 1 <= result.n <= 100
+
+
+def test_grammar_channel_mentions_keep_their_names_for_display_only() -> None:
+    parsed = parse_command("run channels=<#C0123ABCD|general>,<#C0456EFGH>,#eng")
+    assert isinstance(parsed, StartRun)
+    assert parsed.channel_labels == (("C0123ABCD", "general"),)
+    assert parsed.channel_ids == ("C0123ABCD", "C0456EFGH") and parsed.channel_names == ("eng",)
+    assert parsed == StartRun(channel_ids=("C0123ABCD", "C0456EFGH"), channel_names=("eng",))
