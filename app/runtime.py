@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.bolt_app import build_bolt_app, build_web_client
 from app.http_server import build_web_app, start_http

@@ -4,7 +4,7 @@ request in progress until its acknowledgement is sent (see `handlers.foreground`
 from __future__ import annotations
 
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
 from handlers.foreground import foreground
@@ -13,10 +13,10 @@ from handlers.foreground import foreground
 class CountedSocketModeHandler(AsyncSocketModeHandler):
     """Deferred work waits while an envelope is being dispatched and acknowledged."""
 
-    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:
+    async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
         gate = foreground()
         gate.begin()
         try:
-            await super().handle(client, req)
+            await super().handle(client, req)  # type: ignore[arg-type]  # (Bolt's own stubs disagree)
         finally:
             gate.end()

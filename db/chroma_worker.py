@@ -51,7 +51,7 @@ class ChromaCallError(RuntimeError):
 
 
 def as_metadata(meta: dict[str, str]) -> Metadata:
-    return meta  # type: ignore[return-value]
+    return meta
 
 
 class ChromaWorker:
@@ -74,7 +74,7 @@ class ChromaWorker:
             return cached
         if create:
             collection = self._client.get_or_create_collection(
-                name, configuration={"hnsw": HNSW_CONFIG},  # type: ignore[typeddict-item]
+                name, configuration={"hnsw": HNSW_CONFIG},  # type: ignore[arg-type]
                 embedding_function=self._embedding,  # type: ignore[arg-type]
             )
         else:
@@ -132,7 +132,7 @@ class ChromaWorker:
                 warnings.simplefilter("ignore", UserWarning)
                 result = collection.query(
                     query_texts=[query], n_results=limit,
-                    include=["documents", "metadatas", "distances"],  # type: ignore[list-item]
+                    include=["documents", "metadatas", "distances"],
                 )
         except NotFoundError:
             self._collections.pop(name, None)
@@ -150,7 +150,7 @@ class ChromaWorker:
             return {}
         try:
             result = collection.get(ids=list(ids),
-                                    include=["documents", "metadatas"])  # type: ignore[list-item]
+                                    include=["documents", "metadatas"])
         except NotFoundError:
             self._collections.pop(name, None)
             return {}

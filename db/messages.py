@@ -10,6 +10,7 @@ so a locale-aware collation cannot reorder them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -93,9 +94,15 @@ async def ensure_workspace(session: AsyncSession, workspace_id: str, name: str) 
     await session.execute(stmt)
 
 
-def _message_upsert(insert: Callable[[Any], Any], rows: list[dict[str, Any]]) -> Insert:
+@functools.cache
+def _message_upsert(dialect: str) -> Insert:
+    """The message upsert, built once per dialect and executed with a list of rows: SQLAlchemy
+    compiles it once (its statement cache) and batches the rows into multi-row VALUES itself
+    ("insertmanyvalues"), instead of compiling a fresh 200-row statement for every batch (a third
+    of the engine's CPU before)."""
     table = Message.__table__
-    stmt = insert(table).values(rows)
+    insert: Callable[[Any], Any] = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table)
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
         index_elements=[table.c.workspace_id, table.c.channel_id, table.c.ts],
@@ -103,6 +110,9 @@ def _message_upsert(insert: Callable[[Any], Any], rows: list[dict[str, Any]]) ->
         # Only a real change touches the row, so an identical re-upsert writes nothing,
         # keeps stored_at, and is not counted.
         where=or_(*(table.c[name].is_distinct_from(excluded[name]) for name in _MESSAGE_CONTENT)),
+    ).returning(table.c.channel_id, table.c.ts).execution_options(
+        # As many rows per statement as the drivers' bind-parameter cap allows.
+        insertmanyvalues_page_size=MESSAGE_ROWS_PER_STATEMENT,
     )
 
 
@@ -144,15 +154,10 @@ async def upsert_messages_changed(
         }
         for r in latest.values()
     ]
-    insert = _insert_for(session)
-    table = Message.__table__
-    changed: list[tuple[str, str]] = []
-    for start in range(0, len(rows), MESSAGE_ROWS_PER_STATEMENT):
-        stmt = _message_upsert(insert, rows[start : start + MESSAGE_ROWS_PER_STATEMENT]).returning(
-            table.c.channel_id, table.c.ts
-        )
-        changed.extend((row[0], row[1]) for row in (await session.execute(stmt)).all())
-    return changed
+    _insert_for(session)  # refuses a dialect the statement is not written for
+    stmt = _message_upsert(_dialect_name(session))
+    result = await session.execute(stmt, rows)  # SQLAlchemy splits it at the cap
+    return [(row[0], row[1]) for row in result.all()]
 
 
 async def stored_thread_latest_reply(

@@ -17,7 +17,6 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.context import BaseContext
 from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 
@@ -226,7 +225,7 @@ class _WorkerProcess:
 _context_lock = threading.Lock()
 
 
-def _context() -> BaseContext:
+def _context() -> Any:  # ForkServerContext or SpawnContext (typeshed's BaseContext has no Process)
     with _context_lock:
         if "forkserver" in multiprocessing.get_all_start_methods():
             ctx = multiprocessing.get_context("forkserver")
