@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from blocks.models import ProgressInfo, RunInfo, Totals
+from blocks.models import ProgressInfo, Totals
 from db import runs as repo
 from db import schedules as schedules_repo
 from db.models import utcnow
@@ -35,117 +35,14 @@ from scheduler.backfill.progress import Progress, RunResult
 from scheduler.cron import MAX_DAYS, MIN_DAYS, ScheduleError
 from scheduler.heartbeat import Pulse, process_owner_id
 from scheduler.notify import Notifier, ProgressDM
+from scheduler.outcomes import PERMANENT_REASONS, decide_outcome
+from scheduler.run_rows import RunEvent, RunRefused, RunRow
 from scheduler.schedules import ScheduleService
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 Listener = Callable[["RunEvent"], "Awaitable[None] | None"]
-
-# What the admin reads when Slack refuses the token itself; retrying cannot help.
-PERMANENT_REASONS = {
-    "invalid_auth": "Slack no longer accepts the app's token (invalid_auth). Reinstall the app.",
-    "not_authed": "Slack received no token from the app (not_authed). Check its configuration.",
-    "token_revoked": "The app's token was revoked (token_revoked). Reinstall the app.",
-    "token_expired": "The app's token expired (token_expired). Reinstall the app.",
-    "account_inactive": (
-        "The app's bot user is deactivated (account_inactive). Reinstall or reactivate the app."
-    ),
-    "missing_scope": (
-        "The app lacks a permission it needs (missing_scope). Reinstall it with the scopes "
-        "listed in manifest.yml."
-    ),
-    "team_access_not_granted": (
-        "The app has no access to this workspace (team_access_not_granted). Reinstall it."
-    ),
-    "no_permission": "Slack refused the app permission to read history (no_permission).",
-}
-
-
-class RunRefused(Exception):
-    """A request the service will not carry out; `str()` is the message to show the user."""
-
-
-@dataclass(frozen=True, slots=True)
-class RunRow:
-    """A run as the app shows it: every contract column of `backfill_job_runs`, the window
-    (`days`), the channels skipped `(id, name, reason)`, and the lifecycle details."""
-
-    job_run_id: int
-    workspace_id: str
-    schedule_id: int | None
-    job_type: str  # scheduled | manual
-    status: str  # running | success | failed | cancelled
-    messages_collected: int
-    channels_processed: int
-    error_message: str | None
-    triggered_by: str | None
-    started_at: datetime
-    completed_at: datetime | None
-    days: int | None
-    channels_skipped: tuple[tuple[str, str | None, str], ...]
-    fire_time: datetime | None = None
-    heartbeat_at: datetime | None = None
-    channel_ids: tuple[str, ...] | None = None
-    cancel_requested_by: str | None = None
-    cancel_requested_at: datetime | None = None
-    attempt: int = 0  # automatic retries made
-    interruptions: int = 0  # process deaths survived
-    retry_at: datetime | None = None  # an automatic retry is pending
-
-    @classmethod
-    def of(cls, run: repo.StoredRun) -> RunRow:
-        return cls(
-            job_run_id=run.job_run_id,
-            workspace_id=run.workspace_id,
-            schedule_id=run.schedule_id,
-            job_type=run.job_type,
-            status=run.status,
-            messages_collected=run.messages_collected,
-            channels_processed=run.channels_processed,
-            error_message=run.error_message,
-            triggered_by=run.triggered_by,
-            started_at=run.started_at,
-            completed_at=run.completed_at,
-            days=run.days,
-            channels_skipped=run.channels_skipped,
-            fire_time=run.fire_time,
-            heartbeat_at=run.heartbeat_at,
-            channel_ids=run.channel_ids,
-            cancel_requested_by=run.cancel_requested_by,
-            cancel_requested_at=run.cancel_requested_at,
-            attempt=run.attempt,
-            interruptions=run.interruptions,
-            retry_at=run.retry_at,
-        )
-
-    def info(self) -> RunInfo:
-        """The plain data `blocks` builders take."""
-        return RunInfo(
-            job_run_id=self.job_run_id,
-            job_type=self.job_type,
-            status=self.status,
-            messages_collected=self.messages_collected,
-            channels_processed=self.channels_processed,
-            started_at=self.started_at,
-            completed_at=self.completed_at,
-            error_message=self.error_message,
-            triggered_by=self.triggered_by,
-            channels_skipped=self.channels_skipped,
-            days=self.days,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class RunEvent:
-    """What a listener hears. `kind`: queued | started | progress | cancel_requested |
-    finished | released. `progress` is set for progress events."""
-
-    kind: str
-    workspace_id: str
-    run: RunRow | None
-    progress: Progress | None = None
-
 
 @dataclass(eq=False)
 class _Job:
@@ -179,14 +76,6 @@ def _who(run: RunRow | repo.StoredRun) -> str:
     if run.job_type == "manual" and run.triggered_by:
         return f"started by <@{run.triggered_by}>"
     return "started by the schedule"
-
-
-def _in_words(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _wall(moment: datetime, zone: str) -> datetime:
@@ -655,51 +544,10 @@ class RunService:
         run = job.run
         now = self._now()
         messages = job.base_messages + result.messages_collected
-        retry_at: datetime | None = None
-        action = ""
-        pause_reason: str | None = None
-        if result.error is None and (result.cancelled or job.cancel_requested):
-            status, error_message = "cancelled", None
-        elif result.error is None:
-            status, error_message = "success", None
-        else:
-            status = "failed"
-            if result.error_kind == "permanent":
-                error_message = PERMANENT_REASONS.get(
-                    result.error, f"Slack refused the app's request ({result.error})."
-                )
-                if run.job_type == "scheduled":
-                    pause_reason = error_message
-                    action = (
-                        "Not retried: this needs a fix first. The schedule is paused; "
-                        "resume it with /backfill resume once fixed."
-                    )
-                else:
-                    action = "Not retried: this needs a fix first."
-            else:
-                if result.error_kind == "internal":
-                    error_message = (
-                        f"The app hit an internal error ({result.error}); the details are in its log."
-                    )
-                else:
-                    error_message = (
-                        f"Slack kept failing after several attempts ({result.error}). "
-                        "This is usually temporary."
-                    )
-                if run.job_type == "scheduled" and run.attempt < self._retries:
-                    delay = self._backoff[min(run.attempt, len(self._backoff) - 1)]
-                    retry_at = now + timedelta(seconds=delay)
-                    action = (
-                        f"Retrying automatically in {_in_words(delay)} "
-                        f"(retry {run.attempt + 1} of {self._retries}), from where it stopped."
-                    )
-                elif run.job_type == "scheduled":
-                    action = (
-                        f"No more automatic retries ({self._retries} made); "
-                        "the next scheduled run tries again."
-                    )
-                else:
-                    action = "Not retried automatically."
+        outcome = decide_outcome(run, result, cancel_requested=job.cancel_requested,
+                                 retries=self._retries, backoff=self._backoff, now=now)
+        status, error_message = outcome.status, outcome.error_message
+        retry_at, action, pause_reason = outcome.retry_at, outcome.action, outcome.pause_reason
         async with self._sessions.begin() as session:
             stored = await repo.finish_run(
                 session,
