@@ -227,7 +227,9 @@ def _die_with_parent() -> None:
 
 def _portable(exc: BaseException) -> BaseException:
     """What to send back for `exc`: itself when it survives pickling, else a `ChromaCallError`."""
-    if isinstance(exc, EmbeddingMismatchError | ValueError | TypeError | KeyError):
+    # Only classes whose pickled form is certain to load: a library's subclass with an __init__
+    # of its own may not rebuild from its args, and would fail in the app's `recv()` instead.
+    if isinstance(exc, EmbeddingMismatchError) or type(exc) in (ValueError, TypeError, KeyError):
         return exc
     detail = " ".join(str(exc).split()) or type(exc).__name__
     return ChromaCallError(f"{type(exc).__name__}: {detail}")
