@@ -82,7 +82,7 @@ async def start_services(
 
     runs.add_listener(on_run_event)
     scheduler.start()
-    stack.callback(scheduler.shutdown, wait=False)
+    stack.push_async_callback(schedules.close)  # stops APScheduler, lets fires in flight end
     await schedules.load_all()
     scheduler.add_job(schedules.load_all, "interval", seconds=SCHEDULE_SYNC_SECONDS,
                       id="schedules:sync", replace_existing=True, coalesce=True)

@@ -25,13 +25,13 @@ log = logging.getLogger(__name__)
 
 def register(app: AsyncApp) -> None:
     admin_only = [require_admin]
-    app.action(ids.HOME_SCHEDULE_CREATE, middleware=admin_only)(acked(handle_home_open_schedule))
-    app.action(ids.HOME_SCHEDULE_EDIT, middleware=admin_only)(acked(handle_home_open_schedule))
+    app.action(ids.HOME_SCHEDULE_CREATE, middleware=admin_only)(acked(handle_home_open_schedule, urgent=True))
+    app.action(ids.HOME_SCHEDULE_EDIT, middleware=admin_only)(acked(handle_home_open_schedule, urgent=True))
     app.action(ids.HOME_SCHEDULE_PAUSE, middleware=admin_only)(acked(handle_home_schedule_change))
     app.action(ids.HOME_SCHEDULE_RESUME, middleware=admin_only)(acked(handle_home_schedule_change))
     app.action(ids.HOME_SCHEDULE_DELETE, middleware=admin_only)(acked(handle_home_schedule_change))
-    app.action(ids.SCHEDULE_PRESET_ACTION, middleware=admin_only)(acked(handle_modal_preset))
-    app.action(ids.HOME_RUN_NOW)(acked(handle_home_run_now))
+    app.action(ids.SCHEDULE_PRESET_ACTION, middleware=admin_only)(acked(handle_modal_preset, urgent=True))
+    app.action(ids.HOME_RUN_NOW)(acked(handle_home_run_now, urgent=True))
     for action_id in (ids.HOME_CANCEL_RUN, ids.DM_CANCEL_RUN, ids.REPLY_CANCEL_RUN):
         app.action(action_id)(acked(handle_action_cancel_run))
     app.action(ids.DM_RETRY_RUN)(acked(handle_dm_retry_run))
@@ -44,15 +44,16 @@ ButtonWork = Callable[
 ]
 
 
-def acked(work: ButtonWork) -> Callable[..., Awaitable[None]]:
-    """A button listener: acknowledge at once, then do `work` after the acknowledgement."""
+def acked(work: ButtonWork, *, urgent: bool = False) -> Callable[..., Awaitable[None]]:
+    """A button listener: acknowledge at once, then do `work` after the acknowledgement (at
+    once too when `urgent`: the work opens or updates a modal)."""
 
     async def listener(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
         respond: AsyncRespond | None, action: dict[str, Any],
     ) -> None:
         await ack()
-        after_ack(work(body, client, context, respond, action), respond)
+        after_ack(work(body, client, context, respond, action), respond, urgent=urgent)
 
     listener.__name__ = listener.__qualname__ = work.__name__
     return listener

@@ -23,17 +23,28 @@ PLAIN_ERROR = "Sorry, something went wrong on our side, and nothing was changed.
 _tasks: set[asyncio.Task[None]] = set()
 
 
-def after_ack(work: Coroutine[Any, Any, object], respond: AsyncRespond | None = None) -> None:
-    """Run `work` in the background; a failure is logged and the user told in plain words."""
-    task = asyncio.get_running_loop().create_task(_guarded(work, respond))
+def after_ack(
+    work: Coroutine[Any, Any, object], respond: AsyncRespond | None = None, *,
+    urgent: bool = False,
+) -> None:
+    """Run `work` in the background; a failure is logged and the user told in plain words.
+
+    `urgent` work starts at once, not when the requests being answered are done: opening a modal
+    must use its `trigger_id` within the 3 seconds Slack gives it, and is one call."""
+    task = asyncio.get_running_loop().create_task(_guarded(work, respond, urgent))
     _tasks.add(task)  # the loop keeps only weak references to tasks
     task.add_done_callback(_tasks.discard)
 
 
-async def _guarded(work: Coroutine[Any, Any, object], respond: AsyncRespond | None) -> None:
+async def _guarded(
+    work: Coroutine[Any, Any, object], respond: AsyncRespond | None, urgent: bool
+) -> None:
     try:
-        async with foreground().deferred():
+        if urgent:
             await work
+        else:
+            async with foreground().deferred():
+                await work
     except asyncio.CancelledError:
         raise
     except Exception:

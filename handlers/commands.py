@@ -56,7 +56,7 @@ async def handle_command_backfill(
         return
     if isinstance(parsed, grammar.OpenScheduleModal | grammar.OpenRunModal):
         await ack()
-        after_ack(open_modal(parsed, command, client, deps, viewer), respond)
+        after_ack(open_modal(parsed, command, client, deps, viewer), respond, urgent=True)
         return
     if isinstance(parsed, grammar.SaveSchedule):
         await save_schedule(ack, parsed, client, deps, viewer, respond)

@@ -203,7 +203,24 @@ class ScheduleService:
             scheduler.remove_executor(EXECUTOR_ALIAS, shutdown=False)
         except KeyError:
             pass
-        scheduler.add_executor(ScheduleExecutor(self), alias=EXECUTOR_ALIAS)
+        self._executor = ScheduleExecutor(self)
+        scheduler.add_executor(self._executor, alias=EXECUTOR_ALIAS)
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop firing, let the fires already started finish (up to `timeout`), then stop
+        APScheduler. A fire holds database connections: cancelled mid-query (APScheduler's
+        shutdown cancels running jobs, and so does the event loop's end), SQLAlchemy's shielded
+        close of an aiosqlite connection can wait forever, and the process never exits."""
+        if not self._scheduler.running:
+            return
+        self._scheduler.pause()  # no new fire starts
+        pending = {f for f in self._executor._pending_futures if not f.done()}
+        if pending:
+            _done, late = await asyncio.wait(pending, timeout=timeout)
+            if late:
+                logger.warning("%d schedule fire(s) still going after %.0f s: cancelled",
+                               len(late), timeout)
+        self._scheduler.shutdown(wait=False)
 
     # -- reads --
 

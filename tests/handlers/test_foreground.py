@@ -113,6 +113,23 @@ async def test_foreground_after_ack_starts_once_the_request_is_answered() -> Non
     await asyncio.wait_for(started.wait(), timeout=FOREVER)
 
 
+async def test_foreground_urgent_work_does_not_wait_for_the_burst() -> None:
+    """Opening a modal uses a trigger_id that Slack lets live 3 s: it starts at once."""
+    g = foreground()
+    opened = asyncio.Event()
+
+    async def open_modal() -> None:
+        opened.set()
+
+    g.begin()
+    try:
+        background.after_ack(open_modal(), urgent=True)
+        await asyncio.wait_for(opened.wait(), timeout=FOREVER)
+        assert g.active == 1  # still answering the request
+    finally:
+        g.end()
+
+
 @pytest.mark.parametrize("failing", [False, True])
 async def test_foreground_after_ack_failures_are_still_contained(failing: bool) -> None:
     done = asyncio.Event()

@@ -158,6 +158,7 @@ async def open_node(
     try:
         yield node
     finally:
+        await schedules.close()  # a no-op unless a test started its scheduler
         await service.stop()
         await vectors.close()
         await sql.dispose()

@@ -68,7 +68,7 @@ async def test_schedule_fires_a_scheduled_run_in_its_time_zone_across_dst(
                 await asyncio.sleep(0.05)
             await node.service.wait_idle()
         finally:
-            scheduler.shutdown(wait=False)
+            await node.schedules.close()  # the fire's after_fire finishes first
         runs = await node.service.history(ws.team_id)
         assert len(runs) == 1
         run = runs[0]

@@ -16,6 +16,7 @@ import apscheduler.schedulers.base
 import pytest
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_PAUSED
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -108,18 +109,21 @@ async def scheduler(fires: Fires) -> AsyncIterator[AsyncIOScheduler]:
     try:
         yield sched
     finally:
-        sched.shutdown(wait=False)
+        if sched.running:  # the service's close() has usually stopped it
+            sched.shutdown(wait=False)
         await asyncio.sleep(0)
 
 
 @pytest.fixture
-def service(
+async def service(
     sessions: async_sessionmaker[AsyncSession],
     scheduler: AsyncIOScheduler,
     fires: Fires,
     clock: FakeClock,
-) -> ScheduleService:
-    return ScheduleService(sessions, scheduler, fires, clock=clock)
+) -> AsyncIterator[ScheduleService]:
+    svc = ScheduleService(sessions, scheduler, fires, clock=clock)
+    yield svc
+    await svc.close()  # a fire a test set off finishes before the database goes
 
 
 async def tick(scheduler: AsyncIOScheduler, clock: FakeClock, to: datetime) -> None:
@@ -516,3 +520,33 @@ async def test_schedules_fire_schedule_outside_the_executor_is_refused() -> None
 def test_schedules_job_function_is_module_level_taking_ids() -> None:
     assert fire_schedule.__module__ == "scheduler.schedules"
     assert fire_schedule.__qualname__ == "fire_schedule"
+
+
+async def test_schedules_close_lets_a_fire_in_flight_finish(
+    sessions: async_sessionmaker[AsyncSession], scheduler: AsyncIOScheduler, fires: Fires,
+    clock: FakeClock,
+) -> None:
+    """Shutting down waits for a fire that has started (it holds database connections) and
+    records it, instead of leaving it to be cancelled with the event loop."""
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow_fire(workspace_id: str, schedule_id: int, fire_time: datetime) -> None:
+        started.set()
+        await release.wait()
+        await fires(workspace_id, schedule_id, fire_time)
+
+    service = ScheduleService(sessions, scheduler, slow_fire, clock=clock)
+    await service.save(W, daily(), ADMIN)
+    await tick(scheduler, clock, utc(2025, 1, 2, 2, 0, 1))
+    await asyncio.wait_for(started.wait(), timeout=10)
+    closing = asyncio.create_task(service.close())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not closing.done() and scheduler.state == STATE_PAUSED  # no new fire meanwhile
+    release.set()
+    await asyncio.wait_for(closing, timeout=10)
+    assert not scheduler.running
+    assert [(w, t) for w, _, t in fires.calls] == [(W, utc(2025, 1, 2, 2, 0))]
+    after = await stored(sessions)
+    assert after is not None and after.last_run_at == utc(2025, 1, 2, 2, 0)
