@@ -23,6 +23,7 @@ from scheduler.backfill.engine import BackfillEngine, EngineConfig
 from scheduler.backfill.gateway import SlackGateway
 from scheduler.backfill.profiles import profile_for
 from scheduler.notify import Notifier
+from scheduler.people import PeopleDirectory
 from scheduler.runs import RunEvent, RunService
 from scheduler.schedules import ScheduleService
 
@@ -66,15 +67,16 @@ async def start_services(
         await runs.on_schedule_fire(workspace_id, schedule_id, fire_time)
 
     schedules = ScheduleService(sessions, scheduler, on_fire)
+    people = PeopleDirectory()  # listeners and DMs share one users.info cache
     runs = RunService(
         sessions=sessions, engine=build_engine(settings, sessions, vectors,
                                                  rate_minute_seconds=rate_minute_seconds),
-        notifier=Notifier(client), schedules=schedules,
+        notifier=Notifier(client, people=people), schedules=schedules,
         run_concurrency=settings.run_concurrency, run_retries=settings.run_retries,
     )
     home = HomePublisher()
     deps = Deps(team_id=team_id, schedules=schedules, runs=runs, home=home,
-                members_can_run=settings.members_can_run)
+                members_can_run=settings.members_can_run, people=people)
 
     def on_run_event(event: RunEvent) -> None:
         if event.workspace_id == team_id:

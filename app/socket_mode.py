@@ -17,6 +17,7 @@ class CountedSocketModeHandler(AsyncSocketModeHandler):
         gate = foreground()
         gate.begin()
         try:
-            await super().handle(client, req)  # type: ignore[arg-type]  # (Bolt's own stubs disagree)
+            # Bolt types this parameter two ways (its base class and its aiohttp handler).
+            await super().handle(client, req)  # type: ignore[arg-type]
         finally:
             gate.end()

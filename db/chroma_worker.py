@@ -50,10 +50,6 @@ class ChromaCallError(RuntimeError):
     (chromadb's own exception classes do not all survive pickling)."""
 
 
-def as_metadata(meta: dict[str, str]) -> Metadata:
-    return meta
-
-
 class ChromaWorker:
     """The synchronous store on one chromadb client: embedded (`PersistentClient`) or a server
     (`HttpClient`). Collections are cached by name; a collection deleted meanwhile (by another
@@ -97,13 +93,13 @@ class ChromaWorker:
         return collection
 
     def upsert(self, name: str, ids: list[str], documents: list[str],
-               metadatas: list[dict[str, str]]) -> None:
+               metadatas: list[Metadata]) -> None:
         for attempt in (1, 2):
             collection = self._collection(name, create=True)
             assert collection is not None
             try:
                 collection.upsert(ids=ids, documents=documents,
-                                  metadatas=[as_metadata(m) for m in metadatas])
+                                  metadatas=metadatas)
                 return
             except NotFoundError:
                 self._collections.pop(name, None)  # deleted meanwhile: recreate once

@@ -65,7 +65,10 @@ def _dialect_name(session: AsyncSession) -> str:
 
 
 def _insert_for(session: AsyncSession) -> Callable[[Any], Any]:
-    name = _dialect_name(session)
+    return _insert_of(_dialect_name(session))
+
+
+def _insert_of(name: str) -> Callable[[Any], Any]:
     if name == "postgresql":
         return postgresql.insert
     if name == "sqlite":
@@ -101,8 +104,7 @@ def _message_upsert(dialect: str) -> Insert:
     ("insertmanyvalues"), instead of compiling a fresh 200-row statement for every batch (a third
     of the engine's CPU before)."""
     table = Message.__table__
-    insert: Callable[[Any], Any] = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table)
+    stmt = _insert_of(dialect)(table)
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
         index_elements=[table.c.workspace_id, table.c.channel_id, table.c.ts],
@@ -154,7 +156,6 @@ async def upsert_messages_changed(
         }
         for r in latest.values()
     ]
-    _insert_for(session)  # refuses a dialect the statement is not written for
     stmt = _message_upsert(_dialect_name(session))
     result = await session.execute(stmt, rows)  # SQLAlchemy splits it at the cap
     return [(row[0], row[1]) for row in result.all()]

@@ -25,12 +25,15 @@ log = logging.getLogger(__name__)
 
 def register(app: AsyncApp) -> None:
     admin_only = [require_admin]
-    app.action(ids.HOME_SCHEDULE_CREATE, middleware=admin_only)(acked(handle_home_open_schedule, urgent=True))
-    app.action(ids.HOME_SCHEDULE_EDIT, middleware=admin_only)(acked(handle_home_open_schedule, urgent=True))
+    # `urgent`: the work opens or updates a modal, and a trigger_id lives 3 seconds.
+    open_schedule = acked(handle_home_open_schedule, urgent=True)
+    app.action(ids.HOME_SCHEDULE_CREATE, middleware=admin_only)(open_schedule)
+    app.action(ids.HOME_SCHEDULE_EDIT, middleware=admin_only)(open_schedule)
     app.action(ids.HOME_SCHEDULE_PAUSE, middleware=admin_only)(acked(handle_home_schedule_change))
     app.action(ids.HOME_SCHEDULE_RESUME, middleware=admin_only)(acked(handle_home_schedule_change))
     app.action(ids.HOME_SCHEDULE_DELETE, middleware=admin_only)(acked(handle_home_schedule_change))
-    app.action(ids.SCHEDULE_PRESET_ACTION, middleware=admin_only)(acked(handle_modal_preset, urgent=True))
+    preset = acked(handle_modal_preset, urgent=True)
+    app.action(ids.SCHEDULE_PRESET_ACTION, middleware=admin_only)(preset)
     app.action(ids.HOME_RUN_NOW)(acked(handle_home_run_now, urgent=True))
     for action_id in (ids.HOME_CANCEL_RUN, ids.DM_CANCEL_RUN, ids.REPLY_CANCEL_RUN):
         app.action(action_id)(acked(handle_action_cancel_run))

@@ -21,8 +21,8 @@ from handlers.background import after_ack
 from handlers.channels import resolve_channel_names
 from handlers.data import progress_info, run_info, schedule_info
 from handlers.deps import Deps, deps_of
-from handlers.people import Viewer
 from scheduler.cron import ScheduleError, ScheduleSpec, validate_schedule
+from scheduler.people import Viewer
 from scheduler.runs import RunRefused
 
 COMMAND = "/backfill"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from handlers.people import PeopleDirectory, Viewer
+from scheduler.people import PeopleDirectory, Viewer
 
 if TYPE_CHECKING:
     from handlers.home import HomePublisher

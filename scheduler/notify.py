@@ -4,7 +4,7 @@ Block Kit comes from `blocks.dm`; this module only decides who hears what, when,
 through the app's `AsyncWebClient`. A DM is a courtesy: when Slack refuses one (any
 `SlackApiError`, or the network fails) the refusal is logged and the run carries on. Every text
 that leaves here is scrubbed of anything shaped like a Slack token. Imports `blocks`,
-`slack_sdk` and the clock of `db.models`; no queries.
+`slack_sdk`, the clock of `db.models` and `scheduler.people`; no queries.
 """
 
 from __future__ import annotations
@@ -32,14 +32,13 @@ from blocks.dm import (
 )
 from blocks.models import ProgressInfo, RunInfo
 from db.models import utcnow
+from scheduler.people import PeopleDirectory
 
 logger = logging.getLogger(__name__)
 
 # Slack's chat.update is Tier 3 (~50/min per app); one update per run every few seconds keeps a
 # handful of concurrent runs far below it, and a human cannot read faster anyway.
 PROGRESS_INTERVAL_S = 3.0
-# A recipient's time zone (from `users.info`) is looked up once in this long: people travel.
-ZONE_TTL_S = 3600.0
 
 TOKEN_PATTERN = re.compile(r"\b(?:xox[abprse]|xapp|xoxe\.xox[bp])-[A-Za-z0-9-]+")
 REDACTED = "[redacted]"
@@ -89,6 +88,7 @@ class Notifier:
         *,
         progress_interval_s: float = PROGRESS_INTERVAL_S,
         viewer_tz: str | None = "UTC",
+        people: PeopleDirectory | None = None,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -97,24 +97,17 @@ class Notifier:
         self._tz = viewer_tz
         self._clock = clock
         self._monotonic = monotonic
-        self._zones: dict[str, tuple[str | None, float]] = {}
+        self._people = people if people is not None else PeopleDirectory()
 
     async def zone_of(self, user_id: str) -> str | None:
-        """The user's Slack time zone; the fallback when it cannot be had (not cached then)."""
-        cached = self._zones.get(user_id)
-        if cached is not None and self._monotonic() - cached[1] < ZONE_TTL_S:
-            return cached[0]
+        """The user's Slack time zone, or `viewer_tz` when Slack does not say or cannot answer."""
         try:
-            response = await self._client.users_info(user=user_id)
+            viewer = await self._people.viewer(self._client, user_id)
         except _SEND_ERRORS as exc:
             logger.info("no time zone for %s (%s): times in %s", user_id, type(exc).__name__,
                         self._tz)
             return self._tz
-        user = response.get("user")
-        tz = user.get("tz") if isinstance(user, dict) else None
-        zone = tz if isinstance(tz, str) and tz else self._tz
-        self._zones[user_id] = (zone, self._monotonic())
-        return zone
+        return viewer.tz or self._tz
 
     # -- sending ---------------------------------------------------------------------------------
     async def _call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:

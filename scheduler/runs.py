@@ -546,33 +546,32 @@ class RunService:
         messages = job.base_messages + result.messages_collected
         outcome = decide_outcome(run, result, cancel_requested=job.cancel_requested,
                                  retries=self._retries, backoff=self._backoff, now=now)
-        status, error_message = outcome.status, outcome.error_message
-        retry_at, action, pause_reason = outcome.retry_at, outcome.action, outcome.pause_reason
+        retry_at = outcome.retry_at
         async with self._sessions.begin() as session:
             stored = await repo.finish_run(
                 session,
                 run.job_run_id,
                 self.owner,
-                status=status,
+                status=outcome.status,
                 now=now,
                 messages_collected=messages,
                 channels_processed=result.channels_processed,
                 channels_skipped=result.channels_skipped,
-                error_message=error_message,
+                error_message=outcome.error_message,
                 retry_at=retry_at,
             )
         if stored is None:
             logger.warning("run #%s was no longer ours when it ended", run.job_run_id)
             return
         row = RunRow.of(stored)
-        if pause_reason is not None:
-            await self._pause_schedule(run.workspace_id, pause_reason)
+        if outcome.pause_reason is not None:
+            await self._pause_schedule(run.workspace_id, outcome.pause_reason)
         if retry_at is not None:
             self._arm_retry_timer(row.job_run_id, (retry_at - now).total_seconds())
         self._emit(RunEvent("finished", row.workspace_id, row))
         logger.info("run #%s %s: %s messages, %s channels", row.job_run_id, row.status,
                     row.messages_collected, row.channels_processed)
-        await self._tell(job, row, action)
+        await self._tell(job, row, outcome.action)
 
     async def _tell(self, job: _Job, row: RunRow, action: str) -> None:
         notifier = self._notifier

@@ -40,7 +40,7 @@ from scheduler.backfill.errors import (
     SlackUnavailable,
 )
 from scheduler.backfill.filter import keep_message, render_mentions
-from scheduler.backfill.gateway import HistoryPage, SlackGateway, YieldTo
+from scheduler.backfill.gateway import HistoryPage, SlackGateway, YieldTo, never_wait
 from scheduler.backfill.progress import Progress, ProgressCallback, ProgressTracker, RunResult
 from scheduler.backfill.users import author_of, load_user_names
 from scheduler.backfill.writer import write_batch
@@ -156,7 +156,7 @@ class BackfillEngine:
         vectors: VectorStore,
         config: EngineConfig | None = None,
         *,
-        yield_to: YieldTo | None = None,
+        yield_to: YieldTo = never_wait,
     ) -> None:
         self.gateway = gateway
         self.sessions = sessions
@@ -526,8 +526,7 @@ class _Run:
             raise
         if not done:
             return
-        if self.engine.yield_to is not None:
-            await self.engine.yield_to()
+        await self.engine.yield_to()
         written = await write_batch(
             self.engine.sessions,
             self.engine.vectors,

@@ -31,7 +31,7 @@ Sleep = Callable[[float], Awaitable[None]]
 YieldTo = Callable[[], Awaitable[None]]
 
 
-async def _never_wait() -> None:
+async def never_wait() -> None:
     return None
 
 # Network failures that say nothing about the request itself.
@@ -87,7 +87,7 @@ class SlackGateway:
         backoff_cap: float = 30.0,
         sleep: Sleep = asyncio.sleep,
         rand: Callable[[], float] = random.random,
-        yield_to: YieldTo = _never_wait,
+        yield_to: YieldTo = never_wait,
     ) -> None:
         # retry_handlers=[]: the SDK must not retry behind our back; this class owns retries.
         self._client = AsyncWebClient(

@@ -1,4 +1,6 @@
-"""Who is asking: Slack's own word on admin rights (`users.info`), cached briefly per user.
+"""Who a user is to the app: Slack's own word (`users.info`) on admin rights and time zone,
+cached briefly per user. The listeners ask it who is asking; the notifier asks it whose time zone
+a DM is written in (one directory for both, built in `app.services`).
 
 Admins are `is_admin`, `is_owner` or `is_primary_owner`. The cache keeps a burst of clicks from
 costing one `users.info` each, and is short so a demoted admin loses rights within a minute.
