@@ -66,9 +66,12 @@ async def test_schedule_fires_a_scheduled_run_in_its_time_zone_across_dst(
                 if await node.service.history(ws.team_id):
                     break
                 await asyncio.sleep(0.05)
+            # The row is visible before the fire has queued its run: let the fire finish first
+            # (close() waits for it), then the run.
+            await node.schedules.close()
             await node.service.wait_idle()
         finally:
-            await node.schedules.close()  # the fire's after_fire finishes first
+            await node.schedules.close()  # a no-op once closed
         runs = await node.service.history(ws.team_id)
         assert len(runs) == 1
         run = runs[0]
