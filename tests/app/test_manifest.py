@@ -13,8 +13,9 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+from tests.support.reference import require_reference
+
 REPO = Path(__file__).resolve().parents[2]
-SCHEMAS = REPO.parent / "shared" / "reference" / "slack-manifest-schema"
 REMOTE = "https://raw.githubusercontent.com/slackapi/manifest-schema/v0.5.0/schemas/"
 
 
@@ -24,13 +25,12 @@ def load_manifest() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.Draft7Validator:
-    if not SCHEMAS.is_dir():
-        pytest.fail(f"Slack's manifest schema is missing: expected it in {SCHEMAS}")
-    root = json.loads((SCHEMAS / "manifest.schema.json").read_text())
+    schemas = require_reference("slack-manifest-schema")
+    root = json.loads((schemas / "manifest.schema.json").read_text())
     registry = Registry()
     # The root schema $refs the versioned schemas by URL; serve them from the local copies.
     for version in ("1.0.0", "2.0.0"):
-        contents = json.loads((SCHEMAS / f"manifest.schema.{version}.json").read_text())
+        contents = json.loads((schemas / f"manifest.schema.{version}.json").read_text())
         registry = registry.with_resource(
             f"{REMOTE}manifest.schema.{version}.json",
             Resource.from_contents(contents, default_specification=DRAFT7),

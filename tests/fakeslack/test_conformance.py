@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -17,9 +16,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from fakeslack import FakeSlack, Workspace
 from fakeslack.spec import METHODS
 from tests.fakeslack.helpers import channel_where, member_channel
+from tests.support.reference import reference_dir, require_reference
 
-# The repo lives at <root>/main and its CI clones it beside a copy of shared/ (<clone>/../shared).
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+REFERENCE = reference_dir()
 REF_METHODS = REFERENCE / "slack-api-ref-methods"
 OPENAPI = REFERENCE / "slack-api-specs" / "slack_web_openapi_v2.json"
 GENERIC_ERRORS = {
@@ -38,11 +37,8 @@ GENERIC_ERRORS = {
 
 
 def _require_reference() -> None:
-    if not REF_METHODS.is_dir() or not OPENAPI.is_file():
-        pytest.fail(
-            f"Slack reference files not found at {REFERENCE}: the conformance tests need "
-            "shared/reference/ beside the repository (<clone>/../shared/reference)"
-        )
+    require_reference("slack-api-ref-methods")
+    require_reference("slack-api-specs", "slack_web_openapi_v2.json")
 
 
 @cache

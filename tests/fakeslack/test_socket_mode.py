@@ -9,7 +9,6 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,8 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from fakeslack import FakeSlack, Workspace, generate
 from fakeslack.socket_mode import SocketModeTimeout
 from fakeslack.spec import APP_LEVEL_METHODS, METHODS, TIER_PER_MINUTE
-
-REF_METHODS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "slack-api-ref-methods"
+from tests.support.reference import require_reference
 
 Listener = Callable[[AsyncBaseSocketModeClient, SocketModeRequest], Awaitable[None]]
 
@@ -119,9 +117,7 @@ async def test_apps_connections_open_answers_a_websocket_url_and_is_recorded(
 
 
 async def test_apps_connections_open_matches_the_reference(fake: FakeSlack) -> None:
-    ref_path = REF_METHODS / "apps.connections.open.json"
-    if not ref_path.exists():
-        pytest.fail(f"reference file missing: {ref_path}")
+    ref_path = require_reference("slack-api-ref-methods", "apps.connections.open.json")
     ref = json.loads(ref_path.read_text())
     spec = APP_LEVEL_METHODS["apps.connections.open"]
     assert spec.tier == ref["rate_limits"] == "t3"
