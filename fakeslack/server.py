@@ -19,7 +19,7 @@ from aiohttp import web
 
 from fakeslack.api import Api
 from fakeslack.errors import ApiError
-from fakeslack.faults import Faults
+from fakeslack.faults import Fault, Faults
 from fakeslack.pagination import Cursors
 from fakeslack.ratelimit import SlidingWindowLimiter
 from fakeslack.recorder import Call, Recorder
@@ -395,6 +395,13 @@ class FakeSlack:
         if delay is not None:
             await asyncio.sleep(delay.seconds)
         status, body, headers = self._answer(method, args, token, number)
+        if status == 200 and body.get("ok") is True:
+            channel = args.get("channel")
+            fault = faults.take_body(method, channel if isinstance(channel, str) else None)
+            if fault is not None:
+                # Recorded as failed: the client got nothing it could use.
+                self.recorder.finish(call, status, {"ok": False, "error": f"fake_{fault.kind}"})
+                return _broken_answer(fault, body, headers)
         self.recorder.finish(call, status, body)
         return web.json_response(body, status=status, headers=headers)
 
@@ -550,3 +557,23 @@ class FakeSlack:
                 "now": gt.now,
             }
         )
+
+
+def _broken_answer(fault: Fault, real: dict[str, Any], headers: dict[str, str]) -> web.Response:
+    """The HTTP 200 answer a body fault (malformed, truncated, non_json) puts in place of `real`."""
+    if fault.kind == "malformed":
+        if fault.body is not None:
+            shaped: Any = fault.body
+        else:
+            shaped = {k: v for k, v in real.items() if k not in fault.drop}
+            shaped.update(fault.replace)
+        return web.Response(
+            text=json.dumps(shaped), content_type="application/json", headers=headers
+        )
+    if fault.kind == "truncated":
+        text = json.dumps(real)
+        return web.Response(
+            text=text[: max(1, len(text) // 2)], content_type="application/json", headers=headers
+        )
+    page = "<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>"
+    return web.Response(text=page, content_type=fault.content_type, headers=headers)

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from enum import Enum
 
+# `SlackGatewayError.error` of a malformed answer (see `MalformedSlackAnswer`).
+MALFORMED = "malformed_response"
+
 
 class SlackGatewayError(Exception):
     """Base of every error the gateway raises; `error` is Slack's code (or a short reason)."""
@@ -27,6 +30,30 @@ class ChannelUnavailable(SlackGatewayError):
 class SlackUnavailable(SlackGatewayError):
     """Slack kept failing (5xx, timeouts, resets, endless 429s) after every retry: a transient
     failure of the run, worth retrying later."""
+
+
+class MalformedSlackAnswer(SlackUnavailable):
+    """Slack answered HTTP 200 with something the engine cannot read (a field missing or of the
+    wrong type, JSON cut short, not JSON at all) on every attempt. `error` is `malformed_response`;
+    `detail` says what was wrong with the last answer. Transient: a later run may get good ones."""
+
+    def __init__(self, detail: str, *, method: str = "", attempts: int = 0) -> None:
+        super().__init__(MALFORMED, method=method)
+        self.detail = detail
+        self.attempts = attempts
+
+    def describe(self) -> str:
+        """The failure in words, for the run's report."""
+        return (
+            f"Slack's answer to {self.method or 'a call'} was malformed ({self.detail}) "
+            f"{self.attempts} times in a row"
+        )
+
+
+class RunCancelled(Exception):
+    """The run's cancel event was set while the gateway waited (pacing, Retry-After, backoff) or
+    called Slack: the call is abandoned and the engine ends the run as cancelled. Deliberately not
+    a `SlackGatewayError`: nothing that skips channels or fails runs may catch it."""
 
 
 class SlackRequestError(SlackGatewayError):

@@ -1,13 +1,18 @@
 """`SlackGateway`: the only engine code that calls Slack's `conversations.*`, `users.*` and
 `auth.test`. It paces every call by the method's tier, owns all retries (429 with Retry-After,
-5xx, timeouts, resets) and turns Slack's errors into the engine's exceptions. Imports no `db`.
+5xx, timeouts, resets, malformed answers) and turns Slack's errors into the engine's exceptions.
+Every answer is checked against the shape the engine reads (`answers.problem_of`) before it is
+handed over, and every wait races the run's cancel event (`cancelled_by`). Imports no `db`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +20,14 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from scheduler.backfill.answers import problem_of
 from scheduler.backfill.errors import (
+    MALFORMED,
     ChannelUnavailable,
+    MalformedSlackAnswer,
     Outcome,
     PermanentSlackError,
+    RunCancelled,
     SlackRequestError,
     SlackUnavailable,
     classify,
@@ -41,6 +50,9 @@ _NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
 )
 
+# The cancel event of the run this task belongs to (see `SlackGateway.cancelled_by`).
+_CANCEL: ContextVar[asyncio.Event | None] = ContextVar("backfill_run_cancel", default=None)
+
 # The SDK's default is a Tier-2-hostile "everything"; 200 is Slack's recommended page size.
 LIST_PAGE_SIZE = 200
 
@@ -61,6 +73,7 @@ class GatewayStats:
     calls: dict[str, int] = field(default_factory=dict)
     rate_limited: int = 0
     retries: int = 0
+    malformed: int = 0  # answers that were not what the method returns (each one retried)
     backoff_seconds: float = 0.0
     pacing_wait_seconds: float = 0.0
 
@@ -104,32 +117,81 @@ class SlackGateway:
         self._yield_to = yield_to
         self._stats = GatewayStats()
 
+    # -- cancellation ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def cancelled_by(self, cancel: asyncio.Event) -> Iterator[None]:
+        """Within this block (and the tasks it starts), every call stops waiting as soon as
+        `cancel` is set, wherever it waits (pacing, Retry-After, backoff, Slack's answer), and
+        raises `RunCancelled`. A context variable, not an argument: the channel and user lookups
+        between the engine and the gateway need not carry it."""
+        token = _CANCEL.set(cancel)
+        try:
+            yield
+        finally:
+            _CANCEL.reset(token)
+
     # -- the one call path -------------------------------------------------------------------------
     async def _call(self, method: str, **params: Any) -> dict[str, Any]:
-        """Call `method` until it succeeds, or raise one of the engine's errors."""
+        """Call `method` until it succeeds, or raise one of the engine's errors (`RunCancelled`
+        when the run's cancel event is set meanwhile)."""
+        cancel = _CANCEL.get()
+        if cancel is None:
+            return await self._attempts(method, params)
+        if cancel.is_set():
+            raise RunCancelled(method)
+        # Race every wait of the call against the event: the pacer's sleep, a Retry-After or a
+        # backoff can last minutes, far longer than "between two pages".
+        attempts = asyncio.create_task(self._attempts(method, params))
+        stop = asyncio.create_task(cancel.wait())
+        try:
+            await asyncio.wait({attempts, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not attempts.done():
+                attempts.cancel()  # leaves the pacer's queue; no start is recorded
+                await asyncio.wait({attempts})
+            if not attempts.cancelled():
+                attempts.exception()  # retrieved here, whatever path re-raises it
+        if attempts.cancelled():
+            raise RunCancelled(method)
+        return attempts.result()
+
+    async def _attempts(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         failures = 0
         rate_limited = 0
+        malformed: str | None = None
         while True:
             await self.pacer.acquire(method)
             # Later than the pacer allows is always safe; starting (and then decoding a page of
             # up to 999 messages) while Slack waits for this process's acknowledgements is not.
             await self._yield_to()
             self._stats.calls[method] = self._stats.calls.get(method, 0) + 1
+            retry_after: float | None = None
             try:
                 # POST, form-encoded, as Slack accepts for every method (the Node SDK always
                 # does): aiohttp silently re-sends an idempotent GET once after a dropped
                 # connection, a retry that would bypass pacing and this loop's accounting.
                 response = await self._client.api_call(method, http_verb="POST", data=_form(params))
-                data = response.data
-                if not isinstance(data, dict):  # validate() let a non-JSON body through
-                    raise SlackUnavailable("unexpected_body", method=method)
-                return data
+                malformed = problem_of(method, response.data)
+                if malformed is None:
+                    return response.data  # type: ignore[return-value]  # checked: a dict
+                outcome, reason = Outcome.TRANSIENT, MALFORMED
             except SlackApiError as exc:
                 status, error, retry_after = _describe(exc.response)
-                outcome = classify(status, error)
-                reason = error or f"http_{status}"
+                if status == 200 and error is None:
+                    # JSON cut short (the SDK hands over aiohttp's raw response), a non-JSON
+                    # page, or an object without `ok`: a garbled answer, not Slack's refusal.
+                    outcome, reason, malformed = Outcome.TRANSIENT, MALFORMED, _unreadable(exc)
+                else:
+                    outcome, malformed = classify(status, error), None
+                    reason = error or f"http_{status}"
+            except (AttributeError, json.JSONDecodeError):
+                # The SDK's own validation calls `.get` on whatever JSON came back: a list, a
+                # string or a text/plain body fails there, before any response object exists.
+                outcome, reason = Outcome.TRANSIENT, MALFORMED
+                malformed = "the body is not a JSON object"
             except _NETWORK_ERRORS as exc:
-                outcome, reason, retry_after = Outcome.TRANSIENT, type(exc).__name__, None
+                outcome, reason, malformed = Outcome.TRANSIENT, type(exc).__name__, None
 
             if outcome is Outcome.RATE_LIMITED:
                 rate_limited += 1
@@ -146,8 +208,12 @@ class SlackGateway:
                 raise ChannelUnavailable(reason, method=method)
             if outcome is Outcome.OTHER:
                 raise SlackRequestError(reason, method=method)
+            if malformed is not None:
+                self._stats.malformed += 1
             failures += 1
             if failures >= self._max_attempts:
+                if malformed is not None:
+                    raise MalformedSlackAnswer(malformed, method=method, attempts=failures)
                 raise SlackUnavailable(reason, method=method)
             # Capped exponential backoff with full jitter (AWS architecture blog).
             delay = self._rand() * min(self._backoff_cap, self._backoff_base * 2 ** (failures - 1))
@@ -262,6 +328,7 @@ class SlackGateway:
             calls=dict(self._stats.calls),
             rate_limited=self._stats.rate_limited,
             retries=self._stats.retries,
+            malformed=self._stats.malformed,
             backoff_seconds=self._stats.backoff_seconds,
             pacing_wait_seconds=self.pacer.total_wait_seconds,
         )
@@ -274,6 +341,14 @@ def _form(params: dict[str, Any]) -> dict[str, str]:
         for key, value in params.items()
         if value is not None
     }
+
+
+def _unreadable(exc: SlackApiError) -> str:
+    """What was wrong with an HTTP 200 answer the SDK could not turn into a Slack answer."""
+    data = getattr(exc.response, "data", None)  # absent: aiohttp's response, JSON not decodable
+    if isinstance(data, dict) and data:
+        return "ok is not true and there is no error code"
+    return "the body is not complete JSON"
 
 
 def _describe(response: Any) -> tuple[int | None, str | None, float | None]:
