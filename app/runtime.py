@@ -17,15 +17,18 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.bolt_app import build_bolt_app, build_web_client
-from app.http_server import build_web_app, start_http
+from app.http_server import SlackFront, build_web_app, start_http
+from app.readiness import Readiness
+from app.request_check import new_verifier
 from app.services import start_services
 from app.settings import Settings
 from app.socket_mode import CountedSocketModeHandler
 from db.messages import ensure_workspace
 from db.migrate import migrate
+from db.replays import open_replay_ledger
 from db.session import create_engine, make_sessionmaker
 from db.vectors import ChromaVectorStore, VectorStoreUnavailable
 from handlers.background import drain as drain_listener_work
@@ -70,11 +73,21 @@ async def migrate_database(settings: Settings) -> None:
         ) from None
 
 
-async def open_database(settings: Settings, stack: AsyncExitStack) -> async_sessionmaker[AsyncSession]:
+async def open_database(settings: Settings, stack: AsyncExitStack) -> AsyncEngine:
     await migrate_database(settings)
     engine = create_engine(settings.database_url)
     stack.push_async_callback(engine.dispose)
-    return make_sessionmaker(engine)
+    return engine
+
+
+def slack_front(settings: Settings, stack: AsyncExitStack) -> SlackFront | None:
+    """HTTP mode's admission (signature, shape, replays); Socket Mode has no signatures."""
+    if settings.socket_mode:
+        return None
+    assert settings.slack_signing_secret is not None  # require_for_run() checked it
+    replays = open_replay_ledger(settings.database_url)
+    stack.push_async_callback(replays.close)
+    return SlackFront(new_verifier(settings.slack_signing_secret), replays)
 
 
 async def open_vectors(settings: Settings) -> ChromaVectorStore:
@@ -110,7 +123,8 @@ async def running_app(
     (`rate_minute_seconds` is for the demo against a time-compressed fakeslack only.)"""
     settings.require_for_run()
     async with AsyncExitStack() as stack:
-        sessions = await open_database(settings, stack)
+        engine = await open_database(settings, stack)
+        sessions = make_sessionmaker(engine)
         vectors = await open_vectors(settings)
         stack.push_async_callback(vectors.close)
 
@@ -124,8 +138,10 @@ async def running_app(
                                     rate_minute_seconds=rate_minute_seconds)
         bolt = build_bolt_app(settings, client, deps)
         mode = "socket" if settings.socket_mode else "http"
-        runner = await start_http(build_web_app(None if settings.socket_mode else bolt, mode=mode),
-                                  settings.port)
+        readiness = Readiness(engine, vectors, socket_mode=settings.socket_mode)
+        web_app = build_web_app(None if settings.socket_mode else bolt, mode=mode,
+                                front=slack_front(settings, stack), readiness=readiness)
+        runner = await start_http(web_app, settings.port)
         # LIFO: stop taking requests first, then let replies already in flight finish.
         stack.push_async_callback(drain_listener_work)
         stack.push_async_callback(runner.cleanup)
@@ -133,6 +149,7 @@ async def running_app(
             socket = CountedSocketModeHandler(bolt, settings.slack_app_token, web_client=client)
             await socket.connect_async()
             stack.push_async_callback(socket.close_async)
+            readiness.socket_connected = socket.client.is_connected
         port = bound_port(runner, settings.port)
         settle_heap()
         stack.callback(gc.unfreeze)  # for a caller that goes on (tests, the demo)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -215,6 +216,16 @@ class ChannelCheckpoint(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+class SeenRequestSignature(Base):
+    """A signed Slack request already acted on (revision 0003): a second copy is a replay. Kept
+    until `valid_until` (Unix seconds), after which Slack's timestamp check refuses it anyway."""
+
+    __tablename__ = "seen_request_signatures"
+
+    signature: Mapped[str] = mapped_column(Text, primary_key=True)
+    valid_until: Mapped[int] = mapped_column(BigInteger)
+
+
 __all__ = [
     "CHECKPOINT_PHASES",
     "JOB_TYPES",
@@ -225,6 +236,7 @@ __all__ = [
     "Base",
     "ChannelCheckpoint",
     "Message",
+    "SeenRequestSignature",
     "UTCDateTime",
     "Workspace",
     "utcnow",

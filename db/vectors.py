@@ -44,6 +44,9 @@ COLLECTION_PREFIX: Final = "slack_"
 # the client's own `get_max_batch_size()` is the hard ceiling.
 DEFAULT_CHUNK: Final = 1000
 WORKER_NAME: Final = "chroma-worker"
+# `ping()` counts this collection: never created, so each ping is one cheap lookup in the store
+# (a request to the server for `CHROMA_URL`), not a scan of a workspace's documents.
+PING_COLLECTION: Final = "backfill_ping"
 # Start the worker from a fork server that has imported chromadb once, so opening a store costs
 # a fork, not a fresh interpreter importing chromadb (about a second); spawn where there is none.
 _PRELOAD: Final = ["db.chroma_worker"]
@@ -250,6 +253,7 @@ class ChromaVectorStore:
         self._where = where
         self._chunk_size = chunk_size
         self._inflight: set[asyncio.Future[Any]] = set()
+        self._ping: asyncio.Future[Any] | None = None
         self._closed = False
 
     @classmethod
@@ -363,6 +367,18 @@ class ChromaVectorStore:
         if not wanted:  # Chroma's get(ids=[]) would return the whole collection
             return {}
         return dict(await self._run("get", name, wanted))
+
+    async def ping(self) -> None:
+        """Return once the store answers one cheap lookup; raise what stopped it otherwise.
+
+        Calls are served one at a time, so a ping may wait behind an upsert in flight: callers
+        bound the wait. Concurrent pings share the one in flight, so a health probe polling a
+        busy store never queues more than one lookup behind the work."""
+        if self._ping is None or self._ping.done():
+            self._ping = asyncio.ensure_future(self._run("count", PING_COLLECTION))
+            # Its outcome is read here even when every caller stopped waiting for it.
+            self._ping.add_done_callback(lambda done: done.cancelled() or done.exception())
+        await asyncio.shield(self._ping)
 
     async def delete_workspace(self, workspace_id: str) -> None:
         """Drop the workspace's collection and everything in it; a no-op when there is none."""

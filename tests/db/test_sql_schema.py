@@ -79,6 +79,8 @@ ADDED_COLUMNS: dict[str, set[str]] = {
         "high_water_ts",
         "updated_at",
     },
+    # revision 0003: the replay guard's signatures
+    "seen_request_signatures": {"signature", "valid_until"},
 }
 EXPECTED_TABLES = {
     "workspaces",
@@ -86,6 +88,7 @@ EXPECTED_TABLES = {
     "backfill_job_runs",
     "messages",
     "channel_checkpoints",
+    "seen_request_signatures",
     "alembic_version",
 }
 PRIMARY_KEYS = {
@@ -94,6 +97,7 @@ PRIMARY_KEYS = {
     "backfill_job_runs": ["job_run_id"],
     "messages": ["workspace_id", "channel_id", "ts"],
     "channel_checkpoints": ["workspace_id", "channel_id"],
+    "seen_request_signatures": ["signature"],
 }
 
 
