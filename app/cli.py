@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"backfill: {exc}", file=sys.stderr)
         return EXIT_SETTINGS
-    configure_logging(settings.log_level, secrets_of(settings))
+    configure_logging(settings.log_level, secrets_of(settings), settings.log_format)
 
     from app.runtime import StartupError, migrate_database, serve
 

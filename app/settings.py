@@ -1,19 +1,24 @@
 """Settings: every variable of the contract, read once from the environment and `.env`.
 
-Real environment variables win over `.env`. Any problem becomes a `SettingsError` whose
-message is one line naming the setting and what is accepted, never echoing a secret.
+Real environment variables win over `.env`. Every secret setting may instead be given as
+`<NAME>_FILE`, a path to a file holding the value (how Docker and Kubernetes mount secrets). Any
+problem becomes a `SettingsError` whose message is one line naming the setting and what is
+accepted, never echoing a secret.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
+from dotenv import dotenv_values
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from app.logs import LOG_FORMATS
 from db.session import check_database_url
 from db.vectors import check_chroma_url
 
@@ -25,6 +30,9 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SECRET_SETTINGS = frozenset({"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"})
 # URLs may carry credentials (postgresql://user:password@host/db): never echoed either.
 UNECHOED_SETTINGS = SECRET_SETTINGS | {"DATABASE_URL", "CHROMA_URL", "SLACK_API_URL"}
+# Settings that may come from a file named by `<NAME>_FILE` (design.md: every secret, and the
+# database URL for its password).
+FILE_SETTINGS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "DATABASE_URL")
 
 # What is accepted, per setting, for the one-line error.
 ACCEPTED: dict[str, str] = {
@@ -48,6 +56,11 @@ ACCEPTED: dict[str, str] = {
     "RUN_CONCURRENCY": "an integer from 1 to 32",
     "RUN_RETRIES": "an integer from 0 to 10",
     "LOG_LEVEL": "one of: " + ", ".join(LOG_LEVELS),
+    "LOG_FORMAT": "one of: " + ", ".join(LOG_FORMATS),
+}
+ACCEPTED |= {
+    f"{name}_FILE": f"the path of a readable file holding {name} (and {name} itself unset)"
+    for name in FILE_SETTINGS
 }
 
 
@@ -89,6 +102,7 @@ class Settings(BaseSettings):
     run_concurrency: int = Field(default=2, ge=1, le=32)
     run_retries: int = Field(default=2, ge=0, le=10)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token", "chroma_url",
                      mode="before")
@@ -99,7 +113,7 @@ class Settings(BaseSettings):
             return None
         return value.strip() if isinstance(value, str) else value
 
-    @field_validator("log_level", "embedding", "slack_rate_profile", mode="before")
+    @field_validator("log_level", "log_format", "embedding", "slack_rate_profile", mode="before")
     @classmethod
     def _normalise_case(cls, value: Any) -> Any:
         if not isinstance(value, str):
@@ -214,15 +228,50 @@ def _first_error(exc: ValidationError, given: Mapping[str, Any]) -> SettingsErro
     return SettingsError(name, problem, value)
 
 
+def _from_files(sources: list[Mapping[str, str | None]]) -> dict[str, str]:
+    """Values of `FILE_SETTINGS` given as `<NAME>_FILE`, read from their files.
+
+    `sources` in precedence order (the real environment, then `.env`): the first source that
+    names a setting, directly or through a file, decides it; both in one source is an error."""
+    values: dict[str, str] = {}
+    for name in FILE_SETTINGS:
+        file_name = f"{name}_FILE"
+        for source in sources:
+            direct, path = source.get(name), source.get(file_name)
+            if path and direct:
+                raise SettingsError(file_name, f"and {name} are both set; set only one")
+            if direct:
+                break
+            if path:
+                values[name.lower()] = _read_secret_file(file_name, path)
+                break
+    return values
+
+
+def _read_secret_file(setting: str, path: str) -> str:
+    try:
+        # One value per file; the newline an editor or `echo` adds is not part of it.
+        return Path(path).expanduser().read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "is not UTF-8 text"
+        raise SettingsError(setting, f"names a file that cannot be read ({reason.lower()})",
+                            path) from None
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> Settings:
     """Read the settings once. `environ` replaces `os.environ` (for tests)."""
+    dotenv: Mapping[str, str | None] = (
+        dotenv_values(env_file) if env_file is not None and Path(env_file).is_file() else {}
+    )
+    from_files = _from_files([os.environ if environ is None else environ, dotenv])
     try:
         if environ is None:
-            return Settings(_env_file=env_file)  # type: ignore[call-arg]
+            return Settings(_env_file=env_file, **from_files)  # type: ignore[call-arg]
         known = {name.lower() for name in ACCEPTED}
         values = {k.lower(): v for k, v in environ.items() if k.lower() in known}
+        values |= from_files
         return _MappingSettings(_env_file=env_file, **values)  # type: ignore[call-arg]
     except ValidationError as exc:
         raise _first_error(exc, environ or {}) from None
