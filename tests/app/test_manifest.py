@@ -75,7 +75,7 @@ def test_manifest_scopes_are_minimal_and_each_is_justified_in_the_readme() -> No
     scopes = load_manifest()["oauth_config"]["scopes"]["bot"]
     assert sorted(scopes) == sorted([
         "commands", "channels:read", "groups:read", "channels:history", "groups:history",
-        "channels:join", "users:read", "chat:write", "im:write",
+        "channels:join", "users:read", "chat:write",
     ])
     readme = (REPO / "README.md").read_text()
     for scope in scopes:
