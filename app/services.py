@@ -86,7 +86,7 @@ async def start_services(
     scheduler.start()
     stack.push_async_callback(schedules.close)  # stops APScheduler, lets fires in flight end
     await schedules.load_all()
-    scheduler.add_job(schedules.load_all, "interval", seconds=SCHEDULE_SYNC_SECONDS,
+    scheduler.add_job(schedules.sync, "interval", seconds=SCHEDULE_SYNC_SECONDS,
                       id="schedules:sync", replace_existing=True, coalesce=True)
     await runs.start()
     # Runs stop first (at a page boundary, left resumable), then the Home refresher.

@@ -1,7 +1,8 @@
 """Engines and session factories for the SQL store (SQLite via aiosqlite, PostgreSQL via asyncpg).
 
-Owns URL validation, per-connection SQLite settings and pool sizing. Imports SQLAlchemy only;
-never Slack code.
+Owns URL validation, per-connection SQLite settings, pool sizing, read sessions that never wait
+for SQLite's write lock, and telling a database that is away or busy from a bug in a query.
+Imports SQLAlchemy only; never Slack code.
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
@@ -138,10 +142,108 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+@asynccontextmanager
+async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for reads only. On SQLite its transaction opens with a plain (deferred) BEGIN:
+    in WAL mode a reader works from a snapshot and never waits for the write lock, so a read is
+    answered while another connection holds a long write transaction (the default BEGIN
+    IMMEDIATE would queue behind it for the whole busy timeout). Other databases ignore it."""
+    async with sessions() as session:
+        await session.connection(execution_options={SQLITE_BEGIN_OPTION: "BEGIN"})
+        yield session
+
+
+# -- the database away or busy -------------------------------------------------------------------
+
+# SQLSTATE classes of a connection that failed or was cut by the server (08: connection
+# exception; 57P01-03: admin shutdown, crash shutdown, cannot connect now, e.g. still starting).
+_GONE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+# Too many connections, lock not available: the server is up but cannot serve us now.
+_BUSY_SQLSTATES = ("53300", "55P03")
+_DRIVER_MODULES = ("sqlalchemy.", "asyncpg", "aiosqlite")
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, the driver error SQLAlchemy wrapped (`.orig`) and the causes behind them."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen or len(seen) > 20:
+            continue
+        seen.add(id(current))
+        yield current
+        orig = getattr(current, "orig", None)
+        todo += [orig if isinstance(orig, BaseException) else None,
+                 current.__cause__, current.__context__]
+
+
+def _raised_by_database_driver(exc: BaseException) -> bool:
+    """Whether `exc` came through SQLAlchemy or a database driver (an `OSError` from Slack's
+    HTTP client is not a database outage)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if module.startswith(_DRIVER_MODULES):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached (refused, reset, cut by a restart,
+    still starting), as opposed to a query the database refused. Such an error passes: retry."""
+    for cause in _causes(exc):
+        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+            return True
+        if isinstance(cause, DisconnectionError):
+            return True
+        if isinstance(cause, OSError) and _raised_by_database_driver(cause):
+            return True  # refused, reset, unreachable (asyncpg's connect raises these bare)
+        state = getattr(cause, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_GONE_SQLSTATES):
+            return True
+        kind = type(cause)
+        # asyncpg's InterfaceError covers "the underlying connection is closed" among misuses.
+        if (kind.__module__.startswith("asyncpg") and kind.__name__ == "InterfaceError"
+                and "connection" in str(cause).lower()):
+            return True
+    return False
+
+
+def database_busy(exc: BaseException) -> bool:
+    """Whether `exc` says the database is up but held by others past the wait allowed: SQLite's
+    "database is locked" after the busy timeout, no pooled connection free in time, or
+    PostgreSQL out of connections. Such an error passes: retry shortly."""
+    for cause in _causes(exc):
+        if isinstance(cause, PoolTimeout):
+            return True
+        if isinstance(cause, sqlite3.OperationalError):
+            code = getattr(cause, "sqlite_errorcode", None)
+            if code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return True
+            if code is None and "database is locked" in str(cause):
+                return True
+        state = getattr(cause, "sqlstate", None)
+        if isinstance(state, str) and state in _BUSY_SQLSTATES:
+            return True
+    return False
+
+
+def database_trouble(exc: BaseException) -> bool:
+    """Unavailable or busy: the database will most likely answer if asked again later."""
+    return database_unavailable(exc) or database_busy(exc)
+
+
 __all__ = [
     "ACCEPTED_FORMS",
     "SQLITE_BEGIN_OPTION",
+    "SQLITE_BUSY_TIMEOUT_MS",
     "check_database_url",
     "create_engine",
+    "database_busy",
+    "database_trouble",
+    "database_unavailable",
     "make_sessionmaker",
+    "reading",
 ]

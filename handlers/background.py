@@ -4,7 +4,8 @@ The app runs Bolt with `process_before_response=True`, so a request's HTTP respo
 soon as its listener returns. Listeners acknowledge, hand the rest (database reads, replies, views)
 to `after_ack`, and return; without this, Bolt would keep every request open polling every 10 ms
 for the acknowledgement, which under a burst of commands starves the event loop. The rest starts
-once no other request is waiting for its acknowledgement (`handlers.foreground`).
+once no other request is waiting for its acknowledgement (`handlers.foreground`). A failure is
+told in plain words (`handlers.errors`): the database away or busy says so.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import Any
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from handlers.errors import PLAIN_ERROR, explain_failure
 from handlers.foreground import foreground
 
 log = logging.getLogger(__name__)
-PLAIN_ERROR = "Sorry, something went wrong on our side, and nothing was changed. Please try again."
+__all__ = ["PLAIN_ERROR", "after_ack", "drain"]
 _tasks: set[asyncio.Task[None]] = set()
 
 
@@ -47,12 +49,12 @@ async def _guarded(
                 await work
     except asyncio.CancelledError:
         raise
-    except Exception:
-        log.exception("listener work after the acknowledgement failed")
+    except Exception as exc:
+        text = explain_failure(exc, "listener work after the acknowledgement failed")
         if respond is None:
             return
         try:
-            await respond(text=PLAIN_ERROR, response_type="ephemeral", replace_original=False)
+            await respond(text=text, response_type="ephemeral", replace_original=False)
         except Exception:  # noqa: BLE001 - the user cannot be told; the log above has the cause
             log.warning("could not tell the user about the failure", exc_info=True)
 

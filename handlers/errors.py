@@ -1,4 +1,6 @@
-"""The one Bolt error handler: log with the traceback, tell the user in plain words."""
+"""The one Bolt error handler, and the words for a failed request: the database away or busy
+gets a plain sentence and one log line; anything else is logged with its traceback and the user
+told in plain words. Never a traceback or an internal name in what the user reads."""
 
 from __future__ import annotations
 
@@ -8,24 +10,44 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from db.session import database_busy, database_unavailable
+
 log = logging.getLogger(__name__)
 PLAIN_ERROR = "Sorry, something went wrong on our side, and nothing was changed. Please try again."
+DATABASE_UNAVAILABLE = (
+    "The database is unavailable right now, so nothing was changed. Please try again in a minute."
+)
+DATABASE_BUSY = "The database is busy right now, so nothing was changed. Please try again shortly."
+
+
+def explain_failure(error: BaseException, what: str) -> str:
+    """Log `error` (one line when the database is away or busy: that is not a bug, and an
+    outage must not fill the log with tracebacks) and return what to tell the user."""
+    if database_unavailable(error):
+        log.warning("%s: the database is unavailable (%s)", what, type(error).__name__)
+        return DATABASE_UNAVAILABLE
+    if database_busy(error):
+        log.warning("%s: the database is busy (%s)", what, type(error).__name__)
+        return DATABASE_BUSY
+    log.error("%s", what, exc_info=error)
+    return PLAIN_ERROR
 
 
 def register(app: AsyncApp) -> None:
     app.error(handle_error)
 
 
-async def handle_error(error: Exception, body: dict[str, Any], respond: AsyncRespond | None) -> None:
-    log.error(
-        "listener failed for %s from team %s",
+async def handle_error(
+    error: Exception, body: dict[str, Any], respond: AsyncRespond | None
+) -> None:
+    team = body.get("team")
+    text = explain_failure(error, "listener failed for {} from team {}".format(
         body.get("command") or body.get("type"),
-        body.get("team_id") or (body.get("team") or {}).get("id"),
-        exc_info=error,
-    )
+        body.get("team_id") or (team.get("id") if isinstance(team, dict) else None),
+    ))
     if respond is None:  # no response_url in this payload (events, view submissions)
         return
     try:
-        await respond(text=PLAIN_ERROR, response_type="ephemeral", replace_original=False)
+        await respond(text=text, response_type="ephemeral", replace_original=False)
     except Exception:  # noqa: BLE001 - the user cannot be told; the log above has the cause
         log.warning("could not tell the user about the failure", exc_info=True)

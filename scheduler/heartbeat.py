@@ -1,8 +1,10 @@
 """The periodic pulse of a `RunService`: who this process is, and a loop that calls one tick
 (heartbeats, takeovers of stale runs, due retries) every few seconds until stopped.
 
-A tick that fails (the database is briefly unreachable) is logged and the loop goes on: a
-missed beat only matters after `stale_after_s`, which is several ticks. Imports nothing of ours.
+A tick that fails is logged and the loop goes on: a missed beat only matters after
+`stale_after_s`, which is several ticks. While the database is away (`outage(exc)` says so) the
+loop logs one line when the outage starts and one when the database answers again, not a
+traceback per tick. Imports nothing of ours.
 """
 
 from __future__ import annotations
@@ -27,11 +29,16 @@ def process_owner_id() -> str:
 class Pulse:
     """Calls `tick` now and then every `interval_s`; `poke()` asks for an early tick."""
 
-    def __init__(self, tick: Callable[[], Awaitable[None]], interval_s: float) -> None:
+    def __init__(
+        self, tick: Callable[[], Awaitable[None]], interval_s: float, *,
+        outage: Callable[[BaseException], bool] = lambda _exc: False,
+    ) -> None:
         self._tick = tick
         self._interval = interval_s
+        self._outage = outage
         self._task: asyncio.Task[None] | None = None
         self._poked = asyncio.Event()
+        self.in_outage = False  # the last tick failed because the database was away
 
     @property
     def running(self) -> bool:
@@ -50,8 +57,17 @@ class Pulse:
                 await self._tick()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the loop must outlive a bad tick
-                logger.exception("run heartbeat tick failed; trying again")
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive a bad tick
+                if not self._outage(exc):
+                    logger.exception("run heartbeat tick failed; trying again")
+                elif not self.in_outage:
+                    self.in_outage = True
+                    logger.warning("run heartbeats paused: the database does not answer (%s); "
+                                   "trying again every %.0f s", type(exc).__name__, self._interval)
+            else:
+                if self.in_outage:
+                    self.in_outage = False
+                    logger.warning("run heartbeats resumed: the database answers again")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._poked.wait(), self._interval)
             self._poked.clear()

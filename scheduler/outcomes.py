@@ -71,7 +71,12 @@ def decide_outcome(
             else:
                 action = "Not retried: this needs a fix first."
         else:
-            if result.error_kind == "internal":
+            if result.error_kind == "database":
+                error_message = (
+                    f"The database stopped answering during the run ({result.error}), and it "
+                    "could not go on."
+                )
+            elif result.error_kind == "internal":
                 error_message = (
                     f"The app hit an internal error ({result.error}); the details are in its log."
                 )

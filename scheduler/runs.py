@@ -4,8 +4,13 @@ finish and notify. `RunService` is what handlers and the scheduler call.
 The database decides who runs what, so several app processes can share one PostgreSQL: a run
 is a `running` row (the partial unique index allows one per workspace), a scheduled fire is
 claimed by UNIQUE(schedule_id, fire_time), the owning process beats `heartbeat_at` and reads
-cancel requests from the row, and any process takes over a run whose heartbeat went stale.
-Imports `db`, `blocks` and `scheduler.*`; never Bolt.
+cancel requests from the row, and any process (this one included, for a run it no longer holds)
+takes over a run whose heartbeat went stale.
+
+The database may go away and come back at any moment. A run that loses it mid-way waits for it
+and resumes from its checkpoints; a run whose end cannot be written keeps trying (with backoff)
+until the database answers, and stays in this process's hands meanwhile, so it is never left
+`running` with nobody beating it. Imports `db`, `blocks` and `scheduler.*`; never Bolt.
 """
 
 from __future__ import annotations
@@ -20,16 +25,17 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from blocks.models import ProgressInfo, Totals
 from db import runs as repo
 from db import schedules as schedules_repo
 from db.models import utcnow
+from db.session import database_trouble, reading
 from scheduler.backfill.engine import BackfillEngine, RunRequest
 from scheduler.backfill.progress import Progress, RunResult
 from scheduler.cron import MAX_DAYS, MIN_DAYS, ScheduleError
@@ -43,6 +49,16 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 Listener = Callable[["RunEvent"], "Awaitable[None] | None"]
+T = TypeVar("T")
+
+# Pauses between attempts to reach a database that does not answer: quick at first (a blip),
+# then every few seconds, so a run goes on within seconds of the database being back.
+DATABASE_RETRY_S = (0.5, 1.0, 2.0, 3.0, 5.0)
+# A run resumes after this many database outages; one more and it fails (and says why).
+MAX_OUTAGE_RESUMES = 5
+# On shutdown, how long writes of a run's state may wait for a database that does not answer
+# (a run not released is taken over after its heartbeat goes stale: nothing is lost).
+STOP_DATABASE_WAIT_S = 10.0
 
 @dataclass(eq=False)
 class _Job:
@@ -120,7 +136,7 @@ class RunService:
         self._stop_timeout = stop_timeout_s
         self._clock = clock
         self.owner = owner or process_owner_id()
-        self._pulse = Pulse(self._tick, heartbeat_s)
+        self._pulse = Pulse(self._tick, heartbeat_s, outage=database_trouble)
         self._queue: deque[_Job] = deque()  # in arrival order
         self._wakeup = asyncio.Condition()
         self._jobs: dict[int, _Job] = {}  # every run this process owns
@@ -132,6 +148,7 @@ class RunService:
         self._retry_timers: dict[int, asyncio.TimerHandle] = {}
         self._started = False
         self._stopping = False
+        self._give_up_at = float("inf")  # when stopping: monotonic deadline for database waits
 
     # -- life of the service ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -140,6 +157,7 @@ class RunService:
         if self._started:
             return
         self._started, self._stopping = True, False
+        self._give_up_at = float("inf")
         self._workers = [
             asyncio.create_task(self._worker(), name=f"backfill-run-slot-{i}")
             for i in range(self._concurrency)
@@ -152,6 +170,7 @@ class RunService:
         if not self._started:
             return
         self._stopping = True
+        self._give_up_at = time.monotonic() + min(self._stop_timeout, STOP_DATABASE_WAIT_S)
         await self._pulse.stop()
         for handle in self._retry_timers.values():
             handle.cancel()  # retry_at is in the row: whoever is up when it is due retries
@@ -195,7 +214,7 @@ class RunService:
     # -- reads -----------------------------------------------------------------------------------
     async def current(self, workspace_id: str) -> RunRow | None:
         """The workspace's running run (whichever process runs it), or None."""
-        async with self._sessions() as session:
+        async with reading(self._sessions) as session:
             run = await repo.running_run(session, workspace_id)
         return None if run is None else RunRow.of(run)
 
@@ -205,24 +224,24 @@ class RunService:
 
     async def history(self, workspace_id: str, limit: int = 10) -> list[RunRow]:
         """The workspace's last `limit` runs, newest first."""
-        async with self._sessions() as session:
+        async with reading(self._sessions) as session:
             runs = await repo.list_runs(session, workspace_id, limit)
         return [RunRow.of(r) for r in runs]
 
     async def get(self, job_run_id: int) -> RunRow | None:
-        async with self._sessions() as session:
+        async with reading(self._sessions) as session:
             run = await repo.get_run(session, job_run_id)
         return None if run is None else RunRow.of(run)
 
     async def totals(self, workspace_id: str) -> Totals:
         """Messages stored, channels with messages, and when the last successful run ended."""
-        async with self._sessions() as session:
+        async with reading(self._sessions) as session:
             messages, channels, last = await repo.run_totals(session, workspace_id)
         return Totals(messages_stored=messages, channels=channels, last_success_at=last)
 
     async def paused_reason(self, workspace_id: str) -> str | None:
         """Why the app paused the workspace's schedule, if it did."""
-        async with self._sessions() as session:
+        async with reading(self._sessions) as session:
             return await repo.get_paused_reason(session, workspace_id)
 
     # -- starting runs ---------------------------------------------------------------------------
@@ -256,7 +275,7 @@ class RunService:
         fire; the one whose insert of (schedule_id, fire_time) wins runs it, the others return
         None. The second fire of a repeated wall-clock time (DST fall-back) is skipped."""
         fire_time = fire_time.astimezone(UTC)
-        async with self._sessions() as session:
+        async with reading(self._sessions) as session:
             schedule = await schedules_repo.get_schedule(session, workspace_id)
         if schedule is None or schedule.schedule_id != schedule_id or not schedule.is_active:
             logger.info("fire of schedule #%s of %s ignored: schedule gone or paused",
@@ -282,23 +301,25 @@ class RunService:
                 channel_ids=None if schedule.include_all_channels else schedule.channel_ids,
             )
         except RunRefused as refused:
-            async with self._sessions() as session:
+            async with reading(self._sessions) as session:
                 claimed = await repo.run_for_fire(session, schedule_id, fire_time)
             if claimed is not None:
                 logger.info("fire %s of %s already claimed by run #%s",
                             fire_time.isoformat(), workspace_id, claimed.job_run_id)
             else:
                 logger.warning("scheduled run of %s skipped: %s", workspace_id, refused)
-        if self._schedules is not None:
-            await _with_sqlite_retry(lambda: self._schedules.after_fire(workspace_id, fire_time))  # type: ignore[union-attr]
         if row is not None:
+            # In hand at once (before any other wait): a claimed run is never without an owner
+            # beating it, and goes ahead even when recording the fire below fails.
             self._enqueue(_Job(row, schedule.created_by, 0))
+        if self._schedules is not None:
+            await self._schedules.after_fire(workspace_id, fire_time)
         return row
 
     async def retry(self, workspace_id: str, job_run_id: int, user_id: str) -> RunRow:
         """"Retry now": a new run of the same kind and window as a failed or cancelled run. A
         pending automatic retry of that run is dropped."""
-        async with self._sessions() as session:
+        async with reading(self._sessions) as session:
             old = await repo.get_run(session, job_run_id)
         if old is None or old.workspace_id != workspace_id:
             raise RunRefused(f"There is no run #{job_run_id} in this workspace.")
@@ -327,7 +348,7 @@ class RunService:
         """Ask the workspace's running run to stop (within one page, whichever process runs it).
         Members may cancel only manual runs they started. With `job_run_id` (a Cancel button
         names its run), only that run: a button left on screen never stops a newer run."""
-        async with self._sessions() as session:
+        async with reading(self._sessions) as session:
             run = await repo.running_run(session, workspace_id)
         if job_run_id is not None and (run is None or run.job_run_id != job_run_id):
             raise RunRefused(f"Run #{job_run_id} has already ended; nothing was cancelled.")
@@ -406,7 +427,7 @@ class RunService:
         return RunRow.of(stored)
 
     async def _busy_message(self, workspace_id: str) -> str:
-        async with self._sessions() as session:
+        async with reading(self._sessions) as session:
             running = await repo.running_run(session, workspace_id)
         if running is None:
             return "Another backfill has just started or ended in this workspace; try again."
@@ -474,32 +495,118 @@ class RunService:
             channel_ids=list(run.channel_ids) if run.channel_ids else None,
             now=run.started_at.timestamp(),
         )
-        result: RunResult
-        internal: str | None = None
-        try:
-            result = await self._engine.run(
-                request, progress=lambda p: self._on_progress(job, p), cancel=job.cancel
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - database or vector store trouble
-            logger.exception("run #%s stopped on an internal error", run.job_run_id)
-            internal = type(exc).__name__
-            messages, channels = job.counts()
-            result = RunResult(
-                messages_collected=(messages or job.base_messages) - job.base_messages,
-                channels_processed=channels or 0,
-                error=internal,
-                error_kind="internal",
-            )
+        result = await self._run_engine(job, request)
         if job.lost:
-            logger.warning("run #%s was taken over by another process; stopped here", run.job_run_id)
+            logger.warning("run #%s was taken over by another process; stopped here",
+                           run.job_run_id)
             return
         if job.shutdown and not job.cancel_requested:
             job.progress = _final_progress(job, result)
             await self._release(job)
             return
         await self._finish(job, result)
+
+    async def _run_engine(self, job: _Job, request: RunRequest) -> RunResult:
+        """The engine's run of `job`; when the database goes away mid-way, wait for it and resume
+        from the checkpoints (up to `MAX_OUTAGE_RESUMES` times). Never raises but cancellation."""
+        outages = 0
+        while True:
+            try:
+                return await self._engine.run(
+                    request, progress=lambda p: self._on_progress(job, p), cancel=job.cancel
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - database or vector store trouble
+                error = type(exc).__name__
+                trouble = database_trouble(exc)
+                if trouble and outages < MAX_OUTAGE_RESUMES and not job.cancel.is_set():
+                    outages += 1
+                    logger.warning("run #%s paused: the database does not answer (%s); it "
+                                   "resumes when the database is back", job.job_run_id, error)
+                    if await self._await_database(job):
+                        logger.warning("run #%s resumes: the database answers again",
+                                       job.job_run_id)
+                        self._carry_over(job)
+                        continue
+                    if job.cancel_requested:  # cancelled while it waited: it ends cancelled
+                        messages, channels = job.counts()
+                        return RunResult(
+                            messages_collected=(messages or job.base_messages) - job.base_messages,
+                            channels_processed=channels or 0,
+                            cancelled=True,
+                        )
+                elif trouble:
+                    logger.warning("run #%s stopped: the database does not answer (%s)",
+                                   job.job_run_id, error)
+                else:
+                    logger.exception("run #%s stopped on an internal error", job.job_run_id)
+                messages, channels = job.counts()
+                return RunResult(
+                    messages_collected=(messages or job.base_messages) - job.base_messages,
+                    channels_processed=channels or 0,
+                    error=error,
+                    error_kind="database" if trouble else "internal",
+                )
+
+    def _carry_over(self, job: _Job) -> None:
+        """Before the engine runs `job` again: what it stored so far becomes the base (the new
+        engine run counts from zero, and resumes from the checkpoints)."""
+        if job.progress is not None:
+            job.base_messages += job.progress.messages_stored
+            job.progress = None
+
+    async def _await_database(self, job: _Job) -> bool:
+        """Wait until the database answers a heartbeat of `job`. False when the job must not
+        resume: this process is stopping, the run was taken over, or it was cancelled meanwhile
+        (its cancel flag is then set, for the caller to end it)."""
+        attempt = 0
+        while not (self._stopping or job.shutdown or job.lost):
+            try:
+                async with self._sessions.begin() as session:
+                    messages, channels = job.counts()
+                    owned, cancel = await repo.heartbeat(
+                        session, job.job_run_id, self.owner, self._now(),
+                        messages_collected=messages, channels_processed=channels,
+                    )
+            except Exception as exc:  # noqa: BLE001 - anything but an outage ends the wait
+                if not database_trouble(exc):
+                    logger.exception("run #%s: heartbeat after an outage failed", job.job_run_id)
+                    return False
+                await asyncio.sleep(DATABASE_RETRY_S[min(attempt, len(DATABASE_RETRY_S) - 1)])
+                attempt += 1
+                continue
+            if not owned:
+                job.lost = True
+                job.cancel.set()
+                return False
+            if cancel:
+                job.cancel_requested = True
+                job.cancel.set()
+                return False
+            return True
+        return False
+
+    async def _until_written(self, what: str, write: Callable[[], Awaitable[T]]) -> T:
+        """`write()`, again with backoff while the database does not answer, until it does (or,
+        when this process is stopping, until the shutdown's patience runs out: then the error
+        is raised). One log line per outage, not one per attempt."""
+        attempt = 0
+        while True:
+            try:
+                result = await write()
+            except Exception as exc:
+                if not database_trouble(exc) or time.monotonic() > self._give_up_at:
+                    raise
+                if attempt == 0:
+                    logger.warning("%s waits: the database does not answer (%s); trying again "
+                                   "until it does", what, type(exc).__name__)
+                await asyncio.sleep(DATABASE_RETRY_S[min(attempt, len(DATABASE_RETRY_S) - 1)])
+                attempt += 1
+                continue
+            if attempt:
+                logger.warning("%s done: the database answers again", what)
+            return result
 
     async def _on_progress(self, job: _Job, progress: Progress) -> None:
         job.progress = progress
@@ -528,14 +635,23 @@ class RunService:
         if job.lost:
             return
         messages, channels = job.counts()
-        try:
+
+        async def write() -> None:
             async with self._sessions.begin() as session:
                 await repo.release_run(
                     session, job.job_run_id, self.owner,
                     messages_collected=messages, channels_processed=channels,
                 )
-        except Exception:  # noqa: BLE001 - a stale heartbeat gets it resumed anyway
-            logger.exception("could not release run #%s", job.job_run_id)
+
+        try:
+            await self._until_written(f"release of run #{job.job_run_id}", write)
+        except Exception as exc:  # noqa: BLE001 - a stale heartbeat gets it resumed anyway
+            if database_trouble(exc):
+                logger.warning("could not release run #%s: the database does not answer (%s); "
+                               "it is resumed once its heartbeat is stale", job.job_run_id,
+                               type(exc).__name__)
+            else:
+                logger.exception("could not release run #%s", job.job_run_id)
             return
         logger.info("run #%s released for another process to resume", job.job_run_id)
         self._emit(RunEvent("released", job.run.workspace_id, job.run))
@@ -547,19 +663,24 @@ class RunService:
         outcome = decide_outcome(run, result, cancel_requested=job.cancel_requested,
                                  retries=self._retries, backoff=self._backoff, now=now)
         retry_at = outcome.retry_at
-        async with self._sessions.begin() as session:
-            stored = await repo.finish_run(
-                session,
-                run.job_run_id,
-                self.owner,
-                status=outcome.status,
-                now=now,
-                messages_collected=messages,
-                channels_processed=result.channels_processed,
-                channels_skipped=result.channels_skipped,
-                error_message=outcome.error_message,
-                retry_at=retry_at,
-            )
+
+        async def write() -> repo.StoredRun | None:
+            async with self._sessions.begin() as session:
+                return await repo.finish_run(
+                    session,
+                    run.job_run_id,
+                    self.owner,
+                    status=outcome.status,
+                    now=now,
+                    messages_collected=messages,
+                    channels_processed=result.channels_processed,
+                    channels_skipped=result.channels_skipped,
+                    error_message=outcome.error_message,
+                    retry_at=retry_at,
+                )
+
+        # Kept in hand (and beating, once the database is back) until its end is written.
+        stored = await self._until_written(f"end of run #{run.job_run_id}", write)
         if stored is None:
             logger.warning("run #%s was no longer ours when it ended", run.job_run_id)
             return
@@ -591,7 +712,7 @@ class RunService:
     async def _schedule_creator(self, run: RunRow | repo.StoredRun) -> str | None:
         if run.job_type == "manual":
             return run.triggered_by
-        async with self._sessions() as session:
+        async with reading(self._sessions) as session:
             schedule = await schedules_repo.get_schedule(session, run.workspace_id)
         return None if schedule is None else schedule.created_by
 
@@ -641,13 +762,17 @@ class RunService:
     async def _take_over_stale(self) -> None:
         now = self._now()
         cutoff = now - self._stale_after
-        async with self._sessions() as session:
-            stale = await repo.stale_runs(session, cutoff, exclude_owner=self.owner)
+        async with reading(self._sessions) as session:
+            stale = await repo.stale_runs(session, cutoff)
         for candidate in stale:
             if candidate.job_run_id in self._jobs:
-                continue
+                continue  # ours and in hand (perhaps waiting for the database to write its end)
+            # Not in hand, even if the row names this process (its slot crashed before its end
+            # was written): nobody beats it, so it is taken over like any other stale run.
             async with self._sessions.begin() as session:
-                claimed = await repo.claim_stale(session, candidate, self.owner, cutoff=cutoff, now=now)
+                claimed = await repo.claim_stale(
+                    session, candidate, self.owner, cutoff=cutoff, now=now
+                )
             if claimed is None:
                 continue  # another process got there first
             row = RunRow.of(claimed)
@@ -670,11 +795,14 @@ class RunService:
     async def _end_claimed(
         self, job: _Job, status: str, error_message: str | None, action: str
     ) -> None:
-        async with self._sessions.begin() as session:
-            stored = await repo.end_unowned(
-                session, job.job_run_id, self.owner, status=status, now=self._now(),
-                error_message=error_message,
-            )
+        async def write() -> repo.StoredRun | None:
+            async with self._sessions.begin() as session:
+                return await repo.end_unowned(
+                    session, job.job_run_id, self.owner, status=status, now=self._now(),
+                    error_message=error_message,
+                )
+
+        stored = await self._until_written(f"end of run #{job.job_run_id}", write)
         if stored is None:
             return
         row = RunRow.of(stored)
@@ -683,10 +811,10 @@ class RunService:
 
     async def _start_due_retries(self) -> None:
         now = self._now()
-        async with self._sessions() as session:
+        async with reading(self._sessions) as session:
             due = await repo.due_retries(session, now)
         for run in due:
-            async with self._sessions() as session:
+            async with reading(self._sessions) as session:
                 newer = await repo.has_newer_run(session, run.workspace_id, run.job_run_id)
             if newer:
                 async with self._sessions.begin() as session:
@@ -741,19 +869,6 @@ class RunService:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-async def _with_sqlite_retry(call: Callable[[], Awaitable[Any]], attempts: int = 5) -> Any:
-    """`call()`, again after a short pause when SQLite answers "database is locked" (a
-    transaction elsewhere that reads before it writes cannot wait for the lock)."""
-    for attempt in range(attempts):
-        try:
-            return await call()
-        except OperationalError as exc:
-            if "locked" not in str(exc) or attempt == attempts - 1:
-                raise
-            await asyncio.sleep(0.05 * (attempt + 1))
-    return None
 
 
 async def _guard(awaitable: Awaitable[Any]) -> None:

@@ -1,8 +1,10 @@
 """Workspace schedules: the `backfill_schedules` table and the APScheduler jobs kept in step.
 
 The table is the truth; APScheduler only holds one in-memory job per active schedule
-(`schedule:<workspace_id>`), rebuilt from the table by `load_all`. Imports `db` and
-`scheduler.cron`; never Slack or Block Kit code.
+(`schedule:<workspace_id>`), rebuilt from the table by `load_all`. A fire that finds the
+database away waits for it and goes ahead once it answers, as long as it is within the misfire
+grace; later than that it is dropped with one clear log line (like any misfire). Imports `db`
+and `scheduler.cron`; never Slack or Block Kit code.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db import schedules as repo
 from db.messages import ensure_workspace
 from db.models import utcnow
+from db.session import database_trouble, reading
 from scheduler.cron import (
     ScheduleError,
     ScheduleSpec,
@@ -40,6 +43,8 @@ EXECUTOR_ALIAS = "backfill.schedules"
 JOB_ID_PREFIX = "schedule:"
 # A fire missed by up to this much (a busy loop, a restart) still runs; later, it is skipped.
 MISFIRE_GRACE_SECONDS = 300
+# Pauses between attempts of a fire that found the database away (capped at the last one).
+FIRE_RETRY_S = (0.5, 1.0, 2.0, 3.0, 5.0)
 
 OnFire = Callable[[str, int, datetime], Awaitable[None]]
 Clock = Callable[[], datetime]
@@ -199,6 +204,8 @@ class ScheduleService:
         self._on_fire = on_fire
         self._clock = clock
         self._grace = misfire_grace_time
+        self._closing = False
+        self._sync_failing = False
         try:
             scheduler.remove_executor(EXECUTOR_ALIAS, shutdown=False)
         except KeyError:
@@ -213,6 +220,7 @@ class ScheduleService:
         close of an aiosqlite connection can wait forever, and the process never exits."""
         if not self._scheduler.running:
             return
+        self._closing = True  # a fire waiting for the database stops waiting
         self._scheduler.pause()  # no new fire starts
         pending = {f for f in self._executor._pending_futures if not f.done()}
         if pending:
@@ -225,8 +233,8 @@ class ScheduleService:
     # -- reads --
 
     async def get(self, workspace_id: str) -> Schedule | None:
-        """The workspace's schedule, or None."""
-        async with self._sessions() as session:
+        """The workspace's schedule, or None (a read that never waits for SQLite's write lock)."""
+        async with reading(self._sessions) as session:
             row = await repo.get_schedule(session, workspace_id)
         return None if row is None else _schedule(row)
 
@@ -380,17 +388,72 @@ class ScheduleService:
             ]
         return loaded
 
+    async def sync(self) -> None:
+        """`load_all` for the periodic re-read of the table. While the database does not answer
+        it logs one line when that starts and one when it ends, not a traceback a minute."""
+        try:
+            await self.load_all()
+        except Exception as exc:
+            if not database_trouble(exc):
+                raise
+            if not self._sync_failing:
+                self._sync_failing = True
+                logger.warning("schedules not re-read: the database does not answer (%s); "
+                               "trying again at the next sync", type(exc).__name__)
+            return
+        if self._sync_failing:
+            self._sync_failing = False
+            logger.warning("schedules re-read: the database answers again")
+
     # -- firing --
 
     async def _handle_fire(
         self, workspace_id: str, schedule_id: int, fire_time: datetime, *, built_from: str
     ) -> None:
-        """Run one fire of a job: check it against the table, call `on_fire`, record it.
+        """Run one fire of a job, waiting for the database while it does not answer.
+
+        Each attempt is whole and safe to repeat: the (schedule, fire time) claim keeps a fire to
+        one run, and recording a fire twice changes nothing. While it waits, APScheduler holds
+        the job's next fires (`max_instances=1`) and coalesces them when this one ends.
+        """
+        fire_time = fire_time.astimezone(UTC)
+        attempt = 0
+        while True:
+            try:
+                await self._fire_once(workspace_id, schedule_id, fire_time, built_from=built_from)
+            except Exception as exc:
+                if not database_trouble(exc):
+                    raise
+                late = (self._now() - fire_time).total_seconds()
+                if late > self._grace or self._closing:
+                    logger.error(
+                        "fire of %s at %s dropped: the database did not answer for %.0f s "
+                        "(%s)%s; the schedule fires again at its next time", job_id(workspace_id),
+                        fire_time.isoformat(), late, type(exc).__name__,
+                        " and the app is stopping" if self._closing else
+                        f", longer than the {self._grace} s misfire grace")
+                    return
+                if attempt == 0:
+                    logger.warning(
+                        "fire of %s at %s waits: the database does not answer (%s); it goes "
+                        "ahead when it does, up to %s s after its time", job_id(workspace_id),
+                        fire_time.isoformat(), type(exc).__name__, self._grace)
+                await asyncio.sleep(FIRE_RETRY_S[min(attempt, len(FIRE_RETRY_S) - 1)])
+                attempt += 1
+                continue
+            if attempt:
+                logger.warning("fire of %s at %s went ahead: the database answers again",
+                               job_id(workspace_id), fire_time.isoformat())
+            return
+
+    async def _fire_once(
+        self, workspace_id: str, schedule_id: int, fire_time: datetime, *, built_from: str
+    ) -> None:
+        """Check the fire against the table, call `on_fire`, record it.
 
         The table decides: a fire of a schedule that was paused, deleted or changed since this
         job was built (perhaps by another process) only re-syncs the job.
         """
-        fire_time = fire_time.astimezone(UTC)
         async with self._sessions() as session:
             row = await repo.get_schedule(session, workspace_id)
         if (
