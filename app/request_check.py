@@ -127,11 +127,39 @@ def shape_problem(body: dict[str, Any]) -> str | None:
     for name in ("container", "message", "previous_message", "state"):
         if not isinstance(body.get(name), (dict, type(None))):
             return f"`{name}` must be an object"
-    return (_authorizations(body.get("authorizations"))
+    return (_required_by_type(body)
+            or _authorizations(body.get("authorizations"))
             or _view(body.get("view"))
             or _actions(body.get("actions"))
             or _response_urls(body.get("response_urls"))
             or _event(body))
+
+
+# What Bolt's matchers index without looking first, per payload type (a missing or null one
+# raised inside Bolt's dispatch: a 500).
+_CALLBACK_TYPES: Final = frozenset({
+    "shortcut", "message_action", "interactive_message", "dialog_submission",
+    "dialog_cancellation", "dialog_suggestion", "workflow_step_edit",
+})
+
+
+def _required_by_type(body: dict[str, Any]) -> str | None:
+    kind = body.get("type")
+    if kind == "block_actions":
+        actions = body.get("actions")
+        if not isinstance(actions, list) or not actions:
+            return "a block_actions payload needs a non-empty `actions` list"
+    elif kind in ("view_submission", "view_closed"):
+        view = body.get("view")
+        if not isinstance(view, dict) or not all(
+                isinstance(view.get(key), str) for key in ("type", "callback_id")):
+            return f"a {kind} payload needs a `view` object with a string type and callback_id"
+    elif kind == "block_suggestion":
+        if not isinstance(body.get("action_id"), str):
+            return "a block_suggestion payload needs a string `action_id`"
+    elif kind in _CALLBACK_TYPES and not isinstance(body.get("callback_id"), str):
+        return f"a {kind} payload needs a string `callback_id`"
+    return None
 
 
 def _entity(value: Any, name: str) -> str | None:

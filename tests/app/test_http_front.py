@@ -86,16 +86,28 @@ MALFORMED: list[tuple[str, bytes, dict[str, str], bool, int]] = [
     ("authorizations string", payload(authorizations="T0"), FORM, True, 400),
     ("authorizations of ints", payload(authorizations=[1]), FORM, True, 400),
     ("response_urls of strings", payload(response_urls=["https://x"]), FORM, True, 400),
+    ("actions null", payload(actions=None), FORM, True, 400),
+    ("actions empty", payload(actions=[]), FORM, True, 400),
     ("view string", submission("V1"), FORM, True, 400),
-    ("view.callback_id int", submission({"id": "V1", "callback_id": 3}), FORM, True, 400),
-    ("view.state list", submission({"id": "V1", "callback_id": "c", "state": []}), FORM, True,
+    ("view without type", submission({"id": "V1", "callback_id": "run_modal.view"}), FORM, True,
      400),
-    ("view.state.values of lists",
-     submission({"id": "V1", "callback_id": "c", "state": {"values": {"b": ["x"]}}}), FORM, True,
+    ("view null", submission(None), FORM, True, 400),
+    ("block_suggestion without action_id",
+     form_payload('{"type": "block_suggestion", "team": {"id": "T0"}, "user": {"id": "U0"}}'),
+     FORM, True, 400),
+    ("shortcut without callback_id",
+     form_payload('{"type": "shortcut", "team": {"id": "T0"}, "user": {"id": "U0"}}'), FORM, True,
      400),
-    ("view.state.values element null",
-     submission({"id": "V1", "callback_id": "c", "state": {"values": {"b": {"a": None}}}}), FORM,
+    ("view.callback_id int", submission({"id": "V1", "type": "modal", "callback_id": 3}), FORM,
      True, 400),
+    ("view.state list", submission({"id": "V1", "type": "modal", "callback_id": "c",
+                                    "state": []}), FORM, True, 400),
+    ("view.state.values of lists",
+     submission({"id": "V1", "type": "modal", "callback_id": "c",
+                 "state": {"values": {"b": ["x"]}}}), FORM, True, 400),
+    ("view.state.values element null",
+     submission({"id": "V1", "type": "modal", "callback_id": "c",
+                 "state": {"values": {"b": {"a": None}}}}), FORM, True, 400),
     ("event string", json.dumps({"type": "event_callback", "event": "x"}).encode(), JSON, True,
      400),
     ("event.type list", json.dumps({"type": "event_callback", "team_id": "T0",
@@ -241,3 +253,32 @@ def test_http_front_throttled_log_counts_what_it_left_out(caplog: pytest.LogCapt
     messages = [r.getMessage() for r in caplog.records]
     assert messages == ["refused x", "other",
                         "refused x (and 1 more like it since the last such line)"]
+
+
+async def test_http_front_an_exception_out_of_bolt_is_one_throttled_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The last-resort net: whatever escapes Bolt's dispatch is answered without a traceback per
+    request (Bolt itself turns listener errors into responses)."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from app.http_server import EVENTS_PATH, SlackFront, build_web_app
+    from db.replays import MemoryReplayLedger
+
+    class Exploding:
+        async def async_dispatch(self, request: object) -> object:
+            raise KeyError("type")
+
+    caplog.set_level(logging.DEBUG)
+    front = SlackFront(new_verifier("secret-value"), MemoryReplayLedger())
+    web_app = build_web_app(Exploding(), mode="http", front=front)  # type: ignore[arg-type]
+    async with TestClient(TestServer(web_app)) as client:
+        for text in ("help", "list", "status"):
+            body = slash_command_body(text, team_id="T0", user_id="U0").encode()
+            headers = {**FORM, **sign(body, "secret-value")}
+            response = await client.post(EVENTS_PATH, data=body, headers=headers)
+            assert response.status == 500
+            assert "Traceback" not in await response.text()
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and "KeyError" in lines[0].getMessage()
+    assert not [r for r in caplog.records if r.exc_info]
