@@ -33,9 +33,14 @@ class Deps:
     people: PeopleDirectory = field(default_factory=PeopleDirectory)
     clock: Callable[[], datetime] = utcnow
 
+    def __post_init__(self) -> None:
+        # Who is a person of this workspace is judged against the workspace we serve.
+        self.people.serve(self.team_id)
+
     def may_run(self, viewer: Viewer) -> bool:
-        """Manual runs: admins always, members when `MEMBERS_CAN_RUN=true`."""
-        return viewer.is_admin or self.members_can_run
+        """Manual runs: admins always; full members of this workspace (not guests, deactivated
+        accounts, bots or strangers) when `MEMBERS_CAN_RUN=true`."""
+        return viewer.is_admin or (self.members_can_run and viewer.is_member)
 
 
 def deps_of(context: Any) -> Deps:

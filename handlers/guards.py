@@ -1,5 +1,6 @@
-"""Middleware: hand listeners their dependencies, refuse other workspaces, and keep schedule
-changes to admins. The workspace always comes from the verified request, never from user input."""
+"""Middleware: hand listeners their dependencies, refuse other workspaces (and requests naming
+none), refuse people who are not of this workspace, and keep schedule changes to admins. The
+workspace always comes from the verified request, never from user input."""
 
 from __future__ import annotations
 
@@ -8,19 +9,31 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from blocks.replies import admin_only_reply, wrong_workspace_reply
+from blocks.replies import (
+    Reply,
+    admin_only_reply,
+    no_workspace_reply,
+    not_a_member_reply,
+    wrong_workspace_reply,
+)
 from handlers.background import after_ack
 from handlers.deps import Deps, deps_of
+from scheduler.people import UNKNOWN
 
 log = logging.getLogger(__name__)
 Next = Callable[[], Awaitable[None]]
+# Payloads in which a person asks the app to act (their `user` is the one asking).
+INTERACTIONS = frozenset({"block_actions", "view_submission", "view_closed", "shortcut",
+                          "message_action", "block_suggestion", "interactive_message"})
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -28,7 +41,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
 
 class AdmitRequest(AsyncMiddleware):
-    """Every request: hand listeners their dependencies, and refuse other workspaces.
+    """Every request: hand listeners their dependencies, refuse other workspaces and requests
+    that name none, and refuse people who are not of this workspace (strangers from other
+    organisations, deactivated accounts, bots, ids Slack does not know).
 
     A class middleware, which Bolt calls as it is: a function middleware costs a keyword-argument
     injection per request, and the two this replaces were a quarter of Bolt's dispatch time
@@ -43,30 +58,90 @@ class AdmitRequest(AsyncMiddleware):
     ) -> BoltResponse | None:
         req.context["deps"] = self.deps
         refusal = other_workspace_refusal(req.context, req.body, self.deps)
+        if refusal is None:
+            refusal = await stranger_refusal(req.context, req.body, self.deps)
         if refusal is not None:
             return refusal
         await next()
         return resp
 
 
+def claimed_teams(context: AsyncBoltContext, body: dict[str, Any]) -> set[str]:
+    """Every workspace the request names. Bolt's `context.team_id` prefers a view's
+    `app_installed_team_id` over the request's own team, and org-wide installs send `team: null`
+    (the workspace then is in `user.team_id` or `view.team_id`) or a command without `team_id`:
+    each place is read, so no single one can hide another workspace."""
+    team, user, view = body.get("team"), body.get("user"), body.get("view")
+    authorizations = body.get("authorizations")
+    first_authorization = (authorizations[0] if isinstance(authorizations, list)
+                           and authorizations and isinstance(authorizations[0], dict) else {})
+    candidates = [
+        context.team_id, body.get("team_id"),
+        team.get("id") if isinstance(team, dict) else team,
+        user.get("team_id") if isinstance(user, dict) else None,
+        view.get("team_id") if isinstance(view, dict) else None,
+        view.get("app_installed_team_id") if isinstance(view, dict) else None,
+        first_authorization.get("team_id"),
+    ]
+    return {t for t in candidates if isinstance(t, str) and t}
+
+
 def other_workspace_refusal(
     context: AsyncBoltContext, body: dict[str, Any], deps: Deps
 ) -> BoltResponse | None:
-    """A request signed for another team changes nothing and says so (commands see the text)."""
-    # Bolt's `context.team_id` prefers a view's `app_installed_team_id` over the request's own
-    # team: check the team the request says it comes from as well.
-    team = body.get("team")
-    claimed = {t for t in (context.team_id, body.get("team_id"),
-                           team.get("id") if isinstance(team, dict) else None) if t}
+    """A request for another team, or for no team at all, changes nothing and says so (commands
+    see the text). An enterprise payload is served when the workspace it names is ours."""
+    claimed = claimed_teams(context, body)
     others = sorted(t for t in claimed if t != deps.team_id)
-    if not others:
+    if others:
+        log.warning("refused a request for team %s: this app serves %s", others[0],
+                    deps.team_id)
+        return _refuse(body, wrong_workspace_reply())
+    if not claimed:
+        log.warning("refused a request naming no workspace (%s, enterprise %s)",
+                    body.get("command") or body.get("type"), context.enterprise_id)
+        return _refuse(body, no_workspace_reply())
+    return None
+
+
+async def stranger_refusal(
+    context: AsyncBoltContext, body: dict[str, Any], deps: Deps
+) -> BoltResponse | None:
+    """A command or interaction from someone who is not a person of this workspace: refused
+    before any listener, so nothing changes and nothing is published for them. Events are not
+    checked here: their `user` is an author, not someone asking the app to act."""
+    kind = body.get("type")
+    if not (body.get("command") or (isinstance(kind, str) and kind in INTERACTIONS)):
         return None
-    log.warning("refused a request for team %s: this app serves %s", others[0], deps.team_id)
+    user = body.get("user")
+    user_id = body.get("user_id") or (user.get("id") if isinstance(user, dict) else None)
+    if not isinstance(user_id, str) or not user_id or context.client is None:
+        return _refuse(body, not_a_member_reply(UNKNOWN))
+    try:
+        viewer = await deps.people.viewer(context.client, user_id)
+    except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+        # Slack could not answer for now: the listeners check rights themselves, as before.
+        log.warning("could not look up %s before acting (%s)", user_id, type(exc).__name__)
+        return None
+    if viewer.may_use_app:
+        return None
+    log.warning("refused a request from %s: %s in workspace %s", user_id, viewer.standing,
+                deps.team_id)
+    return _refuse(body, not_a_member_reply(viewer.standing))
+
+
+def _refuse(body: dict[str, Any], reply: Reply) -> BoltResponse:
+    """The refusal as the acknowledgement: the text for commands, the message under the form's
+    first input for modal submissions, a bare acknowledgement for everything else."""
     if body.get("command"):
-        reply = wrong_workspace_reply().as_kwargs()
-        return BoltResponse(status=200, body=json.dumps(reply),
-                            headers={"content-type": "application/json"})
-    return BoltResponse(status=200, body="")
+        payload: dict[str, Any] = reply.as_kwargs()
+    elif body.get("type") == "view_submission" and isinstance(body.get("view"), dict):
+        payload = {"response_action": "errors",
+                   "errors": {first_block_id(body["view"]): reply.text[:1900]}}
+    else:
+        return BoltResponse(status=200, body="")
+    return BoltResponse(status=200, body=json.dumps(payload),
+                        headers={"content-type": "application/json"})
 
 
 async def require_admin(

@@ -1,5 +1,6 @@
 """App Home: publish the Home tab when a user opens it, after every change, and (throttled)
-while a run makes progress, for the people who looked at it recently."""
+while a run makes progress, for the people who looked at it recently. Only people of this
+workspace get one: an inactive account is neither published to nor refreshed."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from blocks.home import home_view
 from handlers.background import after_ack
 from handlers.data import progress_info, run_info, schedule_info
 from handlers.deps import Deps, deps_of
+from scheduler.people import UNKNOWN_USER_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,14 @@ class HomePublisher:
         self._pending: asyncio.Task[None] | None = None
 
     async def publish(self, client: AsyncWebClient, deps: Deps, user_id: str) -> None:
-        self._viewers[user_id] = self._clock()
         viewer = await deps.people.viewer(client, user_id)
+        if not viewer.may_use_app:
+            # A deactivated account, a bot, a stranger or an id Slack does not know: no Home tab,
+            # and never in the list of viewers the live refreshes go to.
+            self._viewers.pop(user_id, None)
+            log.info("no Home tab for %s: %s", user_id, viewer.standing)
+            return
+        self._viewers[user_id] = self._clock()
         team = deps.team_id
         schedule = await deps.schedules.get(team)
         running = await deps.runs.current(team)
@@ -96,7 +104,10 @@ class HomePublisher:
             try:
                 await self.publish(client, deps, user_id)
             except SlackApiError as exc:
-                log.warning("home refresh for %s refused: %s", user_id, exc.response.get("error"))
+                error = exc.response.get("error") if exc.response is not None else None
+                log.warning("home refresh for %s refused: %s", user_id, error)
+                if error in UNKNOWN_USER_ERRORS:  # gone for good: stop refreshing their tab
+                    self._viewers.pop(user_id, None)
 
     async def close(self) -> None:
         if self._pending is not None:
