@@ -18,6 +18,7 @@ from slack_sdk.models.blocks import (
 
 from blocks import ids
 from blocks.format import (
+    channel_label,
     cancel_run_button,
     MAX_FALLBACK_TEXT,
     MAX_MESSAGE_BLOCKS,
@@ -154,7 +155,9 @@ def run_failure_blocks(
 
 def run_failure_text(run: RunInfo, *, action_taken: str, retry_allowed: bool = False) -> str:
     error = one_line(run.error_message or "no error message")
-    text = f"Backfill run #{run.job_run_id} failed: {truncate(error, 500)} {one_line(action_taken)}"
+    # The error can quote Slack or a channel name: escaped as in the blocks.
+    said = f"{mrkdwn_text(error, 500)} {mrkdwn_text(one_line(action_taken), 1000)}"
+    text = f"Backfill run #{run.job_run_id} failed: {said}"
     if retry_allowed:
         text += " You can retry it now."
     return truncate(text.strip(), MAX_FALLBACK_TEXT)
@@ -177,7 +180,7 @@ def run_progress_blocks(
         ),
     ]
     if progress.current_channel:
-        lines.append(f"Now reading #{mrkdwn_text(progress.current_channel.lstrip('#'), 80)}")
+        lines.append(f"Now reading {channel_label(None, progress.current_channel, 80)}")
     lines.append(f"Time left: {eta_text(progress.eta_seconds, now, viewer_tz)}")
     elapsed = duration_between(progress.started_at, now)
     notes = [

@@ -1,6 +1,8 @@
-"""Helpers shared by the builders: mrkdwn escaping, truncation that never cuts an entity or a link,
-counts, durations, times in a viewer's time zone, text progress bars, "and N more" lists, the
-one-line renderings of a run and a schedule, and block constructors that clip to Slack's limits.
+"""Helpers shared by the builders: escaping (the one place for it: `escape_text`, `mrkdwn_text`,
+`user_text`, used for fallback `text` and blocks alike), truncation that never cuts an entity or
+a link, counts, durations, times in a viewer's time zone, text progress bars, "and N more" lists,
+the one-line renderings of a run and a schedule, and block constructors that clip to Slack's
+limits.
 
 Pure: imports the standard library, `slack_sdk.models` and `blocks.models` only. Every function
 accepts odd input (negative numbers, NaN, naive datetimes, unknown time zones) and degrades to
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -55,9 +57,28 @@ _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,30}")
 # --- escaping and truncation ---------------------------------------------------------------
 
 
-def escape_mrkdwn(text: str) -> str:
-    """Slack mrkdwn control characters: only `&`, `<` and `>` need escaping."""
+def escape_text(text: str) -> str:
+    """Slack's escaping of `&`, `<` and `>` (`&amp;` `&lt;` `&gt;`): the only characters Slack
+    treats as control sequences in a message's `text` and in mrkdwn (`<!channel>`, `<@U…>`,
+    `<#C…>`, `<https://…|label>`). Every echo of user text goes through it, in the fallback
+    `text` and in the blocks alike (usually by way of `mrkdwn_text` or `user_text`)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# The one escaping function has kept this name for the builders that call it.
+escape_mrkdwn = escape_text
+
+# mrkdwn has no escape for its formatting characters: in a name or label a user chose, each is
+# replaced by a look-alike that Slack does not format (`*pwn*` would be bold, `~x~` struck).
+_MRKDWN_LOOKALIKES = str.maketrans({"*": "∗", "~": "∼", "`": "ˋ"})
+# `_` formats only at a word's edge (`_x_`); inside a name (`team_eng`) it is kept as typed.
+_EDGE_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+
+
+def neutralise_mrkdwn(text: str) -> str:
+    """`text` with mrkdwn's formatting characters made inert (not escaped for `&<>`: see
+    `user_text`)."""
+    return _EDGE_UNDERSCORE.sub("ˍ", text.translate(_MRKDWN_LOOKALIKES))
 
 
 def truncate(text: str, limit: int, ellipsis: str = ELLIPSIS) -> str:
@@ -71,21 +92,45 @@ def truncate(text: str, limit: int, ellipsis: str = ELLIPSIS) -> str:
     return text[: limit - len(ellipsis)].rstrip() + ellipsis
 
 
-def mrkdwn_text(raw: str, limit: int) -> str:
-    """`raw` escaped for mrkdwn and cut to `limit` characters without splitting `&amp;`-style
-    entities (escaping lengthens the text, so the cut is made on the raw text)."""
+def _rendered_cut(raw: str, limit: int, render: Callable[[str], str]) -> str:
+    """`render(raw)` cut to `limit` characters without splitting an `&amp;`-style entity
+    (escaping lengthens the text, so the cut is made on the raw text)."""
     if limit <= 0:
         return ""
-    escaped = escape_mrkdwn(raw)
-    if len(escaped) <= limit:
-        return escaped
+    rendered = render(raw)
+    if len(rendered) <= limit:
+        return rendered
     keep = min(len(raw), limit)
     while keep > 0:
-        candidate = escape_mrkdwn(raw[:keep].rstrip()) + ELLIPSIS
+        candidate = render(raw[:keep].rstrip()) + ELLIPSIS
         if len(candidate) <= limit:
             return candidate
         keep -= max(1, len(candidate) - limit)
     return ELLIPSIS if limit >= 1 else ""
+
+
+def mrkdwn_text(raw: str, limit: int) -> str:
+    """`raw` escaped (`escape_text`) and cut to `limit` characters: for our own sentences that
+    quote user input, in mrkdwn and in the fallback `text` alike."""
+    return _rendered_cut(raw, limit, escape_text)
+
+
+# An exact mention of a Slack id, once escaped: `&lt;@U123&gt;`, `&lt;#C123&gt;` (no label).
+_ESCAPED_MENTION = re.compile(r"&lt;(@[UW][A-Z0-9]{2,30}|#[CGD][A-Z0-9]{2,30})&gt;")
+
+
+def app_text(raw: str, limit: int) -> str:
+    """A sentence the app's own services wrote (a run refused because another is running "by
+    <@U123>"): escaped like `mrkdwn_text`, except exact mentions of a user or channel id, which
+    Slack renders as a name. Labelled mentions, `<!…>` and links stay escaped. Never for text
+    the user typed: that goes through `mrkdwn_text` or `user_text`."""
+    return _ESCAPED_MENTION.sub(r"<\1>", mrkdwn_text(raw, limit))
+
+
+def user_text(raw: str, limit: int) -> str:
+    """A value the user chose (a channel label, a name) as it is echoed anywhere: escaped, its
+    mrkdwn formatting characters made inert, cut to `limit`. The same in `text` and blocks."""
+    return _rendered_cut(raw, limit, lambda r: escape_text(neutralise_mrkdwn(r)))
 
 
 def plain_text(raw: str, limit: int) -> str:
@@ -228,25 +273,29 @@ def user_mention(user_id: str | None) -> str:
         return "someone"
     if _USER_ID.fullmatch(user_id):
         return f"<@{user_id}>"
-    return mrkdwn_text(user_id, 40)
+    return user_text(user_id, 40)
 
 
 def user_plain(user_id: str | None) -> str:
     """A user for plain-text fallbacks: Slack does not render mentions in notifications' text."""
-    return f"<@{user_id}>" if user_id and _USER_ID.fullmatch(user_id) else (user_id or "someone")
+    if user_id and _USER_ID.fullmatch(user_id):
+        return f"<@{user_id}>"
+    return user_text(user_id or "someone", 40)
 
 
 def channel_label(channel_id: str | None, name: str | None, limit: int = 80) -> str:
-    """`#name` when the name is known, else `<#C123>` (Slack renders it), for mrkdwn."""
+    """`#name` when the name is known, else `<#C123>` (Slack renders it), for mrkdwn. The name
+    may come from the user (`<#C123|label>` as typed): it is echoed through `user_text`."""
     if name:
-        return "#" + mrkdwn_text(name.lstrip("#"), limit)
+        return "#" + user_text(name.lstrip("#"), limit)
     if channel_id and _CHANNEL_ID.fullmatch(channel_id):
         return f"<#{channel_id}>"
-    return mrkdwn_text(channel_id or "unknown channel", limit)
+    return user_text(channel_id or "unknown channel", limit)
 
 
-def channel_plain(channel_id: str | None, name: str | None) -> str:
-    return "#" + name.lstrip("#") if name else (channel_id or "unknown channel")
+def channel_plain(channel_id: str | None, name: str | None, limit: int = 80) -> str:
+    """A channel in a fallback `text`: escaped exactly as `channel_label` escapes it."""
+    return channel_label(channel_id, name, limit)
 
 
 def join_limited(

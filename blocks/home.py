@@ -25,6 +25,7 @@ from slack_sdk.models.views import View
 
 from blocks import ids
 from blocks.format import (
+    channel_label,
     cancel_run_button,
     MAX_VIEW_BLOCKS,
     button_text,
@@ -252,7 +253,7 @@ def progress_text(progress: ProgressInfo, *, viewer_tz: str | None, now: datetim
         ),
     ]
     if progress.current_channel:
-        lines.append(f"Now reading #{mrkdwn_text(progress.current_channel.lstrip('#'), 80)}")
+        lines.append(f"Now reading {channel_label(None, progress.current_channel, 80)}")
     if now is not None:
         lines.append(f"Time left: {eta_text(progress.eta_seconds, now, viewer_tz)}")
         elapsed = duration_between(progress.started_at, now)

@@ -21,6 +21,8 @@ from slack_sdk.models.blocks import (
 
 from blocks import ids
 from blocks.format import (
+    app_text,
+    escape_text,
     cancel_run_button,
     MAX_FALLBACK_TEXT,
     MAX_MESSAGE_BLOCKS,
@@ -103,14 +105,17 @@ def parse_error_reply(message: str, usage_line: str) -> Reply:
         section(f":warning: {shown}"),
         context(f"Accepted: `{form}`", "`/backfill help` lists every command."),
     ]
-    return _reply(f"{truncate(message, 1500)}\nAccepted: {usage_line}", blocks)
+    return _reply(f"{shown}\nAccepted: {escape_text(one_line(usage_line))}", blocks)
 
 
 def error_reply(message: str, usage_line: str | None = None) -> Reply:
-    """Any refusal with a reason in plain words (a bad cron or time zone from the scheduler, …)."""
+    """A refusal worded by the scheduler (a run already running "by <@U…>", a schedule that is
+    not paused, …): mentions of user and channel ids render, everything else is escaped. With a
+    `usage_line`, the message may quote the user and is escaped throughout."""
     if usage_line:
         return parse_error_reply(message, usage_line)
-    return _simple(":warning:", mrkdwn_text(message, 2000), truncate(message, 2000))
+    shown = app_text(message, 2000)
+    return _simple(":warning:", shown, shown)
 
 
 def invalid_schedule_reply(message: str) -> Reply:
@@ -124,10 +129,9 @@ def invalid_schedule_reply(message: str) -> Reply:
 def unknown_channels_reply(names: Sequence[str], usage_line: str) -> Reply:
     """Channel names the handler could not resolve (or the bot cannot see)."""
     shown = join_limited(
-        [f"#{mrkdwn_text(n.lstrip('#'), 80)}" for n in names], max_chars=1200, max_items=30
+        [channel_label(None, n, 80) for n in names], max_chars=1200, max_items=30
     )
-    plain = ", ".join(f"#{n.lstrip('#')}" for n in names[:30])
-    message_plain = f"No channel found for {plain}. Nothing was changed."
+    message_plain = f"No channel found for {shown}. Nothing was changed."
     blocks: list[Block] = [
         section(f":warning: No channel found for {shown}. Nothing was changed."),
         context(
@@ -135,7 +139,7 @@ def unknown_channels_reply(names: Sequence[str], usage_line: str) -> Reply:
             "Mention channels with `#`, so Slack fills in the right one.",
         ),
     ]
-    return _reply(f"{message_plain}\nAccepted: {usage_line}", blocks)
+    return _reply(f"{message_plain}\nAccepted: {escape_text(one_line(usage_line))}", blocks)
 
 
 # --- refusals ---------------------------------------------------------------------------------------
@@ -147,7 +151,7 @@ def admin_only_reply(action: str = "change the schedule") -> Reply:
     return _simple(
         ":lock:",
         f"Only workspace admins can {mrkdwn_text(what, 200)}.",
-        f"Only workspace admins can {truncate(what, 200)}.",
+        f"Only workspace admins can {mrkdwn_text(what, 200)}.",
         "`/backfill status` and `/backfill list` are open to everyone.",
     )
 
@@ -211,6 +215,34 @@ def wrong_workspace_reply() -> Reply:
     return _simple(":no_entry:", text, text)
 
 
+def no_workspace_reply() -> Reply:
+    """A request that names no workspace at all (an org-wide install's payload without a team):
+    refused, nothing changed."""
+    text = ("Slack did not say which workspace this request is for, so the app cannot act on "
+            "it. Nothing was changed.")
+    return _simple(":no_entry:", text, text, "Use `/backfill` from inside the workspace it serves.")
+
+
+# Why an account may not use the app, by its standing (`scheduler.people`'s names for them).
+NOT_A_MEMBER_REASONS = {
+    "stranger": "Your account belongs to another Slack workspace or organisation",
+    "deactivated": "This account is deactivated",
+    "bot": "This is a bot user",
+    "unknown": "Slack does not know this account (or does not show it to the app)",
+}
+
+
+def not_a_member_reply(standing: str) -> Reply:
+    """A request from someone who is not a person of this workspace: refused, nothing changed."""
+    reason = NOT_A_MEMBER_REASONS.get(standing, NOT_A_MEMBER_REASONS["unknown"])
+    text = f"{reason}, so it cannot act in this workspace. Nothing was changed."
+    return _simple(
+        ":no_entry:", text, text,
+        "The app serves the members of this workspace; a workspace admin can help if this is "
+        "wrong.",
+    )
+
+
 # --- confirmations ----------------------------------------------------------------------------------
 
 
@@ -256,7 +288,8 @@ def run_started_reply(
     if channels:
         labels = [channel_label(c.id, c.name) for c in channels]
         scope = join_limited(labels, max_chars=1500, max_items=40)
-        scope_plain = truncate(", ".join(channel_plain(c.id, c.name) for c in channels), 500)
+        scope_plain = join_limited([channel_plain(c.id, c.name) for c in channels],
+                                   max_chars=500, max_items=40)
     else:
         scope = scope_plain = "all channels"
     mrkdwn = f"Run #{job_run_id} started: backfilling the last {plural(days, 'day')} of {scope}."
@@ -389,7 +422,7 @@ def _progress_lines(progress: ProgressInfo, *, viewer_tz: str | None, now: datet
         ),
     ]
     if progress.current_channel:
-        lines.append(f"Now reading #{mrkdwn_text(progress.current_channel.lstrip('#'), 80)}")
+        lines.append(f"Now reading {channel_label(None, progress.current_channel, 80)}")
     lines.append(f"Time left: {eta_text(progress.eta_seconds, now, viewer_tz)}")
     return lines
 
@@ -428,7 +461,7 @@ def _schedule_plain(schedule: ScheduleInfo, *, viewer_tz: str | None) -> str:
         if schedule.include_all_channels or not schedule.channels
         else plural(len(schedule.channels), "channel")
     )
-    return truncate(
+    return mrkdwn_text(
         f"{words} ({one_line(schedule.cron)}, {schedule.timezone}), last {plural(schedule.days, 'day')} of {scope}; next run: {nxt}",
         1000,
     )
