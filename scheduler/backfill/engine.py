@@ -34,8 +34,11 @@ from db.records import MessageRecord
 from db.vectors import VectorStore
 from scheduler.backfill.channels import ChannelTarget, SkippedChannel, resolve_channels
 from scheduler.backfill.errors import (
+    MALFORMED,
     ChannelUnavailable,
+    MalformedSlackAnswer,
     PermanentSlackError,
+    RunCancelled,
     SlackRequestError,
     SlackUnavailable,
 )
@@ -180,9 +183,15 @@ class BackfillEngine:
         refusal of the run's setup calls (`users.list`, `conversations.list`: a request error that
         retrying would not fix); retries exhausted on
         5xx/timeouts/429s end it with `error_kind='transient'`. Database and vector-store errors
-        propagate. A set `cancel` stops the walk within one page; fetched pages are still
-        committed, so checkpoints stay consistent and `result.cancelled` is True."""
-        return await _Run(self, request, progress, cancel or asyncio.Event()).execute()
+        propagate. A set `cancel` stops the run within the gateway's short `cancel_grace`,
+        whatever it is waiting for (the pacer, a Retry-After, a backoff, Slack's answer: the
+        gateway raises `RunCancelled`); pages whose replies were all fetched are still committed,
+        so checkpoints stay consistent and `result.cancelled` is True. A channel whose answers stayed malformed through every retry
+        is reported in `channels_skipped` as failed, the other channels go on, and the run ends
+        with `error='malformed_response'`, `error_kind='transient'`: never a plain success."""
+        cancel = cancel or asyncio.Event()
+        with self.gateway.cancelled_by(cancel):
+            return await _Run(self, request, progress, cancel).execute()
 
 
 class _Run:
@@ -206,6 +215,8 @@ class _Run:
         self.queue: asyncio.Queue[_Unit | None] = asyncio.Queue(maxsize=max(1, self.config.queue_pages))
         self.tracker = ProgressTracker(progress, self._gateway_stats)
         self.skipped: dict[str, SkippedChannel] = {}
+        # Channels that could not be read to the end for a reason a later run may not meet.
+        self.channel_failures: list[str] = []
         self.failed = False
         # Set by any replies task that hits a run-ending error, so the run stops at once
         # instead of when the writer reaches that unit.
@@ -229,6 +240,8 @@ class _Run:
             self.names = await load_user_names(self.gateway)
             await self.tracker.report()
             await self._pipeline(targets)
+        except RunCancelled:
+            pass  # the gateway stopped waiting: `result.cancelled` below says so
         except PermanentSlackError as exc:
             self.result.error, self.result.error_kind = exc.error, "permanent"
         except SlackUnavailable as exc:
@@ -238,6 +251,9 @@ class _Run:
             # through; per-channel failures are skipped where they happen. Slack refused the
             # request itself (e.g. invalid_cursor): sending it again would be refused again.
             self.result.error, self.result.error_kind = exc.error, "permanent"
+        if self.channel_failures and self.result.error is None and not self.cancel.is_set():
+            # The other channels are stored; this run still did not store everything it should.
+            self.result.error, self.result.error_kind = MALFORMED, "transient"
         self.result.cancelled = self.cancel.is_set() and self.result.error is None
         self.result.channels_skipped = [(s.id, s.name, s.reason) for s in self.skipped.values()]
         self.result.channels_processed = self.tracker.channels_done
@@ -252,6 +268,13 @@ class _Run:
 
     def _skip(self, skip: SkippedChannel) -> None:
         self.skipped.setdefault(skip.id, skip)
+
+    def _fail_channel(self, channel: _ChannelRun, exc: MalformedSlackAnswer) -> None:
+        """Slack's answers for this channel stayed malformed: stop it, keep what is committed
+        (its checkpoint resumes a retry there), report it, and fail the run at its end."""
+        channel.dead = f"failed: {exc.describe()}; what was stored before is kept"
+        self.channel_failures.append(channel.target.id)
+        self._skip(SkippedChannel(channel.target.id, channel.target.name, channel.dead))
 
     async def _pipeline(self, targets: list[ChannelTarget]) -> None:
         producer = asyncio.create_task(self._produce(targets), name="backfill-producer")
@@ -285,6 +308,8 @@ class _Run:
                 if self.cancel.is_set():
                     break
                 await self._produce_channel(target)
+        except RunCancelled:
+            pass  # cancelled mid-call: what is queued is still written
         finally:
             await self.queue.put(None)
 
@@ -351,6 +376,8 @@ class _Run:
                 await self.queue.put(
                     _Unit(channel, phase, [], [], "done", None, last_of_channel=True)
                 )
+        except MalformedSlackAnswer as exc:
+            self._fail_channel(channel, exc)
         except (ChannelUnavailable, SlackRequestError) as exc:
             # Deleted mid-run, archived meanwhile, or some per-channel refusal: skip, carry on.
             channel.dead = f"became unreadable during the run ({exc.error})"
@@ -460,6 +487,8 @@ class _Run:
         if task.cancelled():
             return
         exc = task.exception()  # retrieved here, so a dropped unit never logs "never retrieved"
+        if isinstance(exc, MalformedSlackAnswer):
+            return  # fails its channel only, when the writer reaches it
         if isinstance(exc, (PermanentSlackError, SlackUnavailable)) and not self.fatal.done():
             self.fatal.set_exception(exc)
 
@@ -511,6 +540,7 @@ class _Run:
         stored = 0
         done: list[_Unit] = []
         index = 0
+        cancelled: RunCancelled | None = None
         try:
             for index, unit in enumerate(units):
                 collected = await self._collect(unit)
@@ -520,12 +550,27 @@ class _Run:
                 stored += len({r.ts for r in collected})
                 checkpoints[unit.channel.target.id] = self._checkpoint(unit)
                 done.append(unit)
+        except RunCancelled as exc:
+            # A reply walk was cancelled: the units before it are complete and still written.
+            for unit in units[index:]:
+                _cancel_threads(unit)
+            cancelled = exc
         except BaseException:
             for unit in units[index:]:
                 _cancel_threads(unit)
             raise
-        if not done:
-            return
+        if done:
+            await self._commit(done, records, checkpoints, stored)
+        if cancelled is not None:
+            raise cancelled
+
+    async def _commit(
+        self,
+        done: list[_Unit],
+        records: list[MessageRecord],
+        checkpoints: dict[str, Checkpoint],
+        stored: int,
+    ) -> None:
         await self.engine.yield_to()
         written = await write_batch(
             self.engine.sessions,
@@ -557,6 +602,11 @@ class _Run:
                 channel.dead = f"became unreadable during the run ({exc.error})"
             except SlackRequestError as exc:
                 channel.dead = f"thread replies could not be read ({exc.error})"
+            except MalformedSlackAnswer as exc:
+                for _, rest in unit.threads[index:]:
+                    rest.cancel()
+                self._fail_channel(channel, exc)
+                return None
             if channel.dead is not None:
                 for _, rest in unit.threads[index:]:
                     rest.cancel()

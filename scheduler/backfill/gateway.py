@@ -50,8 +50,24 @@ _NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
 )
 
-# The cancel event of the run this task belongs to (see `SlackGateway.cancelled_by`).
-_CANCEL: ContextVar[asyncio.Event | None] = ContextVar("backfill_run_cancel", default=None)
+
+
+class _CancelScope:
+    """The cancel event of one run, and when the gateway first saw it set (loop time)."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        self.event = event
+        self.seen_at: float | None = None
+
+    def deadline(self, now: float, grace: float) -> float:
+        """When calls of this run are abandoned; call only once the event is set."""
+        if self.seen_at is None:
+            self.seen_at = now
+        return self.seen_at + grace
+
+
+# The cancel scope of the run this task belongs to (see `SlackGateway.cancelled_by`).
+_CANCEL: ContextVar[_CancelScope | None] = ContextVar("backfill_run_cancel", default=None)
 
 # The SDK's default is a Tier-2-hostile "everything"; 200 is Slack's recommended page size.
 LIST_PAGE_SIZE = 200
@@ -101,6 +117,7 @@ class SlackGateway:
         sleep: Sleep = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         yield_to: YieldTo = never_wait,
+        cancel_grace: float = 3.0,
     ) -> None:
         # retry_handlers=[]: the SDK must not retry behind our back; this class owns retries.
         self._client = AsyncWebClient(
@@ -115,16 +132,22 @@ class SlackGateway:
         self._sleep = sleep
         self._rand = rand
         self._yield_to = yield_to
+        # Seconds calls may go on once their run is cancelled (see `cancelled_by`).
+        self._cancel_grace = cancel_grace
         self._stats = GatewayStats()
 
     # -- cancellation ------------------------------------------------------------------------------
     @contextlib.contextmanager
     def cancelled_by(self, cancel: asyncio.Event) -> Iterator[None]:
-        """Within this block (and the tasks it starts), every call stops waiting as soon as
-        `cancel` is set, wherever it waits (pacing, Retry-After, backoff, Slack's answer), and
-        raises `RunCancelled`. A context variable, not an argument: the channel and user lookups
-        between the engine and the gateway need not carry it."""
-        token = _CANCEL.set(cancel)
+        """Within this block (and the tasks it starts), calls stop waiting once `cancel` is set,
+        wherever they wait (pacing, Retry-After, backoff, Slack's answer), and raise
+        `RunCancelled`: `cancel_grace` seconds after the gateway first sees the event, whatever is
+        still under way or newly asked is abandoned. Within the grace, calls go on as usual, so
+        the page a walk was fetching and the replies of pages already fetched are still committed
+        (nothing is fetched twice by the resumed run) when they come quickly. A context variable,
+        not an argument: the channel and user lookups between engine and gateway need not carry
+        it."""
+        token = _CANCEL.set(_CancelScope(cancel))
         try:
             yield
         finally:
@@ -134,17 +157,22 @@ class SlackGateway:
     async def _call(self, method: str, **params: Any) -> dict[str, Any]:
         """Call `method` until it succeeds, or raise one of the engine's errors (`RunCancelled`
         when the run's cancel event is set meanwhile)."""
-        cancel = _CANCEL.get()
-        if cancel is None:
+        scope = _CANCEL.get()
+        if scope is None:
             return await self._attempts(method, params)
-        if cancel.is_set():
+        loop = asyncio.get_running_loop()
+        if scope.event.is_set() and scope.deadline(loop.time(), self._cancel_grace) <= loop.time():
             raise RunCancelled(method)
         # Race every wait of the call against the event: the pacer's sleep, a Retry-After or a
         # backoff can last minutes, far longer than "between two pages".
         attempts = asyncio.create_task(self._attempts(method, params))
-        stop = asyncio.create_task(cancel.wait())
+        stop = asyncio.create_task(scope.event.wait())
         try:
-            await asyncio.wait({attempts, stop}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({attempts, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if attempts not in done:
+                left = scope.deadline(loop.time(), self._cancel_grace) - loop.time()
+                if left > 0:
+                    await asyncio.wait({attempts}, timeout=left)
         finally:
             stop.cancel()
             if not attempts.done():
