@@ -29,7 +29,8 @@ BODY_KINDS = ("malformed", "truncated", "non_json")
 
 @dataclass
 class Fault:
-    kind: str  # http_error | ratelimit | delay | reset | api_error | malformed | truncated | non_json
+    # http_error | ratelimit | delay | reset | api_error | malformed | truncated | non_json
+    kind: str
     method: str | None = None  # None: any API method
     remaining: int | None = 1  # None: every matching call until cleared
     status: int = 500

@@ -186,9 +186,10 @@ class BackfillEngine:
         propagate. A set `cancel` stops the run within the gateway's short `cancel_grace`,
         whatever it is waiting for (the pacer, a Retry-After, a backoff, Slack's answer: the
         gateway raises `RunCancelled`); pages whose replies were all fetched are still committed,
-        so checkpoints stay consistent and `result.cancelled` is True. A channel whose answers stayed malformed through every retry
-        is reported in `channels_skipped` as failed, the other channels go on, and the run ends
-        with `error='malformed_response'`, `error_kind='transient'`: never a plain success."""
+        so checkpoints stay consistent and `result.cancelled` is True. A channel whose answers
+        stayed malformed through every retry is reported in `channels_skipped` as failed, the
+        other channels go on, and the run ends with `error='malformed_response'`,
+        `error_kind='transient'`: never a plain success."""
         cancel = cancel or asyncio.Event()
         with self.gateway.cancelled_by(cancel):
             return await _Run(self, request, progress, cancel).execute()
