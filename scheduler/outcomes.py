@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from scheduler.backfill.errors import MALFORMED
 from scheduler.backfill.progress import RunResult
 from scheduler.run_rows import RunRow
 
@@ -79,6 +80,12 @@ def decide_outcome(
             elif result.error_kind == "internal":
                 error_message = (
                     f"The app hit an internal error ({result.error}); the details are in its log."
+                )
+            elif result.error == MALFORMED:
+                error_message = (
+                    f"Slack's answers were malformed on every attempt ({result.error}): a field "
+                    "missing or of the wrong type, or a body cut short. The channels concerned "
+                    "are listed as skipped; what was stored is kept. This is usually temporary."
                 )
             else:
                 error_message = (

@@ -165,6 +165,7 @@ async def test_run_service_reports_a_malformed_channel_as_a_failed_run(
         done = await node.service.get(row.job_run_id)
         assert done is not None and done.status == "failed"
         assert done.error_message is not None and MALFORMED in done.error_message
+        assert "Slack's answers were malformed" in done.error_message
         reasons = {c: why for c, _, why in done.channels_skipped}
         assert "malformed" in reasons[victim]
         assert done.channels_processed == len(truth.channels_in_scope) - 1
