@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ from scheduler.people import UNKNOWN
 
 log = logging.getLogger(__name__)
 Next = Callable[[], Awaitable[None]]
+USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
 # Payloads in which a person asks the app to act (their `user` is the one asking).
 INTERACTIONS = frozenset({"block_actions", "view_submission", "view_closed", "shortcut",
                           "message_action", "block_suggestion", "interactive_message"})
@@ -115,7 +117,8 @@ async def stranger_refusal(
         return None
     user = body.get("user")
     user_id = body.get("user_id") or (user.get("id") if isinstance(user, dict) else None)
-    if not isinstance(user_id, str) or not user_id or context.client is None:
+    if not isinstance(user_id, str) or not USER_ID.fullmatch(user_id) or context.client is None:
+        # Not an id Slack gives people (`U…`, `W…` on Grid): nobody to ask `users.info` about.
         return _refuse(body, not_a_member_reply(UNKNOWN))
     try:
         viewer = await deps.people.viewer(context.client, user_id)
@@ -172,8 +175,11 @@ async def require_admin(
 
 
 def first_block_id(view: dict[str, Any]) -> str:
-    for block in view.get("blocks") or []:
-        if block.get("type") == "input" and block.get("block_id"):
+    """The form's first input block, where Slack shows an error (any shape of view tolerated)."""
+    blocks = view.get("blocks")
+    for block in blocks if isinstance(blocks, list) else []:
+        if isinstance(block, dict) and block.get("type") == "input" and block.get("block_id"):
             return str(block["block_id"])
-    values = (view.get("state") or {}).get("values") or {}
-    return next(iter(values), "form")
+    state = view.get("state")
+    values = state.get("values") if isinstance(state, dict) else None
+    return str(next(iter(values), "form")) if isinstance(values, dict) else "form"

@@ -31,8 +31,12 @@ async def handle_home_opened(event: dict[str, Any], client: AsyncWebClient, cont
     # The Messages tab fires the same event; only the Home tab has a view to publish.
     if event.get("tab") != "home":
         return
+    user_id = event.get("user")
+    if not isinstance(user_id, str) or not user_id:  # nobody to publish for
+        log.info("app_home_opened without a user: ignored")
+        return
     deps = deps_of(context)
-    after_ack(deps.home.publish(client, deps, event["user"]))
+    after_ack(deps.home.publish(client, deps, user_id))
 
 
 class HomePublisher:
