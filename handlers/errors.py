@@ -4,11 +4,13 @@ told in plain words. Never a traceback or an internal name in what the user read
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.response import BoltResponse
 
 from db.session import database_busy, database_unavailable
 
@@ -38,16 +40,37 @@ def register(app: AsyncApp) -> None:
 
 
 async def handle_error(
-    error: Exception, body: dict[str, Any], respond: AsyncRespond | None
+    error: Exception, body: dict[str, Any], respond: AsyncRespond | None,
+    response: BoltResponse | None = None,
 ) -> None:
     team = body.get("team")
     text = explain_failure(error, "listener failed for {} from team {}".format(
         body.get("command") or body.get("type"),
         body.get("team_id") or (team.get("id") if isinstance(team, dict) else None),
     ))
+    if text != PLAIN_ERROR and response is not None and answer_in_form(response, body, text):
+        return
     if respond is None:  # no response_url in this payload (events, view submissions)
         return
     try:
         await respond(text=text, response_type="ephemeral", replace_original=False)
     except Exception:  # noqa: BLE001 - the user cannot be told; the log above has the cause
         log.warning("could not tell the user about the failure", exc_info=True)
+
+
+def answer_in_form(response: BoltResponse, body: dict[str, Any], text: str) -> bool:
+    """A form submitted while the database was away or busy (its claim runs before the
+    acknowledgement): the reason shows in the form, which stays open to submit again, instead
+    of Slack's generic error. False when there is no form or no input to show it under."""
+    view = body.get("view")
+    if body.get("type") != "view_submission" or not isinstance(view, dict):
+        return False
+    block_id = next((str(b["block_id"]) for b in view.get("blocks") or []
+                     if isinstance(b, dict) and b.get("type") == "input" and b.get("block_id")),
+                    None)
+    if block_id is None:
+        return False
+    response.status = 200
+    response.body = json.dumps({"response_action": "errors", "errors": {block_id: text}})
+    response.headers["content-type"] = ["application/json;charset=utf-8"]
+    return True

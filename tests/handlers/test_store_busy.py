@@ -2,7 +2,8 @@
 
 Requests never queue behind it: `/backfill status` and Home tabs read from WAL snapshots and are
 answered at once; a change waits at most the busy timeout and is then refused with the plain
-"database is busy" words (no traceback); once the lock is gone both work again. The scenario
+"database is busy" words (no traceback), in the form itself for a run modal; once the lock is
+gone both work again. The scenario
 harness (real Bolt, signed HTTP, fakeslack) on SQLite, the lock held by a separate `sqlite3`
 connection."""
 
@@ -12,7 +13,9 @@ import asyncio
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
+from blocks import ids
 from db.session import SQLITE_BUSY_TIMEOUT_MS
 from fakeslack.outgoing import event_body, json_headers
 from handlers.errors import DATABASE_BUSY
@@ -39,6 +42,16 @@ async def next_answer(s: Scenario, since: int) -> str:
         body = posts[0]["body"]
         return f"{body.get('text', '')}\n{body.get('blocks', '')}"
     return str(await s.eventually(reply, timeout=BOUND_S, what="an answer on the response_url"))
+
+
+def run_values() -> dict[str, Any]:
+    return {
+        ids.RUN_DAYS_BLOCK: {ids.RUN_DAYS_ACTION: {"type": "number_input", "value": "2"}},
+        ids.RUN_SCOPE_BLOCK: {ids.RUN_SCOPE_ACTION: {
+            "type": "radio_buttons", "selected_option": {"value": ids.SCOPE_ALL}}},
+        ids.RUN_CHANNELS_BLOCK: {ids.RUN_CHANNELS_ACTION: {
+            "type": "multi_conversations_select", "selected_conversations": []}},
+    }
 
 
 async def open_homes(s: Scenario, count: int) -> None:
@@ -69,6 +82,13 @@ async def test_store_busy_status_answered_and_a_change_told_busy(tmp_path: Path)
             assert seen.status == 200
             told = await next_answer(s, since)
             assert DATABASE_BUSY in told and "Traceback" not in told, told
+            # A run modal claims the run before its acknowledgement: the form says so.
+            seen = await s.command("run", s.admin)
+            [modal] = seen.opened
+            seen = await s.submit(s.admin, modal, run_values(), settle=False)
+            assert seen.status == 200
+            assert seen.ack["response_action"] == "errors", seen.ack
+            assert DATABASE_BUSY in seen.ack["errors"][ids.RUN_DAYS_BLOCK]
         finally:
             await asyncio.to_thread(other.rollback)
             await asyncio.to_thread(other.close)
