@@ -51,7 +51,6 @@ _NETWORK_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-
 class _CancelScope:
     """The cancel event of one run, and when the gateway first saw it set (loop time)."""
 
