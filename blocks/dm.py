@@ -18,11 +18,11 @@ from slack_sdk.models.blocks import (
 
 from blocks import ids
 from blocks.format import (
-    channel_label,
-    cancel_run_button,
     MAX_FALLBACK_TEXT,
     MAX_MESSAGE_BLOCKS,
     button_text,
+    cancel_run_button,
+    channel_label,
     context,
     duration_between,
     eta_text,

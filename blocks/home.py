@@ -25,10 +25,10 @@ from slack_sdk.models.views import View
 
 from blocks import ids
 from blocks.format import (
-    channel_label,
-    cancel_run_button,
     MAX_VIEW_BLOCKS,
     button_text,
+    cancel_run_button,
+    channel_label,
     channels_summary,
     context,
     cron_words,

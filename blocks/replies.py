@@ -21,18 +21,18 @@ from slack_sdk.models.blocks import (
 
 from blocks import ids
 from blocks.format import (
-    app_text,
-    escape_text,
-    cancel_run_button,
     MAX_FALLBACK_TEXT,
     MAX_MESSAGE_BLOCKS,
     MESSAGE_TEXT_BUDGET,
+    app_text,
+    cancel_run_button,
     channel_label,
     channel_plain,
     channels_summary,
     context,
     cron_words,
     escape_mrkdwn,
+    escape_text,
     eta_text,
     format_count,
     format_time,

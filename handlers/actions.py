@@ -4,7 +4,7 @@ Cancel, and the schedule modal's preset menu. Each acknowledges first, then dele
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
@@ -43,7 +43,7 @@ def register(app: AsyncApp) -> None:
 
 ButtonWork = Callable[
     [dict[str, Any], AsyncWebClient, AsyncBoltContext, "AsyncRespond | None", dict[str, Any]],
-    Awaitable[None],
+    Coroutine[Any, Any, None],
 ]
 
 
