@@ -5,6 +5,7 @@ Imports the gateway and its errors only.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,34 +52,58 @@ async def _admit(
     return ChannelTarget(channel_id, name, is_private)
 
 
+NOT_FOUND = "not found, or private and the bot is not a member"
+
+
 async def resolve_channels(
-    gateway: SlackGateway, *, channel_ids: Sequence[str] | None, auto_join: bool
+    gateway: SlackGateway,
+    *,
+    channel_ids: Sequence[str] | None,
+    auto_join: bool,
+    cancel: asyncio.Event | None = None,
 ) -> tuple[list[ChannelTarget], list[SkippedChannel]]:
-    """(channels to walk, channels skipped). All channels come from `conversations.list` (archived
-    ones listed too, so they can be reported); given ids are looked up with `conversations.info`,
-    where `channel_not_found` is also what a private channel the bot is not in answers."""
+    """(channels to walk, channels skipped), from one `conversations.list` walk (archived channels
+    listed too, so they can be reported). Given ids are picked out of that walk, never looked up
+    one by one (`conversations.info` per id turned a list of made-up ids into a long rate-paced
+    setup): an id the walk does not list is skipped as not found, which is also what a private
+    channel the bot is not in is (Slack lists private channels to their members only). The walk
+    stops early once every given id was seen; a set `cancel` stops it between channels (and so
+    between pages), and the joins after it, returning what was resolved so far."""
+    wanted = list(dict.fromkeys(channel_ids)) if channel_ids is not None else None
+    found: dict[str, Mapping[str, Any]] = {}
+    listed: list[Mapping[str, Any]] = []
+    stopped = cancel is not None and cancel.is_set()
+    if not stopped and wanted != []:
+        pending = set(wanted) if wanted is not None else set()
+        walk = gateway.list_channels(exclude_archived=False)
+        try:
+            async for channel in walk:
+                if cancel is not None and cancel.is_set():
+                    stopped = True
+                    break
+                # conversations.list also returns DMs/MPIMs only when asked; be defensive anyway.
+                if not isinstance(channel, Mapping) or channel.get("is_im") or channel.get("is_mpim"):
+                    continue
+                if wanted is None:
+                    listed.append(channel)
+                    continue
+                channel_id = channel.get("id")
+                if isinstance(channel_id, str) and channel_id in pending:
+                    pending.discard(channel_id)
+                    found[channel_id] = channel
+                    if not pending:
+                        break  # every given id seen: the rest of the list is not needed
+        finally:
+            await walk.aclose()  # type: ignore[attr-defined]
     targets: list[ChannelTarget] = []
     skipped: list[SkippedChannel] = []
-    if channel_ids is None:
-        channels: list[Mapping[str, Any]] = [
-            c async for c in gateway.list_channels(exclude_archived=False)
-        ]
-        # conversations.list also returns DMs/MPIMs only when asked; be defensive anyway.
-        channels = [c for c in channels if not c.get("is_im") and not c.get("is_mpim")]
-    else:
-        channels = []
-        for channel_id in dict.fromkeys(channel_ids):
-            try:
-                channels.append(await gateway.channel_info(channel_id))
-            except (ChannelUnavailable, SlackRequestError) as exc:
-                skipped.append(
-                    SkippedChannel(
-                        channel_id,
-                        channel_id,
-                        f"not found, or private and the bot is not a member ({exc.error})",
-                    )
-                )
-    for channel in channels:
+    if wanted is not None:
+        listed = [found[cid] for cid in wanted if cid in found]
+        if not stopped:
+            skipped += [SkippedChannel(cid, cid, NOT_FOUND) for cid in wanted if cid not in found]
+    for channel in listed:
+        if stopped or (cancel is not None and cancel.is_set()):
+            break
         admitted = await _admit(gateway, channel, auto_join)
         (targets if isinstance(admitted, ChannelTarget) else skipped).append(admitted)  # type: ignore[arg-type]
     return targets, skipped

@@ -232,12 +232,17 @@ class _Run:
         started = time.monotonic()
         calls_before = dict(self.gateway.stats().calls)
         try:
+            # One conversations.list walk for every channel id asked for, checking `cancel`
+            # between channels: the setup stays bounded however many ids a run carries.
             targets, skipped = await resolve_channels(
-                self.gateway, channel_ids=self.request.channel_ids, auto_join=self.config.auto_join
+                self.gateway, channel_ids=self.request.channel_ids,
+                auto_join=self.config.auto_join, cancel=self.cancel,
             )
             for skip in skipped:
                 self._skip(skip)
             self.tracker.channels_total = len(targets)
+            if self.cancel.is_set():
+                raise RunCancelled()  # between list pages: nothing else to set up
             self.names = await load_user_names(self.gateway)
             await self.tracker.report()
             await self._pipeline(targets)
