@@ -1,8 +1,9 @@
 """RunService when the database goes away and comes back (issue 10, finding 1), in process, on
 SQLite and PostgreSQL: a run that loses the database mid-way resumes from its checkpoints once
 it is back and completes the ground truth; a run whose end cannot be written keeps it in hand
-until it can; a schedule fire during the outage runs once the database answers; and the
-heartbeat loop logs the outage in a line, not a traceback a tick.
+until it can; a schedule fire during the outage runs once the database answers; a stale run
+still naming this process as owner is taken over by it; and the heartbeat loop logs the outage
+in a line, not a traceback a tick.
 
 PostgreSQL is a private server the test stops (`pg_ctl stop -m fast`) and starts again on the
 same port and data directory. SQLite "goes away" the way SQLite does: another connection holds
@@ -28,6 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 import db.session
 import fakeslack
+from db import runs as repo
 from fakeslack import FakeSlack
 from scheduler.cron import ScheduleSpec
 from scheduler.schedules import ScheduleService, job_id
@@ -249,3 +251,29 @@ async def running_schedules(node: Any) -> AsyncIterator[tuple[ScheduleService, A
         yield service, scheduler
     finally:
         await service.close()
+
+
+async def test_runs_outage_own_stale_run_not_in_hand_is_taken_over(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A run row naming this very process as owner, stale, that the process no longer holds
+    (its end could not be written before it let go): nobody else would ever beat it, so this
+    process takes it over like any other stale run, and it ends."""
+    ws = workspace(seed=6, messages=100)
+    user = creator(ws)
+    stub = StubEngine(pages=2, page_s=0.05)
+    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
+        database_url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
+        clock=shifted_clock(NOW), engine=stub,
+    ) as node:
+        async with node.sessions.begin() as session:
+            await repo.ensure_workspace_row(session, ws.team_id)
+            stranded = await repo.insert_run(
+                session, workspace_id=ws.team_id, job_type="manual", owner=node.service.owner,
+                now=datetime.fromtimestamp(NOW - 600, UTC), triggered_by=user, days=3,
+            )
+        await eventually(lambda: _is(run_status(node, stranded.job_run_id), "success"), 30,
+                         "the stranded run to be taken over and finish")
+        await node.service.wait_idle()
+        assert stub.started == [stranded.job_run_id]
+        assert "Backfill finished" in dm_dump(fake, user)
