@@ -4,6 +4,7 @@ workspace always comes from the verified request, never from user input."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -33,6 +34,7 @@ from scheduler.people import UNKNOWN
 log = logging.getLogger(__name__)
 Next = Callable[[], Awaitable[None]]
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
+LOOKUP_BUDGET_S = 1.5  # of the 3 s Slack gives an acknowledgement
 # Payloads in which a person asks the app to act (their `user` is the one asking).
 INTERACTIONS = frozenset({"block_actions", "view_submission", "view_closed", "shortcut",
                           "message_action", "block_suggestion", "interactive_message"})
@@ -121,9 +123,12 @@ async def stranger_refusal(
         # Not an id Slack gives people (`U…`, `W…` on Grid): nobody to ask `users.info` about.
         return _refuse(body, not_a_member_reply(UNKNOWN))
     try:
-        viewer = await deps.people.viewer(context.client, user_id)
+        # Bounded: a rate-limited `users.info` must not hold the acknowledgement past Slack's
+        # 3 seconds (the cache answers most lookups at once).
+        async with asyncio.timeout(LOOKUP_BUDGET_S):
+            viewer = await deps.people.viewer(context.client, user_id)
     except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-        # Slack could not answer for now: the listeners check rights themselves, as before.
+        # Slack could not answer in time: the listeners check rights themselves, as before.
         log.warning("could not look up %s before acting (%s)", user_id, type(exc).__name__)
         return None
     if viewer.may_use_app:
