@@ -157,11 +157,11 @@ def admin_only_reply(action: str = "change the schedule") -> Reply:
 
 
 def members_cannot_run_reply() -> Reply:
-    return _simple(
-        ":lock:",
-        "Only workspace admins can start a backfill in this workspace.",
-        "Only workspace admins can start a backfill in this workspace.",
-    )
+    """A manual run refused: to members while `MEMBERS_CAN_RUN=false`, and always to guests (a
+    guest reads a few channels; a run reads them all)."""
+    text = ("Only workspace admins can start a backfill in this workspace (and full members, "
+            "when the app allows them). Nothing was changed.")
+    return _simple(":lock:", text, text)
 
 
 def run_in_progress_reply(
