@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from urllib.parse import parse_qsl
 from dataclasses import dataclass
 from typing import Any, Final
 
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import Clock, SignatureVerifier
 
@@ -22,6 +25,8 @@ from slack_sdk.signature import Clock, SignatureVerifier
 WINDOW_SECONDS: Final = 300
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # ASCII digits only: int() would take " 1_0", "١٢"
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+_URL = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?")
+JSON_TYPE: Final = "application/json"
 ACCEPTED_BODIES: Final = (
     "a slash command form, a form whose payload is a JSON object, or a JSON object"
 )
@@ -89,6 +94,15 @@ def parse_request(signed: Signed, headers: Mapping[str, str],
         return Refusal(400, "malformed-body", f"the body is not {ACCEPTED_BODIES}")
     if not isinstance(request.body, dict):
         return Refusal(400, "malformed-body", f"the body is not {ACCEPTED_BODIES}")
+    if (not request.body and "payload" in signed.text and request.content_type != JSON_TYPE
+            and not signed.text.startswith("{")):
+        # Bolt takes any form that merely contains the word "payload" for an interactivity
+        # payload, and a form without that field for an empty body: `/backfill run
+        # channels=#payload-team` would reach no listener. Parse such a form as the command it is.
+        fields = dict(parse_qsl(signed.text, keep_blank_values=True))
+        if "payload" not in fields:
+            request.body = fields
+            request.context = build_async_context(AsyncBoltContext({}), fields)
     problem = shape_problem(request.body)
     if problem is not None:
         return Refusal(400, "malformed-body", problem)
@@ -131,7 +145,7 @@ def shape_problem(body: dict[str, Any]) -> str | None:
             or _authorizations(body.get("authorizations"))
             or _view(body.get("view"))
             or _actions(body.get("actions"))
-            or _response_urls(body.get("response_urls"))
+            or _response_urls(body)
             or _event(body))
 
 
@@ -145,10 +159,16 @@ _CALLBACK_TYPES: Final = frozenset({
 
 def _required_by_type(body: dict[str, Any]) -> str | None:
     kind = body.get("type")
+    if isinstance(body.get("command"), str):
+        # Slack sends both with every slash command; listeners answer on the response_url.
+        if not isinstance(body.get("user_id"), str) or "response_url" not in body:
+            return "a slash command needs a user_id and a response_url"
     if kind == "block_actions":
         actions = body.get("actions")
-        if not isinstance(actions, list) or not actions:
-            return "a block_actions payload needs a non-empty `actions` list"
+        if not isinstance(actions, list) or not actions or not all(
+                isinstance(action, dict) and isinstance(action.get("action_id"), str)
+                for action in actions):
+            return "a block_actions payload needs a non-empty `actions` list with action_ids"
     elif kind in ("view_submission", "view_closed"):
         view = body.get("view")
         if not isinstance(view, dict) or not all(
@@ -230,13 +250,18 @@ def _actions(actions: Any) -> str | None:
     return None
 
 
-def _response_urls(value: Any) -> str | None:
+def _response_urls(body: dict[str, Any]) -> str | None:
+    url = body.get("response_url")
+    if url is not None and not (isinstance(url, str) and _URL.fullmatch(url)):
+        return "`response_url` must be an http(s) URL"
+    value = body.get("response_urls")
     if value is None:
         return None
     if not isinstance(value, list) or not all(
-        isinstance(entry, dict) and isinstance(entry.get("response_url"), _ID) for entry in value
+        isinstance(entry, dict) and isinstance(entry.get("response_url"), str)
+        and _URL.fullmatch(entry["response_url"]) for entry in value
     ):
-        return "`response_urls` must be a list of objects with a response_url"
+        return "`response_urls` must be a list of objects with an http(s) response_url"
     return None
 
 

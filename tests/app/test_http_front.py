@@ -88,6 +88,15 @@ MALFORMED: list[tuple[str, bytes, dict[str, str], bool, int]] = [
     ("response_urls of strings", payload(response_urls=["https://x"]), FORM, True, 400),
     ("actions null", payload(actions=None), FORM, True, 400),
     ("actions empty", payload(actions=[]), FORM, True, 400),
+    ("action without action_id", payload(actions=[{"block_id": "b", "value": "1"}]), FORM, True,
+     400),
+    ("response_url null", payload(response_url="null"), FORM, True, 400),
+    ("response_urls of non-urls", payload(response_urls=[{"response_url": "-1.5"}]), FORM, True,
+     400),
+    ("command without response_url", b"command=%2Fbackfill&team_id=T0&user_id=U0&text=help",
+     FORM, True, 400),
+    ("command with response_url null",
+     b"command=%2Fbackfill&team_id=T0&user_id=U0&text=help&response_url=null", FORM, True, 400),
     ("view string", submission("V1"), FORM, True, 400),
     ("view without type", submission({"id": "V1", "callback_id": "run_modal.view"}), FORM, True,
      400),
@@ -205,6 +214,13 @@ async def test_http_front_is_still_the_first_to_answer_a_good_request(app: Scena
     assert seen.status == 200 and "/backfill schedule" in seen.ack_text
 
 
+async def test_http_front_a_command_mentioning_payload_reaches_its_listener(app: Scenario) -> None:
+    """Bolt alone took any form containing the word "payload" for an empty interactivity body."""
+    seen = await app.command("payload", app.member)
+    assert seen.status == 200
+    assert "`payload` is not a /backfill command" in seen.ack_text
+
+
 # -- the pieces ---------------------------------------------------------------------------------
 
 
@@ -228,7 +244,8 @@ def test_http_front_signature_window_follows_the_injected_clock() -> None:
 
 
 def test_http_front_shape_accepts_what_slack_sends() -> None:
-    assert shape_problem({"command": "/backfill", "text": "", "team_id": "T0"}) is None
+    assert shape_problem({"command": "/backfill", "text": "", "team_id": "T0", "user_id": "U0",
+                          "response_url": "https://hooks.slack.com/commands/T0/1/x"}) is None
     assert shape_problem({"type": "block_actions", "team": None, "user": {"id": "U"},
                           "enterprise": None, "actions": [{"action_id": "a", "block_id": "b",
                                                            "selected_option": {"value": "v"}}],
