@@ -49,7 +49,7 @@ async def _guarded(
                 await work
     except asyncio.CancelledError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - logged and told in plain words below
         text = explain_failure(exc, "listener work after the acknowledgement failed")
         if respond is None:
             return

@@ -106,8 +106,8 @@ def workspace(seed: int = 12, messages: int = 1500) -> fakeslack.Workspace:
 
 
 def creator(ws: fakeslack.Workspace) -> str:
-    return sorted(u for u, user in ws.users.items()
-                  if not user.get("is_bot") and not user.get("deleted"))[0]
+    return min(u for u, user in ws.users.items()
+               if not user.get("is_bot") and not user.get("deleted"))
 
 
 def dm_dump(fake: FakeSlack, user: str) -> str:

@@ -67,7 +67,7 @@ class RestartablePostgres:
         subprocess.run(
             _as_postgres_user([str(self._bindir / "pg_ctl"), "-D", str(self.data), "-m",
                                "immediate", "stop"]),
-            capture_output=True,
+            check=False, capture_output=True,
         )
         shutil.rmtree(self.root, ignore_errors=True)
 
