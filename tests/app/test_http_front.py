@@ -214,6 +214,13 @@ async def test_http_front_is_still_the_first_to_answer_a_good_request(app: Scena
     assert seen.status == 200 and "/backfill schedule" in seen.ack_text
 
 
+async def test_http_front_an_oversized_body_is_still_413(app: Scenario) -> None:
+    body = b"payload=" + b"x" * (2 * 1024 * 1024)
+    async with app.http.post(app.url, data=body,
+                             headers={**FORM, **sign(body, app.fake.signing_secret)}) as resp:
+        assert resp.status == 413
+
+
 async def test_http_front_a_command_mentioning_payload_reaches_its_listener(app: Scenario) -> None:
     """Bolt alone took any form containing the word "payload" for an empty interactivity body."""
     seen = await app.command("payload", app.member)
