@@ -40,13 +40,13 @@ from slack_sdk.models.views import View
 
 from blocks import ids
 from blocks.format import plain_text, section
+from blocks.limits import MAX_CHANNELS  # one cap for every layer
 from blocks.models import DEFAULT_PRESETS, CronPreset, ScheduleInfo
 
 DEFAULT_DAYS = 7
 MIN_DAYS, MAX_DAYS = 1, 365
 MAX_CRON_CHARS = 200
 MAX_TZ_CHARS = 64
-MAX_CHANNELS = 1000
 MAX_PRESETS = 100  # static_select options
 _TZ = re.compile(r"[A-Za-z0-9_+\-/]{1,64}")
 _DIGITS = re.compile(r"[0-9]{1,6}")
@@ -463,11 +463,14 @@ def _scope(
     option = _element(state, *scope).get("selected_option")
     choice = option.get("value") if isinstance(option, Mapping) else None
     raw = _element(state, *channels).get("selected_conversations")
-    picked: list[str] = []
+    chosen: dict[str, None] = {}
     if isinstance(raw, list):
         for item in raw:
-            if isinstance(item, str) and _CONVERSATION_ID.fullmatch(item) and item not in picked:
-                picked.append(item)
+            if isinstance(item, str) and _CONVERSATION_ID.fullmatch(item):
+                chosen.setdefault(item)
+                if len(chosen) > MAX_CHANNELS:
+                    break  # already too many: a forged list of any length costs no more
+    picked = list(chosen)
     if choice == ids.SCOPE_CHOSEN:
         if not picked:
             errors[channels[0]] = (

@@ -18,7 +18,7 @@ from blocks.modals import ModalContext, run_modal, schedule_modal
 from blocks.models import ChannelRef
 from handlers import grammar
 from handlers.background import after_ack
-from handlers.channels import resolve_channel_names
+from handlers.channels import check_channels
 from handlers.data import progress_info, run_info, schedule_info
 from handlers.deps import Deps, deps_of
 from scheduler.cron import ScheduleError, ScheduleSpec, validate_schedule
@@ -114,16 +114,20 @@ async def store_schedule(
     parsed: grammar.SaveSchedule, spec: ScheduleSpec, client: AsyncWebClient, deps: Deps,
     viewer: Viewer, respond: AsyncRespond,
 ) -> None:
-    tz = spec.timezone
-    channel_ids = list(spec.channel_ids)
-    if parsed.channel_names:
-        found, unknown = await resolve_channel_names(client, parsed.channel_names)
-        if unknown:
-            await respond(**replies.unknown_channels_reply(unknown, USAGE_BY_COMMAND["schedule"])
-                          .as_kwargs())
+    if not parsed.all_channels:
+        # Every id and name is checked against Slack's channel list: an id Slack does not know
+        # is never stored in a schedule.
+        checked = await check_channels(deps, client, ids=parsed.channel_ids,
+                                       names=parsed.channel_names,
+                                       usage_line=USAGE_BY_COMMAND["schedule"])
+        if isinstance(checked, replies.Reply):
+            await respond(**checked.as_kwargs())
             return
-        channel_ids += [c for c in found.values() if c not in channel_ids]
-        spec = validate_schedule(parsed.cron, tz, parsed.days, channel_ids)
+        try:
+            spec = validate_schedule(parsed.cron, spec.timezone, parsed.days, list(checked.ids))
+        except ScheduleError as exc:
+            await respond(**replies.invalid_schedule_reply(str(exc)).as_kwargs())
+            return
     existed = await deps.schedules.get(deps.team_id) is not None
     saved = await deps.schedules.save(deps.team_id, spec, viewer.user_id)
     info = schedule_info(saved)
@@ -184,14 +188,18 @@ async def answer(
 async def start_run(
     parsed: grammar.StartRun, client: AsyncWebClient, deps: Deps, viewer: Viewer
 ) -> replies.Reply:
-    channel_ids = list(parsed.channel_ids)
+    channel_ids: list[str] = []
     names: dict[str, str] = dict(parsed.channel_labels)  # as Slack sent them: `<#C…|name>`
-    if parsed.channel_names:
-        found, unknown = await resolve_channel_names(client, parsed.channel_names)
-        if unknown:
-            return replies.unknown_channels_reply(unknown, USAGE_BY_COMMAND["run"])
-        names |= {cid: name for name, cid in found.items()}
-        channel_ids += [c for c in found.values() if c not in channel_ids]
+    if not parsed.all_channels:
+        # One (cached) list walk for every id and name: unknown ones refuse the run before it
+        # is claimed, so no made-up id ever holds the workspace's run slot.
+        checked = await check_channels(deps, client, ids=parsed.channel_ids,
+                                       names=parsed.channel_names,
+                                       usage_line=USAGE_BY_COMMAND["run"])
+        if isinstance(checked, replies.Reply):
+            return checked
+        channel_ids = list(checked.ids)
+        names |= checked.names  # Slack's list has the final word on a channel's name
     run = await deps.runs.start_manual(deps.team_id, viewer.user_id, days=parsed.days,
                                        channel_ids=channel_ids or None)
     channels = [ChannelRef(c, names.get(c)) for c in channel_ids]

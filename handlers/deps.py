@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from scheduler.channel_directory import ChannelDirectory
 from scheduler.people import PeopleDirectory, Viewer
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ class Deps:
     home: HomePublisher
     members_can_run: bool = True
     people: PeopleDirectory = field(default_factory=PeopleDirectory)
+    channels: ChannelDirectory = field(default_factory=ChannelDirectory)
     clock: Callable[[], datetime] = utcnow
 
     def __post_init__(self) -> None:

@@ -22,13 +22,13 @@ import re
 from dataclasses import dataclass, field
 
 from blocks.help import USAGE_BY_COMMAND
+from blocks.limits import MAX_CHANNELS  # one cap for every layer
 
 DEFAULT_DAYS = 7
 MIN_DAYS, MAX_DAYS = 1, 365
 DEFAULT_HISTORY = 10
 MIN_HISTORY, MAX_HISTORY = 1, 100
 MAX_CRON_CHARS = 200
-MAX_CHANNELS = 1000
 
 SUBCOMMANDS = (
     "help", "schedule", "run", "status", "list", "pause", "resume", "delete", "cancel", "history",

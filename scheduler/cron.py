@@ -1,8 +1,8 @@
 """Schedule validation: standard 5-field cron expressions, IANA time zones, days and channel ids.
 
 Pure (no I/O, no clock): parses what an admin typed into a `ScheduleSpec` or raises one
-`ScheduleError` whose message is shown to the admin as is. Imports APScheduler and
-cron-descriptor only; never `db` or Slack code.
+`ScheduleError` whose message is shown to the admin as is. Imports APScheduler,
+cron-descriptor and the shared channel cap (`blocks.limits`) only; never `db` or Slack code.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from apscheduler.triggers.cron import CronTrigger
 from cron_descriptor import CasingTypeEnum, Options, get_description
+
+from blocks.limits import MAX_CHANNELS
 
 # A backfill pages through Slack's rate-limited history API (Tier 3, or 1 call a minute for
 # non-Marketplace apps); firing more often than this would starve every other run and the
@@ -320,6 +322,12 @@ def _channels(channel_ids: object) -> tuple[str, ...]:
                 field="channels",
             )
         seen.setdefault(cid)
+        if len(seen) > MAX_CHANNELS:
+            raise ScheduleError(
+                f"A schedule may name at most {MAX_CHANNELS} channels; leave channels empty "
+                "for all channels.",
+                field="channels",
+            )
     return tuple(seen)
 
 

@@ -101,9 +101,9 @@ async def resolve_channels(
         listed = [found[cid] for cid in wanted if cid in found]
         if not stopped:
             skipped += [SkippedChannel(cid, cid, NOT_FOUND) for cid in wanted if cid not in found]
-    for channel in listed:
+    for entry in listed:
         if stopped or (cancel is not None and cancel.is_set()):
             break
-        admitted = await _admit(gateway, channel, auto_join)
+        admitted = await _admit(gateway, entry, auto_join)
         (targets if isinstance(admitted, ChannelTarget) else skipped).append(admitted)  # type: ignore[arg-type]
     return targets, skipped

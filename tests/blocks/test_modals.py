@@ -275,11 +275,17 @@ action_keys = st.sampled_from(
 element_values = st.fixed_dictionaries(
     {},
     optional={
-        "value": st.none() | st.text(max_size=300) | st.integers(),
+        # Wrong types too: numbers, booleans, lists, objects and null where Slack sends text.
+        "value": st.none() | st.text(max_size=300) | st.integers() | json_values,
         "selected_option": st.none()
-        | st.fixed_dictionaries({"value": st.sampled_from(["all", "chosen"]) | st.text()})
+        | st.fixed_dictionaries({"value": st.sampled_from(["all", "chosen"]) | json_values})
         | json_values,
-        "selected_conversations": st.lists(st.text(max_size=12) | st.integers()) | json_values,
+        "selected_options": json_values,
+        "selected_conversations": st.lists(
+            st.text(max_size=12) | st.integers() | st.from_regex(r"C[A-Z0-9]{8}", fullmatch=True)
+            | json_values, max_size=120
+        )
+        | json_values,
     },
 )
 states = st.dictionaries(
@@ -322,3 +328,23 @@ def test_parse_schedule_submission_accepted_forms_are_sane(
     if isinstance(result, ScheduleFormInput):
         assert result.cron and len(result.cron) <= 200 and 1 <= result.days <= 365 and result.tz
         assert result.include_all_channels == (not result.channel_ids)
+
+
+def test_parse_submissions_cap_the_chosen_channels() -> None:
+    """One cap (`blocks.limits.MAX_CHANNELS`) for the forms as for the command and the schedule."""
+    from blocks.limits import MAX_CHANNELS
+
+    at_cap = [f"C{i:08d}" for i in range(MAX_CHANNELS)]
+    over = [f"C{i:08d}" for i in range(50_000)]
+    parsed = parse_run_submission(run_state(scope="chosen", channels=at_cap))
+    assert isinstance(parsed, RunFormInput) and len(parsed.channel_ids) == MAX_CHANNELS
+    for parse, state, block_id in (
+        (parse_run_submission, run_state(scope="chosen", channels=at_cap + ["C99999999"]),
+         ids.RUN_CHANNELS_BLOCK),
+        (parse_run_submission, run_state(scope="chosen", channels=over), ids.RUN_CHANNELS_BLOCK),
+        (parse_schedule_submission, schedule_state(scope="chosen", channels=over),
+         ids.SCHEDULE_CHANNELS_BLOCK),
+    ):
+        errors = parse(state)
+        assert isinstance(errors, dict)
+        assert f"at most {MAX_CHANNELS}" in errors[block_id]

@@ -256,3 +256,17 @@ def test_grammar_channel_mentions_keep_their_names_for_display_only() -> None:
     assert parsed.channel_labels == (("C0123ABCD", "general"),)
     assert parsed.channel_ids == ("C0123ABCD", "C0456EFGH") and parsed.channel_names == ("eng",)
     assert parsed == StartRun(channel_ids=("C0123ABCD", "C0456EFGH"), channel_names=("eng",))
+
+
+def test_grammar_refuses_more_channels_than_the_cap_naming_it() -> None:
+    """A 1,000-channel command is refused by the parser, before any Slack call."""
+    from blocks.limits import MAX_CHANNELS
+
+    ids_ = ",".join(f"C0MADE{i:04d}" for i in range(1000))
+    for text in (f"run days=1 channels={ids_}", f'schedule "0 2 * * *" channels={ids_}'):
+        parsed = parse_command(text)
+        assert isinstance(parsed, ParseError), text[:40]
+        assert "Too many channels (1000)" in parsed.message
+        assert f"at most {MAX_CHANNELS}" in parsed.message
+    at_cap = ",".join(f"C0MADE{i:04d}" for i in range(MAX_CHANNELS))
+    assert isinstance(parse_command(f"run channels={at_cap}"), StartRun)

@@ -360,3 +360,13 @@ def test_cron_errors_name_the_input_at_fault(kwargs: dict[str, object], field: s
     with pytest.raises(ScheduleError) as err:
         validate_schedule(**kwargs)  # type: ignore[arg-type]
     assert err.value.field == field
+
+
+def test_schedule_channels_are_capped() -> None:
+    from blocks.limits import MAX_CHANNELS
+
+    at_cap = [f"C{i:08d}" for i in range(MAX_CHANNELS)]
+    assert validate_schedule("0 2 * * *", "UTC", 7, at_cap).channel_ids == tuple(at_cap)
+    with pytest.raises(ScheduleError) as refused:
+        validate_schedule("0 2 * * *", "UTC", 7, at_cap + ["C99999999"])
+    assert refused.value.field == "channels" and f"at most {MAX_CHANNELS}" in str(refused.value)
