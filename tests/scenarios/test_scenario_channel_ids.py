@@ -199,3 +199,20 @@ async def _submit_state(s: Scenario, user: str, modal: dict[str, Any], state: An
     }
     body = interaction_body(payload)
     return await s.post(body, form_headers(body, s.fake.signing_secret))
+
+
+async def test_a_run_carrying_unknown_ids_skips_them_with_one_list_walk(scenario: Scenario) -> None:
+    """A run whose stored ids are partly unknown (a schedule stored before ids were checked, a
+    retried old run, a channel deleted since) is set up with one list walk and ends on its own."""
+    s = scenario
+    general = s.channels["general"]
+    run = await s.rt.deps.runs.start_manual(s.team_id, s.admin, days=1,
+                                            channel_ids=[*made_up(1000), general])
+    row = await s.wait_run_status(run.job_run_id, "success")
+    assert row["channels_processed"] == 1
+    assert s.fake.calls_of("conversations.info") == []
+    assert len(s.fake.calls_of("conversations.list")) <= 2
+    assert {c.args.get("channel") for c in s.fake.calls_of("conversations.history")} == {general}
+    seen = await s.command("run days=1", s.admin)  # the slot is free again
+    assert "started" in seen.reply_text(), seen.reply_text()
+    await s.idle()
