@@ -52,10 +52,9 @@ class SlackFront:
             return self.refuse(parsed)
         # Slack's own event retries carry the same event again (new signature or not); the live
         # mirror drops repeats by `event_id`, so events are never refused here.
-        if parsed.body.get("type") != "event_callback":
-            if not await self._first_sight(signed.signature, signed.valid_until):
-                return self.refuse(Refusal(401, "replay",
-                                           "this signed request was already received"))
+        is_event = parsed.body.get("type") == "event_callback"
+        if not is_event and not await self._first_sight(signed.signature, signed.valid_until):
+            return self.refuse(Refusal(401, "replay", "this signed request was already received"))
         return parsed
 
     async def _first_sight(self, signature: str, valid_until: int) -> bool:
@@ -63,13 +62,13 @@ class SlackFront:
             async with asyncio.timeout(REPLAY_CHECK_TIMEOUT_S):
                 return await self.replays.first_sight(signature, valid_until)
         except Exception as exc:  # noqa: BLE001 - TimeoutError or the database away
-            self.log.warning("replay-check-failed",
+            self.log.emit("replay-check-failed",
                              "could not check a request for replay (%s); it was let through",
                              type(exc).__name__)
             return True
 
     def refuse(self, refusal: Refusal) -> web.Response:
-        self.log.warning(refusal.kind, "refused a request to %s with %d: %s", EVENTS_PATH,
+        self.log.emit(refusal.kind, "refused a request to %s with %d: %s", EVENTS_PATH,
                          refusal.status, refusal.reason)
         # Retrying cannot make a refused request acceptable: ask Slack not to.
         return web.json_response({"ok": False, "error": refusal.reason}, status=refusal.status,
@@ -99,7 +98,7 @@ def build_web_app(bolt: AsyncApp | None, *, mode: str, front: SlackFront | None 
             except Exception as exc:  # noqa: BLE001 - the last-resort net, see below
                 # Bolt turns listener errors into responses itself; what still escapes is a bug
                 # in an error path. One line per kind and minute, not a traceback per request.
-                dispatch_log.warning(f"dispatch:{type(exc).__name__}",
+                dispatch_log.emit(f"dispatch:{type(exc).__name__}",
                                      "a Slack request failed inside Bolt (%s: %s)",
                                      type(exc).__name__, str(exc)[:200])
                 return web.json_response({"ok": False, "error": "the request failed on our side"},

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from urllib.parse import parse_qsl
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import parse_qsl
 
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
@@ -159,10 +159,10 @@ _CALLBACK_TYPES: Final = frozenset({
 
 def _required_by_type(body: dict[str, Any]) -> str | None:
     kind = body.get("type")
-    if isinstance(body.get("command"), str):
-        # Slack sends both with every slash command; listeners answer on the response_url.
-        if not isinstance(body.get("user_id"), str) or "response_url" not in body:
-            return "a slash command needs a user_id and a response_url"
+    # Slack sends both with every slash command; listeners answer on the response_url.
+    if isinstance(body.get("command"), str) and (
+            not isinstance(body.get("user_id"), str) or "response_url" not in body):
+        return "a slash command needs a user_id and a response_url"
     if kind == "block_actions":
         actions = body.get("actions")
         if not isinstance(actions, list) or not actions or not all(

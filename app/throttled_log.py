@@ -16,7 +16,7 @@ DEFAULT_INTERVAL_S = 60.0
 
 @dataclass
 class ThrottledLog:
-    """`warning(kind, …)` logs when `kind` was last logged `interval` seconds ago or never."""
+    """`emit(kind, …)` logs a warning when `kind` was last logged `interval` seconds ago or never."""
 
     logger: logging.Logger
     interval: float = DEFAULT_INTERVAL_S
@@ -24,7 +24,7 @@ class ThrottledLog:
     _last: dict[str, float] = field(default_factory=dict)
     _left_out: dict[str, int] = field(default_factory=dict)
 
-    def warning(self, kind: str, message: str, *args: object) -> bool:
+    def emit(self, kind: str, message: str, *args: object) -> bool:
         """Log `message % args` (one line, no traceback) unless throttled; True if logged."""
         now = self.clock()
         last = self._last.get(kind)

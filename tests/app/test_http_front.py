@@ -269,11 +269,11 @@ def test_http_front_throttled_log_counts_what_it_left_out(caplog: pytest.LogCapt
     now = [0.0]
     throttled = ThrottledLog(logging.getLogger("t.throttle"), interval=60, clock=lambda: now[0])
     caplog.set_level(logging.WARNING)
-    assert throttled.warning("a", "refused %s", "x")
-    assert not throttled.warning("a", "refused %s", "x")
-    assert throttled.warning("b", "other")
+    assert throttled.emit("a", "refused %s", "x")
+    assert not throttled.emit("a", "refused %s", "x")
+    assert throttled.emit("b", "other")
     now[0] = 61
-    assert throttled.warning("a", "refused %s", "x")
+    assert throttled.emit("a", "refused %s", "x")
     messages = [r.getMessage() for r in caplog.records]
     assert messages == ["refused x", "other",
                         "refused x (and 1 more like it since the last such line)"]

@@ -234,7 +234,7 @@ def test_http_fuzz_random_requests_never_get_a_5xx(app: AppProcess, fake: FakeSl
     headers = data.draw(request_headers(body, fake.signing_secret))
     if content_type:
         headers["Content-Type"] = content_type
-    status, answer = _post(app, body, headers)
+    status, _answer = _post(app, body, headers)
     event(f"HTTP {status}")
     if status >= 500:
         time.sleep(0.3)  # the listener's error line
