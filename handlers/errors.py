@@ -11,6 +11,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 
 from db.session import database_busy, database_unavailable
 
@@ -20,6 +21,12 @@ DATABASE_UNAVAILABLE = (
     "The database is unavailable right now, so nothing was changed. Please try again in a minute."
 )
 DATABASE_BUSY = "The database is busy right now, so nothing was changed. Please try again shortly."
+FORM_TOO_LATE = (
+    "Slack no longer allowed this form to open (a form must open within 3 seconds of the click "
+    "or command). Nothing was changed. Please try again."
+)
+# `views.open` refusals that mean the trigger ran out or was forged, not a bug of ours.
+_TRIGGER_ERRORS = frozenset({"expired_trigger_id", "invalid_trigger_id", "exchanged_trigger_id"})
 
 
 def explain_failure(error: BaseException, what: str) -> str:
@@ -31,6 +38,9 @@ def explain_failure(error: BaseException, what: str) -> str:
     if database_busy(error):
         log.warning("%s: the database is busy (%s)", what, type(error).__name__)
         return DATABASE_BUSY
+    if isinstance(error, SlackApiError) and error.response.get("error") in _TRIGGER_ERRORS:
+        log.warning("%s: Slack refused to open a form (%s)", what, error.response.get("error"))
+        return FORM_TOO_LATE
     log.error("%s", what, exc_info=error)
     return PLAIN_ERROR
 
