@@ -40,6 +40,7 @@ from scheduler.backfill.engine import BackfillEngine, RunRequest
 from scheduler.backfill.progress import Progress, RunResult
 from scheduler.cron import MAX_DAYS, MIN_DAYS, ScheduleError
 from scheduler.heartbeat import Pulse, process_owner_id
+from scheduler.log_context import working_for
 from scheduler.notify import Notifier, ProgressDM
 from scheduler.outcomes import PERMANENT_REASONS, decide_outcome
 from scheduler.run_rows import RunEvent, RunRefused, RunRow
@@ -457,7 +458,9 @@ class RunService:
                 job = self._queue.popleft()
             self._active.add(job.job_run_id)
             try:
-                await self._execute(job)
+                # Every log line of the run (engine, gateway, writer) names its ids in JSON logs.
+                with working_for(workspace_id=job.run.workspace_id, job_run_id=job.job_run_id):
+                    await self._execute(job)
             except asyncio.CancelledError:
                 await asyncio.shield(self._release(job))
                 raise

@@ -194,3 +194,33 @@ async def test_runs_dms_show_times_in_the_recipient_zone(database_url: str, tmp_
         assert "JST" in dm_texts(fake, tokyo)[-1] and "UTC" not in dm_texts(fake, tokyo)[-1]
         assert "UTC" in dm_texts(fake, nowhere)[-1]
         assert len([c for c in fake.calls_of("users.info") if c.args.get("user") == tokyo]) == 1
+
+
+async def test_runs_log_lines_of_a_run_name_its_ids_in_json_logs(tmp_path: Path) -> None:
+    import io
+    import logging
+
+    from app.logs import formatter_for
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter_for("json", []))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    ws = workspace(messages=120)
+    try:
+        async with FakeSlack(ws, rate_limits=False) as fake, open_node(
+            f"sqlite+aiosqlite:///{tmp_path}/db.sqlite", tmp_path / "chroma",
+            slack_url=fake.base_url, token=fake.bot_token, clock=shifted_clock(NOW),
+        ) as node:
+            row = await node.service.start_manual(ws.team_id, a_member(ws), days=7)
+            await node.service.wait_idle()
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    entries = [json.loads(line) for line in stream.getvalue().splitlines()]
+    ended = [e for e in entries if e["message"].startswith(f"run #{row.job_run_id} success")]
+    assert len(ended) == 1
+    assert (ended[0]["workspace_id"], ended[0]["job_run_id"]) == (ws.team_id, row.job_run_id)
