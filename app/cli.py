@@ -23,7 +23,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m app", description="Backfill: a searchable copy of a Slack workspace."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="serve Slack (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)")
+    commands.add_parser(
+        "run", help="serve Slack (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)"
+    )
     commands.add_parser("migrate", help="bring the database schema up to date and exit")
     # `demo` has options of its own (app/demo.py); main() hands them over before parsing here.
     commands.add_parser("demo", help="the whole app against a local Slack emulator (--help)")
@@ -79,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - the log has the traceback; the user gets one line
+    except Exception as exc:
         import logging
 
         logging.getLogger("backfill").error("fatal error", exc_info=exc)

@@ -34,10 +34,18 @@ RUN_DAYS = 60
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m app demo", description=__doc__)
-    parser.add_argument("--keep-running", action="store_true",
-                        help="keep serving and read /backfill commands from a prompt")
-    parser.add_argument("--as", dest="role", choices=("admin", "member"), default="admin",
-                        help="who types at the prompt (default: admin)")
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="keep serving and read /backfill commands from a prompt",
+    )
+    parser.add_argument(
+        "--as",
+        dest="role",
+        choices=("admin", "member"),
+        default="admin",
+        help="who types at the prompt (default: admin)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--channels", type=int, default=12)
@@ -73,12 +81,17 @@ class DemoSlack:
     async def command(self, text: str, user_id: str) -> str:
         """Send `/backfill <text>`; return what the user sees (the ack, then response_url posts)."""
         seen = len(self.fake.response_posts)
-        body = slash_command_body(text, team_id=self.fake.team_id, user_id=user_id,
-                                  response_url=self.fake.new_response_url(user_id, "C0DEMO"),
-                                  trigger_id=self.fake.new_trigger_id(user_id))
+        body = slash_command_body(
+            text,
+            team_id=self.fake.team_id,
+            user_id=user_id,
+            response_url=self.fake.new_response_url(user_id, "C0DEMO"),
+            trigger_id=self.fake.new_trigger_id(user_id),
+        )
         started = time.monotonic()
-        async with self.http.post(self.url, data=body,
-                                  headers=form_headers(body, self.fake.signing_secret)) as resp:
+        async with self.http.post(
+            self.url, data=body, headers=form_headers(body, self.fake.signing_secret)
+        ) as resp:
             ack_ms = (time.monotonic() - started) * 1000
             shown: list[str] = [f"(acknowledged in {ack_ms:.0f} ms, HTTP {resp.status})"]
             if resp.content_type == "application/json":
@@ -93,11 +106,19 @@ class DemoSlack:
 
     async def open_home(self, user_id: str) -> str:
         published = self._home_publishes(user_id)
-        body = event_body({"type": "app_home_opened", "user": user_id, "tab": "home",
-                           "channel": "D0DEMO", "event_ts": f"{time.time():.6f}"},
-                          team_id=self.fake.team_id)
-        async with self.http.post(self.url, data=body,
-                                  headers=json_headers(body, self.fake.signing_secret)):
+        body = event_body(
+            {
+                "type": "app_home_opened",
+                "user": user_id,
+                "tab": "home",
+                "channel": "D0DEMO",
+                "event_ts": f"{time.time():.6f}",
+            },
+            team_id=self.fake.team_id,
+        )
+        async with self.http.post(
+            self.url, data=body, headers=json_headers(body, self.fake.signing_secret)
+        ):
             pass
         for _ in range(100):
             view = self.fake.home_view(user_id)
@@ -107,8 +128,9 @@ class DemoSlack:
         return "(no Home tab was published)"
 
     def _home_publishes(self, user_id: str) -> int:
-        return sum(1 for v in self.fake.view_events
-                   if v["kind"] == "publish" and v.get("user") == user_id)
+        return sum(
+            1 for v in self.fake.view_events if v["kind"] == "publish" and v.get("user") == user_id
+        )
 
     def render(self, text: str) -> str:
         """Show `@U123` mentions the way Slack does, with the person's name."""
@@ -120,7 +142,9 @@ class DemoSlack:
 
 
 def pick_user(fake: FakeSlack, role: str) -> dict[str, Any]:
-    users = [u for u in fake.workspace.users.values() if not u.get("is_bot") and not u.get("deleted")]
+    users = [
+        u for u in fake.workspace.users.values() if not u.get("is_bot") and not u.get("deleted")
+    ]
     if role == "admin":
         return next(u for u in users if u.get("is_primary_owner"))
     return next(u for u in users if not u.get("is_admin"))
@@ -141,9 +165,11 @@ async def watch_run(rt: Runtime) -> None:
         progress = runs.progress(rt.team_id)
         if progress is not None:
             eta = f"{progress.eta_s:.0f}s" if progress.eta_s is not None else "…"
-            line = (f"  {progress_bar(progress.channels_done, progress.channels_total)} "
-                    f"{progress.channels_done}/{progress.channels_total} channels · "
-                    f"{progress.messages_stored:,} messages · {progress.calls} calls · ETA {eta}")
+            line = (
+                f"  {progress_bar(progress.channels_done, progress.channels_total)} "
+                f"{progress.channels_done}/{progress.channels_total} channels · "
+                f"{progress.messages_stored:,} messages · {progress.calls} calls · ETA {eta}"
+            )
             if live:
                 sys.stdout.write(f"\r{line}   ")
                 sys.stdout.flush()
@@ -164,21 +190,28 @@ def section(title: str) -> None:
 async def run_demo(args: argparse.Namespace) -> int:
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
-    print(f"Generating a workspace: {args.channels} channels, ~{args.messages:,} messages "
-          f"over {args.days} days …")
-    workspace = generate(seed=args.seed, users=40, channels=args.channels,
-                         messages=args.messages, days=args.days)
+    print(
+        f"Generating a workspace: {args.channels} channels, ~{args.messages:,} messages "
+        f"over {args.days} days …"
+    )
+    workspace = generate(
+        seed=args.seed, users=40, channels=args.channels, messages=args.messages, days=args.days
+    )
     fake = FakeSlack(workspace, time_compression=TIME_COMPRESSION)
     await fake.start()
     port = _free_port()
     settings = demo_settings(fake, port)
     admin = pick_user(fake, "admin")
     try:
-        async with running_app(settings, rate_minute_seconds=60.0 / TIME_COMPRESSION) as rt, \
-                aiohttp.ClientSession() as http:
+        async with (
+            running_app(settings, rate_minute_seconds=60.0 / TIME_COMPRESSION) as rt,
+            aiohttp.ClientSession() as http,
+        ):
             slack = DemoSlack(fake, rt, http)
-            print(f"fakeslack serves workspace {fake.team_id} at {fake.base_url}; the app listens "
-                  f"on port {rt.port}. The admin is {admin['real_name']} ({admin['id']}).")
+            print(
+                f"fakeslack serves workspace {fake.team_id} at {fake.base_url}; the app listens "
+                f"on port {rt.port}. The admin is {admin['real_name']} ({admin['id']})."
+            )
             section('/backfill schedule "0 2 * * *" days=7')
             print(await slack.command('schedule "0 2 * * *" days=7', admin["id"]))
             section("App Home")
@@ -221,7 +254,7 @@ async def summary(rt: Runtime, fake: FakeSlack, days: int) -> bool:
         stored = await count_messages(session, rt.team_id)
     truth = ground_truth(fake.workspace, days)
     expected = len(truth.must_store)
-    last = (await rt.deps.runs.history(rt.team_id, 1) or [None])[0]
+    last = next(iter(await rt.deps.runs.history(rt.team_id, 1)), None)
     section("Summary")
     print(f"  run #{last.job_run_id if last else '?'}: {last.status if last else 'none'}")
     print(f"  messages stored: {stored:,}")

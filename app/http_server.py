@@ -62,21 +62,36 @@ class SlackFront:
             async with asyncio.timeout(REPLAY_CHECK_TIMEOUT_S):
                 return await self.replays.first_sight(signature, valid_until)
         except Exception as exc:  # noqa: BLE001 - TimeoutError or the database away
-            self.log.emit("replay-check-failed",
-                             "could not check a request for replay (%s); it was let through",
-                             type(exc).__name__)
+            self.log.emit(
+                "replay-check-failed",
+                "could not check a request for replay (%s); it was let through",
+                type(exc).__name__,
+            )
             return True
 
     def refuse(self, refusal: Refusal) -> web.Response:
-        self.log.emit(refusal.kind, "refused a request to %s with %d: %s", EVENTS_PATH,
-                         refusal.status, refusal.reason)
+        self.log.emit(
+            refusal.kind,
+            "refused a request to %s with %d: %s",
+            EVENTS_PATH,
+            refusal.status,
+            refusal.reason,
+        )
         # Retrying cannot make a refused request acceptable: ask Slack not to.
-        return web.json_response({"ok": False, "error": refusal.reason}, status=refusal.status,
-                                 headers={"X-Slack-No-Retry": "1"})
+        return web.json_response(
+            {"ok": False, "error": refusal.reason},
+            status=refusal.status,
+            headers={"X-Slack-No-Retry": "1"},
+        )
 
 
-def build_web_app(bolt: AsyncApp | None, *, mode: str, front: SlackFront | None = None,
-                  readiness: Readiness | None = None) -> web.Application:
+def build_web_app(
+    bolt: AsyncApp | None,
+    *,
+    mode: str,
+    front: SlackFront | None = None,
+    readiness: Readiness | None = None,
+) -> web.Application:
     """`bolt` is None in Socket Mode, where only the health checks are served over HTTP. The app
     always passes `front` in HTTP mode; without one, requests go to Bolt as they come."""
     dispatch_log = front.log if front is not None else ThrottledLog(log)
@@ -98,11 +113,15 @@ def build_web_app(bolt: AsyncApp | None, *, mode: str, front: SlackFront | None 
             except Exception as exc:  # noqa: BLE001 - the last-resort net, see below
                 # Bolt turns listener errors into responses itself; what still escapes is a bug
                 # in an error path. One line per kind and minute, not a traceback per request.
-                dispatch_log.emit(f"dispatch:{type(exc).__name__}",
-                                     "a Slack request failed inside Bolt (%s: %s)",
-                                     type(exc).__name__, str(exc)[:200])
-                return web.json_response({"ok": False, "error": "the request failed on our side"},
-                                         status=500)
+                dispatch_log.emit(
+                    f"dispatch:{type(exc).__name__}",
+                    "a Slack request failed inside Bolt (%s: %s)",
+                    type(exc).__name__,
+                    str(exc)[:200],
+                )
+                return web.json_response(
+                    {"ok": False, "error": "the request failed on our side"}, status=500
+                )
         finally:
             gate.end()
 
@@ -112,8 +131,9 @@ def build_web_app(bolt: AsyncApp | None, *, mode: str, front: SlackFront | None 
     async def readyz(_: web.Request) -> web.Response:
         problems = await readiness.problems() if readiness is not None else []
         if problems:
-            return web.json_response({"status": "not ready", "mode": mode, "problems": problems},
-                                     status=503)
+            return web.json_response(
+                {"status": "not ready", "mode": mode, "problems": problems}, status=503
+            )
         return web.json_response({"status": "ready", "mode": mode})
 
     web_app = web.Application()

@@ -63,8 +63,9 @@ class RedactingJsonFormatter(JsonFormatter):
         )
         self.redact = Redactor(secrets)
 
-    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
-                   message_dict: dict[str, Any]) -> None:
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
         super().add_fields(log_data, record, message_dict)
         for key, value in current_ids().items():
             log_data.setdefault(key, value)

@@ -55,19 +55,22 @@ class Signed:
         return self.timestamp + WINDOW_SECONDS
 
 
-def check_signature(verifier: SignatureVerifier, headers: Mapping[str, str],
-                    body: bytes) -> Signed | Refusal:
+def check_signature(
+    verifier: SignatureVerifier, headers: Mapping[str, str], body: bytes
+) -> Signed | Refusal:
     """The raw request against Slack's signing recipe (design: slack-platform.md §6)."""
     timestamp = headers.get("X-Slack-Request-Timestamp")
     signature = headers.get("X-Slack-Signature")
     if not timestamp or not signature:
         return Refusal(401, "unsigned", "missing X-Slack-Signature or X-Slack-Request-Timestamp")
     if not _TIMESTAMP.fullmatch(timestamp):
-        return Refusal(400, "bad-timestamp",
-                       "X-Slack-Request-Timestamp must be Unix seconds (digits only)")
+        return Refusal(
+            400, "bad-timestamp", "X-Slack-Request-Timestamp must be Unix seconds (digits only)"
+        )
     if not _SIGNATURE.fullmatch(signature):
-        return Refusal(400, "bad-signature-header",
-                       "X-Slack-Signature must be v0= followed by 64 hex digits")
+        return Refusal(
+            400, "bad-signature-header", "X-Slack-Signature must be v0= followed by 64 hex digits"
+        )
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -81,8 +84,9 @@ def new_verifier(signing_secret: str, clock: Clock | None = None) -> SignatureVe
     return SignatureVerifier(signing_secret, clock=clock or Clock())
 
 
-def parse_request(signed: Signed, headers: Mapping[str, str],
-                  query: str) -> AsyncBoltRequest | Refusal:
+def parse_request(
+    signed: Signed, headers: Mapping[str, str], query: str
+) -> AsyncBoltRequest | Refusal:
     """Bolt's request for a verified body, or why its body is not one Slack would send."""
     if not signed.text.strip():
         return Refusal(400, "empty-body", f"the body is empty; expected {ACCEPTED_BODIES}")
@@ -94,8 +98,12 @@ def parse_request(signed: Signed, headers: Mapping[str, str],
         return Refusal(400, "malformed-body", f"the body is not {ACCEPTED_BODIES}")
     if not isinstance(request.body, dict):
         return Refusal(400, "malformed-body", f"the body is not {ACCEPTED_BODIES}")
-    if (not request.body and "payload" in signed.text and request.content_type != JSON_TYPE
-            and not signed.text.startswith("{")):
+    if (
+        not request.body
+        and "payload" in signed.text
+        and request.content_type != JSON_TYPE
+        and not signed.text.startswith("{")
+    ):
         # Bolt takes any form that merely contains the word "payload" for an interactivity
         # payload, and a form without that field for an empty body: `/backfill run
         # channels=#payload-team` would reach no listener. Parse such a form as the command it is.
@@ -114,13 +122,38 @@ def parse_request(signed: Signed, headers: Mapping[str, str],
 _ID = (str, type(None))
 # Top-level fields read by Bolt's context and matchers or by our guards, when present.
 _TOP_STRINGS: Final = (
-    "type", "command", "text", "team_id", "user_id", "channel_id", "enterprise_id",
-    "api_app_id", "trigger_id", "response_url", "callback_id", "action_id", "thread_ts",
-    "event_id", "token", "team_domain", "channel_name", "user_name",
+    "type",
+    "command",
+    "text",
+    "team_id",
+    "user_id",
+    "channel_id",
+    "enterprise_id",
+    "api_app_id",
+    "trigger_id",
+    "response_url",
+    "callback_id",
+    "action_id",
+    "thread_ts",
+    "event_id",
+    "token",
+    "team_domain",
+    "channel_name",
+    "user_name",
 )
 _VIEW_STRINGS: Final = (
-    "id", "type", "callback_id", "private_metadata", "hash", "team_id", "app_installed_team_id",
-    "root_view_id", "previous_view_id", "external_id", "bot_id", "app_id",
+    "id",
+    "type",
+    "callback_id",
+    "private_metadata",
+    "hash",
+    "team_id",
+    "app_installed_team_id",
+    "root_view_id",
+    "previous_view_id",
+    "external_id",
+    "bot_id",
+    "app_id",
 )
 _ACTION_STRINGS: Final = ("action_id", "block_id", "type", "value", "action_ts")
 
@@ -141,38 +174,54 @@ def shape_problem(body: dict[str, Any]) -> str | None:
     for name in ("container", "message", "previous_message", "state"):
         if not isinstance(body.get(name), (dict, type(None))):
             return f"`{name}` must be an object"
-    return (_required_by_type(body)
-            or _authorizations(body.get("authorizations"))
-            or _view(body.get("view"))
-            or _actions(body.get("actions"))
-            or _response_urls(body)
-            or _event(body))
+    return (
+        _required_by_type(body)
+        or _authorizations(body.get("authorizations"))
+        or _view(body.get("view"))
+        or _actions(body.get("actions"))
+        or _response_urls(body)
+        or _event(body)
+    )
 
 
 # What Bolt's matchers index without looking first, per payload type (a missing or null one
 # raised inside Bolt's dispatch: a 500).
-_CALLBACK_TYPES: Final = frozenset({
-    "shortcut", "message_action", "interactive_message", "dialog_submission",
-    "dialog_cancellation", "dialog_suggestion", "workflow_step_edit",
-})
+_CALLBACK_TYPES: Final = frozenset(
+    {
+        "shortcut",
+        "message_action",
+        "interactive_message",
+        "dialog_submission",
+        "dialog_cancellation",
+        "dialog_suggestion",
+        "workflow_step_edit",
+    }
+)
 
 
 def _required_by_type(body: dict[str, Any]) -> str | None:
     kind = body.get("type")
     # Slack sends both with every slash command; listeners answer on the response_url.
     if isinstance(body.get("command"), str) and (
-            not isinstance(body.get("user_id"), str) or "response_url" not in body):
+        not isinstance(body.get("user_id"), str) or "response_url" not in body
+    ):
         return "a slash command needs a user_id and a response_url"
     if kind == "block_actions":
         actions = body.get("actions")
-        if not isinstance(actions, list) or not actions or not all(
+        if (
+            not isinstance(actions, list)
+            or not actions
+            or not all(
                 isinstance(action, dict) and isinstance(action.get("action_id"), str)
-                for action in actions):
+                for action in actions
+            )
+        ):
             return "a block_actions payload needs a non-empty `actions` list with action_ids"
     elif kind in ("view_submission", "view_closed"):
         view = body.get("view")
         if not isinstance(view, dict) or not all(
-                isinstance(view.get(key), str) for key in ("type", "callback_id")):
+            isinstance(view.get(key), str) for key in ("type", "callback_id")
+        ):
             return f"a {kind} payload needs a `view` object with a string type and callback_id"
     elif kind == "block_suggestion":
         if not isinstance(body.get("action_id"), str):
@@ -258,8 +307,10 @@ def _response_urls(body: dict[str, Any]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, list) or not all(
-        isinstance(entry, dict) and isinstance(entry.get("response_url"), str)
-        and _URL.fullmatch(entry["response_url"]) for entry in value
+        isinstance(entry, dict)
+        and isinstance(entry.get("response_url"), str)
+        and _URL.fullmatch(entry["response_url"])
+        for entry in value
     ):
         return "`response_urls` must be a list of objects with an http(s) response_url"
     return None
@@ -274,8 +325,18 @@ def _event(body: dict[str, Any]) -> str | None:
     for key in ("user", "channel", "item", "message", "previous_message"):
         if not isinstance(event.get(key), (str, dict, type(None))):
             return f"`event.{key}` must be an object or an id"
-    for key in ("tab", "subtype", "channel_type", "text", "ts", "event_ts", "thread_ts",
-                "team", "user_team", "bot_id"):
+    for key in (
+        "tab",
+        "subtype",
+        "channel_type",
+        "text",
+        "ts",
+        "event_ts",
+        "thread_ts",
+        "team",
+        "user_team",
+        "bot_id",
+    ):
         if not isinstance(event.get(key), _ID):
             return f"`event.{key}` must be a string"
     for key in ("message", "previous_message"):

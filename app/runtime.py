@@ -48,7 +48,7 @@ async def identify_workspace(client: AsyncWebClient) -> tuple[str, str]:
     except SlackApiError as exc:
         error = exc.response.get("error", "unknown_error")
         raise StartupError(f"Slack refused SLACK_BOT_TOKEN at auth.test ({error})") from None
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise StartupError(
             f"cannot reach the Slack Web API at SLACK_API_URL ({type(exc).__name__})"
         ) from None
@@ -65,7 +65,7 @@ async def migrate_database(settings: Settings) -> None:
     """Bring the schema up to date; any driver error becomes one line (the URL may hold a password)."""
     try:
         await migrate(settings.database_url)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log.debug("migration failed", exc_info=exc)
         raise StartupError(
             f"cannot migrate the database at DATABASE_URL ({type(exc).__name__}: check that it is "
@@ -133,21 +133,31 @@ async def running_app(
         async with sessions() as session, session.begin():
             await ensure_workspace(session, team_id, team_name)
 
-        deps = await start_services(settings, stack, sessions=sessions, vectors=vectors,
-                                    client=client, team_id=team_id,
-                                    rate_minute_seconds=rate_minute_seconds)
+        deps = await start_services(
+            settings,
+            stack,
+            sessions=sessions,
+            vectors=vectors,
+            client=client,
+            team_id=team_id,
+            rate_minute_seconds=rate_minute_seconds,
+        )
         bolt = build_bolt_app(settings, client, deps)
         mode = "socket" if settings.socket_mode else "http"
         readiness = Readiness(engine, vectors, socket_mode=settings.socket_mode)
-        web_app = build_web_app(None if settings.socket_mode else bolt, mode=mode,
-                                front=slack_front(settings, stack), readiness=readiness)
+        web_app = build_web_app(
+            None if settings.socket_mode else bolt,
+            mode=mode,
+            front=slack_front(settings, stack),
+            readiness=readiness,
+        )
         runner = await start_http(web_app, settings.port)
         # LIFO: stop taking requests first, then let replies already in flight finish.
         stack.push_async_callback(drain_listener_work)
         stack.push_async_callback(runner.cleanup)
         if settings.socket_mode:
             socket = CountedSocketModeHandler(bolt, settings.slack_app_token, web_client=client)
-            await socket.connect_async()
+            await socket.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it untyped
             stack.push_async_callback(socket.close_async)
             readiness.socket_connected = socket.client.is_connected
         port = bound_port(runner, settings.port)

@@ -32,19 +32,30 @@ log = logging.getLogger(__name__)
 SCHEDULE_SYNC_SECONDS = 60
 
 
-def build_engine(settings: Settings, sessions: async_sessionmaker[AsyncSession],
-                 vectors: VectorStore, *, rate_minute_seconds: float = 60.0) -> BackfillEngine:
+def build_engine(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    vectors: VectorStore,
+    *,
+    rate_minute_seconds: float = 60.0,
+) -> BackfillEngine:
     """`rate_minute_seconds` shortens Slack's rate-limit minute, only ever for the demo against
     fakeslack's time compression; against Slack it is always 60."""
     assert settings.slack_bot_token is not None
     profile = profile_for(settings.slack_rate_profile)
     if rate_minute_seconds != 60.0:
         profile = profile.scaled(rate_minute_seconds)
-    gateway = SlackGateway(settings.slack_bot_token, base_url=settings.slack_api_url,
-                           profile=profile, yield_to=requests_first)
+    gateway = SlackGateway(
+        settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        profile=profile,
+        yield_to=requests_first,
+    )
     config = EngineConfig(
-        include_bots=settings.include_bots, min_text_chars=settings.min_text_chars,
-        thread_lookback_days=settings.thread_lookback_days, auto_join=settings.auto_join,
+        include_bots=settings.include_bots,
+        min_text_chars=settings.min_text_chars,
+        thread_lookback_days=settings.thread_lookback_days,
+        auto_join=settings.auto_join,
     )
     return BackfillEngine(gateway, sessions, vectors, config, yield_to=requests_first)
 
@@ -56,8 +67,14 @@ async def requests_first() -> None:
 
 
 async def start_services(
-    settings: Settings, stack: AsyncExitStack, *, sessions: async_sessionmaker[AsyncSession],
-    vectors: VectorStore, client: AsyncWebClient, team_id: str, rate_minute_seconds: float = 60.0,
+    settings: Settings,
+    stack: AsyncExitStack,
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    vectors: VectorStore,
+    client: AsyncWebClient,
+    team_id: str,
+    rate_minute_seconds: float = 60.0,
 ) -> Deps:
     """Start APScheduler, the run service and the Home publisher; return the listeners' deps."""
     scheduler = AsyncIOScheduler(timezone=UTC)
@@ -69,14 +86,22 @@ async def start_services(
     schedules = ScheduleService(sessions, scheduler, on_fire)
     people = PeopleDirectory()  # listeners and DMs share one users.info cache
     runs = RunService(
-        sessions=sessions, engine=build_engine(settings, sessions, vectors,
-                                                 rate_minute_seconds=rate_minute_seconds),
-        notifier=Notifier(client, people=people), schedules=schedules,
-        run_concurrency=settings.run_concurrency, run_retries=settings.run_retries,
+        sessions=sessions,
+        engine=build_engine(settings, sessions, vectors, rate_minute_seconds=rate_minute_seconds),
+        notifier=Notifier(client, people=people),
+        schedules=schedules,
+        run_concurrency=settings.run_concurrency,
+        run_retries=settings.run_retries,
     )
     home = HomePublisher()
-    deps = Deps(team_id=team_id, schedules=schedules, runs=runs, home=home,
-                members_can_run=settings.members_can_run, people=people)
+    deps = Deps(
+        team_id=team_id,
+        schedules=schedules,
+        runs=runs,
+        home=home,
+        members_can_run=settings.members_can_run,
+        people=people,
+    )
 
     def on_run_event(event: RunEvent) -> None:
         if event.workspace_id == team_id:
@@ -86,8 +111,14 @@ async def start_services(
     scheduler.start()
     stack.push_async_callback(schedules.close)  # stops APScheduler, lets fires in flight end
     await schedules.load_all()
-    scheduler.add_job(schedules.sync, "interval", seconds=SCHEDULE_SYNC_SECONDS,
-                      id="schedules:sync", replace_existing=True, coalesce=True)
+    scheduler.add_job(
+        schedules.sync,
+        "interval",
+        seconds=SCHEDULE_SYNC_SECONDS,
+        id="schedules:sync",
+        replace_existing=True,
+        coalesce=True,
+    )
     await runs.start()
     # Runs stop first (at a page boundary, left resumable), then the Home refresher.
     stack.push_async_callback(home.close)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
 from dotenv import dotenv_values
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from app.logs import LOG_FORMATS
@@ -104,8 +104,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
-    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token", "chroma_url",
-                     mode="before")
+    @field_validator(
+        "slack_bot_token", "slack_signing_secret", "slack_app_token", "chroma_url", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         # `SLACK_APP_TOKEN=` in a .env means "not set", not "an empty token".
@@ -254,8 +255,9 @@ def _read_secret_file(setting: str, path: str) -> str:
         return Path(path).expanduser().read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "is not UTF-8 text"
-        raise SettingsError(setting, f"names a file that cannot be read ({reason.lower()})",
-                            path) from None
+        raise SettingsError(
+            setting, f"names a file that cannot be read ({reason.lower()})", path
+        ) from None
 
 
 def load_settings(
@@ -265,12 +267,12 @@ def load_settings(
     dotenv: Mapping[str, str | None] = (
         dotenv_values(env_file) if env_file is not None and Path(env_file).is_file() else {}
     )
-    from_files = _from_files([os.environ if environ is None else environ, dotenv])
+    from_files: dict[str, Any] = _from_files([os.environ if environ is None else environ, dotenv])
     try:
         if environ is None:
             return Settings(_env_file=env_file, **from_files)  # type: ignore[call-arg]
         known = {name.lower() for name in ACCEPTED}
-        values = {k.lower(): v for k, v in environ.items() if k.lower() in known}
+        values: dict[str, Any] = {k.lower(): v for k, v in environ.items() if k.lower() in known}
         values |= from_files
         return _MappingSettings(_env_file=env_file, **values)  # type: ignore[call-arg]
     except ValidationError as exc:

@@ -27,8 +27,13 @@ def _text_of(obj: Any) -> str:
 def _wrap(text: str, indent: str = "") -> list[str]:
     lines: list[str] = []
     for raw in text.splitlines() or [""]:
-        lines += textwrap.wrap(raw, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
-                               replace_whitespace=False) or [indent]
+        lines += textwrap.wrap(
+            raw,
+            WIDTH,
+            initial_indent=indent,
+            subsequent_indent=indent + "  ",
+            replace_whitespace=False,
+        ) or [indent]
     return lines
 
 
@@ -65,7 +70,9 @@ def render_blocks(blocks: list[dict[str, Any]]) -> str:
         elif kind == "actions":
             lines.append("  ".join(_element_text(e) for e in block.get("elements", [])))
         elif kind == "input":
-            lines.append(f"{_text_of(block.get('label'))}: {_element_text(block.get('element', {}))}")
+            lines.append(
+                f"{_text_of(block.get('label'))}: {_element_text(block.get('element', {}))}"
+            )
         elif kind == "rich_text":
             lines.append("(rich text)")
     return "\n".join(lines)

@@ -26,15 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.migrate import migrate  # noqa: E402
-from db.records import MessageRecord  # noqa: E402
-from db.session import create_engine, make_sessionmaker  # noqa: E402
-from db.vectors import ChromaVectorStore, SearchHit, VectorStore  # noqa: E402
-from scheduler.backfill.engine import BackfillEngine, EngineConfig  # noqa: E402
-from scheduler.backfill.gateway import SlackGateway  # noqa: E402
-from scheduler.backfill.profiles import RateProfile  # noqa: E402
+from db.migrate import migrate
+from db.records import MessageRecord
+from db.session import create_engine, make_sessionmaker
+from db.vectors import ChromaVectorStore, SearchHit, VectorStore
+from scheduler.backfill.engine import BackfillEngine, EngineConfig
+from scheduler.backfill.gateway import SlackGateway
+from scheduler.backfill.profiles import RateProfile
 
 NOW = 1_750_000_000.0
 
@@ -59,10 +59,25 @@ async def fakeslack_process(
 ) -> AsyncIterator[FakeSlackInfo]:
     """`python -m fakeslack …` in its own process; yields once it listens, stops it on exit."""
     args = [
-        sys.executable, "-m", "fakeslack",
-        "--seed", str(seed), "--messages", str(messages), "--channels", str(channels),
-        "--users", str(users), "--days", str(days), "--now", repr(NOW),
-        "--time-compression", str(time_compression), "--log-level", "WARNING",
+        sys.executable,
+        "-m",
+        "fakeslack",
+        "--seed",
+        str(seed),
+        "--messages",
+        str(messages),
+        "--channels",
+        str(channels),
+        "--users",
+        str(users),
+        "--days",
+        str(days),
+        "--now",
+        repr(NOW),
+        "--time-compression",
+        str(time_compression),
+        "--log-level",
+        "WARNING",
     ]
     if not rate_limits:
         args.append("--no-rate-limits")
@@ -85,7 +100,7 @@ async def fakeslack_process(
             proc.terminate()
             try:
                 await asyncio.wait_for(proc.wait(), timeout=30)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.kill()
                 await proc.wait()
 

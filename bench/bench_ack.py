@@ -32,13 +32,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-import aiohttp  # noqa: E402
+import aiohttp
 
 TIME_COMPRESSION = 60.0  # fakeslack's rate-limit minute lasts one second; the app paces to match
 
@@ -98,8 +98,13 @@ class _OneRequest(asyncio.Protocol):
 
 
 def raw_request(host: str, port: int, path: str, body: str, headers: dict[str, str]) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close",
-             f"Content-Length: {len(body.encode())}", *(f"{k}: {v}" for k, v in headers.items())]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Connection: close",
+        f"Content-Length: {len(body.encode())}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
 
 
@@ -117,9 +122,13 @@ async def client_burst(spec: dict[str, Any]) -> dict[str, Any]:
     requests = []
     for i in range(spec["n"]):
         body = slash_command_body(
-            spec.get("text", "status"), team_id=spec["team_id"], user_id=spec["user_id"],
+            spec.get("text", "status"),
+            team_id=spec["team_id"],
+            user_id=spec["user_id"],
             response_url=f"{spec['fake_url']}/_fake/response_url/bench{spec['round']}x{i}",
-            trigger_id=f"1.2.bench{i}", channel_id="C0BENCH")
+            trigger_id=f"1.2.bench{i}",
+            channel_id="C0BENCH",
+        )
         requests.append(raw_request(host, port, url.path, body, form_headers(body, spec["secret"])))
     conns = []
     for _ in requests:
@@ -136,8 +145,11 @@ async def client_burst(spec: dict[str, Any]) -> dict[str, Any]:
             if proto.transport is not None:
                 proto.transport.close()
     wall_ms = (time.perf_counter() - wall) * 1000
-    return {"latencies": [r[0] for r in results], "statuses": [r[1] for r in results],
-            "wall_ms": wall_ms}
+    return {
+        "latencies": [r[0] for r in results],
+        "statuses": [r[1] for r in results],
+        "wall_ms": wall_ms,
+    }
 
 
 def client_main() -> int:
@@ -148,9 +160,14 @@ def client_main() -> int:
 
 async def burst(spec: dict[str, Any]) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(Path(__file__).resolve()), "--client",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=str(ROOT),
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--client",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=str(ROOT),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     out, _ = await proc.communicate((json.dumps(spec) + "\n").encode())
     if proc.returncode != 0 or not out:
         raise RuntimeError("the load client failed")
@@ -160,14 +177,32 @@ async def burst(spec: dict[str, Any]) -> dict[str, Any]:
 # --- fakeslack (its own process) -----------------------------------------------------------------------
 
 
-async def start_fakeslack(args: argparse.Namespace) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
+async def start_fakeslack(
+    args: argparse.Namespace,
+) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fakeslack", "--seed", str(args.seed),
-        "--messages", str(args.messages), "--channels", str(args.channels),
-        "--users", str(args.users), "--days", str(args.days),
-        "--time-compression", str(TIME_COMPRESSION), "--log-level", "WARNING",
-        cwd=str(ROOT), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        sys.executable,
+        "-m",
+        "fakeslack",
+        "--seed",
+        str(args.seed),
+        "--messages",
+        str(args.messages),
+        "--channels",
+        str(args.channels),
+        "--users",
+        str(args.users),
+        "--days",
+        str(args.days),
+        "--time-compression",
+        str(TIME_COMPRESSION),
+        "--log-level",
+        "WARNING",
+        cwd=str(ROOT),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), timeout=600)
     if not line:
@@ -176,10 +211,14 @@ async def start_fakeslack(args: argparse.Namespace) -> tuple[asyncio.subprocess.
 
 
 async def primary_owner(info: dict[str, Any]) -> str:
-    async with aiohttp.ClientSession() as http, http.post(
-        f"{info['url']}users.list", data={"limit": "1000"},
-        headers={"Authorization": f"Bearer {info['bot_token']}"},
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{info['url']}users.list",
+            data={"limit": "1000"},
+            headers={"Authorization": f"Bearer {info['bot_token']}"},
+        ) as resp,
+    ):
         data = await resp.json()
     return str(next(u["id"] for u in data["members"] if u.get("is_primary_owner")))
 
@@ -197,7 +236,7 @@ class LoopLag:
             await asyncio.sleep(0.005)
             self.lags.append((time.perf_counter() - t0 - 0.005) * 1000)
 
-    def __enter__(self) -> LoopLag:
+    def __enter__(self) -> Self:
         self._task = asyncio.get_running_loop().create_task(self._sample())
         return self
 
@@ -235,7 +274,8 @@ def figures(prefix: str, bursts: list[dict[str, Any]]) -> dict[str, Any]:
         f"{prefix}_ack_max_ms": max(lat),
         f"{prefix}_worst_burst_p99_ms": max(percentile(b["latencies"], 99) for b in bursts),
         f"{prefix}_each_burst_p99_ms": " ".join(
-            f"{percentile(b['latencies'], 99):.1f}" for b in bursts),
+            f"{percentile(b['latencies'], 99):.1f}" for b in bursts
+        ),
     }
 
 
@@ -265,14 +305,19 @@ async def floor_bursts(spec: dict[str, Any], rounds: int) -> list[dict[str, Any]
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        return [await burst({**spec, "url": f"http://127.0.0.1:{port}/slack/events",
-                             "round": f"floor{i}"}) for i in range(rounds)]
+        return [
+            await burst(
+                {**spec, "url": f"http://127.0.0.1:{port}/slack/events", "round": f"floor{i}"}
+            )
+            for i in range(rounds)
+        ]
     finally:
         await runner.cleanup()
 
 
-async def bursts_every(spec: dict[str, Any], rounds: int, label: str,
-                       pause: float) -> list[dict[str, Any]]:
+async def bursts_every(
+    spec: dict[str, Any], rounds: int, label: str, pause: float
+) -> list[dict[str, Any]]:
     results = []
     for i in range(rounds):
         results.append(await burst({**spec, "round": f"{label}{i}"}))
@@ -288,18 +333,29 @@ async def run(args: argparse.Namespace) -> int:
     fake_url = info["url"].removesuffix("/").removesuffix("/api")
     workdir = Path(tempfile.mkdtemp(prefix="bench-ack-"))
     try:
-        settings = load_settings({
-            "SLACK_BOT_TOKEN": info["bot_token"], "SLACK_SIGNING_SECRET": info["signing_secret"],
-            "SLACK_API_URL": info["url"], "PORT": str(free_port()),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'backfill.db'}",
-            "CHROMA_PATH": str(workdir / "chroma"), "EMBEDDING": "hashing",
-            "LOG_LEVEL": "WARNING",
-        }, env_file=None)
+        settings = load_settings(
+            {
+                "SLACK_BOT_TOKEN": info["bot_token"],
+                "SLACK_SIGNING_SECRET": info["signing_secret"],
+                "SLACK_API_URL": info["url"],
+                "PORT": str(free_port()),
+                "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'backfill.db'}",
+                "CHROMA_PATH": str(workdir / "chroma"),
+                "EMBEDDING": "hashing",
+                "LOG_LEVEL": "WARNING",
+            },
+            env_file=None,
+        )
         admin = await primary_owner(info)
         async with running_app(settings, rate_minute_seconds=60.0 / TIME_COMPRESSION) as rt:
-            spec = {"url": f"http://127.0.0.1:{rt.port}/slack/events", "secret": info["signing_secret"],
-                    "team_id": info["team_id"], "user_id": admin, "fake_url": fake_url,
-                    "n": args.requests}
+            spec = {
+                "url": f"http://127.0.0.1:{rt.port}/slack/events",
+                "secret": info["signing_secret"],
+                "team_id": info["team_id"],
+                "user_id": admin,
+                "fake_url": fake_url,
+                "n": args.requests,
+            }
             floor = figures("floor", await floor_bursts(spec, args.bursts))
             # The admin check's users.info answer is cached for a minute: warm it, as any
             # admin who typed a command in the last minute has.
@@ -331,19 +387,29 @@ async def run(args: argparse.Namespace) -> int:
             load["run_alone_loop_lag_p99_ms"] = percentile(alone or [0.0], 99)
             load["run_alone_loop_lag_max_ms"] = max(alone or [0.0])
 
-            show({"workspace_messages": args.messages, "run_days": args.days,
-                  "requests_per_burst": args.requests})
+            show(
+                {
+                    "workspace_messages": args.messages,
+                    "run_days": args.days,
+                    "requests_per_burst": args.requests,
+                }
+            )
             show(floor)
             show(base)
             show(load)
-            show({
-                "run_going_through_bursts": "yes" if current is not None else "no",
-                "run_messages_stored_at_first_burst": before.messages_stored if before else 0,
-                "run_messages_stored_after_last_burst": after.messages_stored if after else 0,
-                "p99_ratio_idle_vs_floor": base["idle_ack_p99_ms"] / floor["floor_ack_p99_ms"],
-                "p99_ratio_run_vs_idle": load["during_run_ack_p99_ms"] / base["idle_ack_p99_ms"],
-                "target_p99_under_100ms": "met" if load["during_run_ack_p99_ms"] < 100 else "missed",
-            })
+            show(
+                {
+                    "run_going_through_bursts": "yes" if current is not None else "no",
+                    "run_messages_stored_at_first_burst": before.messages_stored if before else 0,
+                    "run_messages_stored_after_last_burst": after.messages_stored if after else 0,
+                    "p99_ratio_idle_vs_floor": base["idle_ack_p99_ms"] / floor["floor_ack_p99_ms"],
+                    "p99_ratio_run_vs_idle": load["during_run_ack_p99_ms"]
+                    / base["idle_ack_p99_ms"],
+                    "target_p99_under_100ms": "met"
+                    if load["during_run_ack_p99_ms"] < 100
+                    else "missed",
+                }
+            )
             if current is not None:
                 await runs.cancel(rt.team_id, admin, is_admin=True)
                 await runs.wait_idle(120)

@@ -57,9 +57,12 @@ UNTHROTTLED = INTERNAL.scaled(0.001)  # pacing effectively off
 
 
 async def ours() -> tuple[int, float, list[int], list[MessageRecord], dict[str, int]]:
-    async with fakeslack_process(
-        seed=SEED, messages=MESSAGES, channels=CHANNELS, users=USERS, days=DAYS
-    ) as info, stores() as s:
+    async with (
+        fakeslack_process(
+            seed=SEED, messages=MESSAGES, channels=CHANNELS, users=USERS, days=DAYS
+        ) as info,
+        stores() as s,
+    ):
         recording = RecordingVectorStore(s.vectors)
         engine = make_engine(info, s, UNTHROTTLED, vectors=recording)
         started = time.perf_counter()
@@ -72,8 +75,14 @@ async def ours() -> tuple[int, float, list[int], list[MessageRecord], dict[str, 
             rows = (await session.execute(select(t).order_by(literal_column("rowid")))).all()
         records = [
             MessageRecord(
-                r.workspace_id, r.channel_id, r.channel_name, r.ts, r.thread_ts,
-                r.user_id, r.user_name, r.text,
+                r.workspace_id,
+                r.channel_id,
+                r.channel_name,
+                r.ts,
+                r.thread_ts,
+                r.user_id,
+                r.user_name,
+                r.text,
             )
             for r in rows
         ]
@@ -99,9 +108,12 @@ async def chroma_ceiling(records: list[MessageRecord], sizes: list[int]) -> floa
 
 async def baseline() -> tuple[int, float]:
     """The seed-style naive loop (see the module docstring)."""
-    async with fakeslack_process(
-        seed=SEED, messages=BASELINE_MESSAGES, channels=CHANNELS, users=USERS, days=DAYS
-    ) as info, stores() as s:
+    async with (
+        fakeslack_process(
+            seed=SEED, messages=BASELINE_MESSAGES, channels=CHANNELS, users=USERS, days=DAYS
+        ) as info,
+        stores() as s,
+    ):
         started = time.perf_counter()
         written = await _naive_loop(info, s)
         elapsed = time.perf_counter() - started
@@ -170,15 +182,26 @@ async def _naive_loop(info: FakeSlackInfo, s: Any) -> int:
                     continue
                 user_id, user_name = author_of(message, names)
                 record = MessageRecord(
-                    info.team_id, channel["id"], channel["name"], message["ts"], thread,
-                    user_id, user_name, render_mentions(message.get("text") or "", names),
+                    info.team_id,
+                    channel["id"],
+                    channel["name"],
+                    message["ts"],
+                    thread,
+                    user_id,
+                    user_name,
+                    render_mentions(message.get("text") or "", names),
                 )
                 await session.execute(
                     Message.__table__.insert().values(
-                        workspace_id=record.workspace_id, channel_id=record.channel_id,
-                        channel_name=record.channel_name, ts=record.ts,
-                        thread_ts=record.thread_ts, user_id=record.user_id,
-                        user_name=record.user_name, text=record.text, stored_at=utcnow(),
+                        workspace_id=record.workspace_id,
+                        channel_id=record.channel_id,
+                        channel_name=record.channel_name,
+                        ts=record.ts,
+                        thread_ts=record.thread_ts,
+                        user_id=record.user_id,
+                        user_name=record.user_name,
+                        text=record.text,
+                        stored_at=utcnow(),
                     )
                 )
                 await s.vectors.upsert([record])

@@ -21,9 +21,10 @@ SMALL, LARGE = 50_000, 500_000
 
 
 async def peak_for(messages: int) -> tuple[int, float, int]:
-    async with fakeslack_process(
-        seed=2, messages=messages, channels=8, users=60, days=30
-    ) as info, stores(chroma=False) as s:
+    async with (
+        fakeslack_process(seed=2, messages=messages, channels=8, users=60, days=30) as info,
+        stores(chroma=False) as s,
+    ):
         counting = CountingVectorStore()
         engine = make_engine(info, s, INTERNAL.scaled(0.001), vectors=counting)
         tracemalloc.start()

@@ -26,10 +26,18 @@ COMPRESSION = 5.0
 
 async def main() -> None:
     profile = INTERNAL.scaled(60.0 / COMPRESSION)
-    async with fakeslack_process(
-        seed=3, messages=8000, channels=10, users=40, days=30,
-        rate_limits=True, time_compression=COMPRESSION,
-    ) as info, stores() as s:
+    async with (
+        fakeslack_process(
+            seed=3,
+            messages=8000,
+            channels=10,
+            users=40,
+            days=30,
+            rate_limits=True,
+            time_compression=COMPRESSION,
+        ) as info,
+        stores() as s,
+    ):
         engine = make_engine(info, s, profile)
         started = time.perf_counter()
         result = await engine.run(RunRequest(info.team_id, 1, days=14, now=NOW))
@@ -37,7 +45,8 @@ async def main() -> None:
         assert result.error is None, result
         counters = await fake_get(info, "counters")
     floor = max(
-        n / (profile.rate(method) / profile.seconds_per_minute) for method, n in result.calls.items()
+        n / (profile.rate(method) / profile.seconds_per_minute)
+        for method, n in result.calls.items()
     )
     print(f"compression: {COMPRESSION:g}")
     print(f"messages_stored: {result.messages_written}")

@@ -58,8 +58,9 @@ def channels_not_found_reply(
     if usage_line:
         notes.append(f"`{mrkdwn_text(one_line(usage_line).replace('`', chr(39)), 300)}`")
     blocks: list[Block] = [
-        section(f":warning: No channel found for {_listed_mrkdwn(unknown)}. "
-                f"{mrkdwn_text(outcome, 200)}"),
+        section(
+            f":warning: No channel found for {_listed_mrkdwn(unknown)}. {mrkdwn_text(outcome, 200)}"
+        ),
         context(*notes),
     ]
     plain = f"No channel found for {_listed_plain(unknown)}. {outcome}\n{accepted}"

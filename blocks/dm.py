@@ -194,9 +194,7 @@ def run_progress_blocks(
         blocks.append(
             ActionsBlock(
                 block_id=ids.DM_RUN_ACTIONS_BLOCK,
-                elements=[
-                    cancel_run_button(ids.DM_CANCEL_RUN, progress.job_run_id)
-                ],
+                elements=[cancel_run_button(ids.DM_CANCEL_RUN, progress.job_run_id)],
             )
         )
     return _dicts(blocks)

@@ -235,9 +235,7 @@ def _run_blocks(
         blocks.append(
             ActionsBlock(
                 block_id=ids.HOME_RUN_ACTIONS_BLOCK,
-                elements=[
-                    cancel_run_button(ids.HOME_CANCEL_RUN, running.job_run_id)
-                ],
+                elements=[cancel_run_button(ids.HOME_CANCEL_RUN, running.job_run_id)],
             )
         )
     return blocks

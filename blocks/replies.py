@@ -128,9 +128,7 @@ def invalid_schedule_reply(message: str) -> Reply:
 
 def unknown_channels_reply(names: Sequence[str], usage_line: str) -> Reply:
     """Channel names the handler could not resolve (or the bot cannot see)."""
-    shown = join_limited(
-        [channel_label(None, n, 80) for n in names], max_chars=1200, max_items=30
-    )
+    shown = join_limited([channel_label(None, n, 80) for n in names], max_chars=1200, max_items=30)
     message_plain = f"No channel found for {shown}. Nothing was changed."
     blocks: list[Block] = [
         section(f":warning: No channel found for {shown}. Nothing was changed."),
@@ -159,8 +157,10 @@ def admin_only_reply(action: str = "change the schedule") -> Reply:
 def members_cannot_run_reply() -> Reply:
     """A manual run refused: to members while `MEMBERS_CAN_RUN=false`, and always to guests (a
     guest reads a few channels; a run reads them all)."""
-    text = ("Only workspace admins can start a backfill in this workspace (and full members, "
-            "when the app allows them). Nothing was changed.")
+    text = (
+        "Only workspace admins can start a backfill in this workspace (and full members, "
+        "when the app allows them). Nothing was changed."
+    )
     return _simple(":lock:", text, text)
 
 
@@ -218,8 +218,10 @@ def wrong_workspace_reply() -> Reply:
 def no_workspace_reply() -> Reply:
     """A request that names no workspace at all (an org-wide install's payload without a team):
     refused, nothing changed."""
-    text = ("Slack did not say which workspace this request is for, so the app cannot act on "
-            "it. Nothing was changed.")
+    text = (
+        "Slack did not say which workspace this request is for, so the app cannot act on "
+        "it. Nothing was changed."
+    )
     return _simple(":no_entry:", text, text, "Use `/backfill` from inside the workspace it serves.")
 
 
@@ -237,7 +239,9 @@ def not_a_member_reply(standing: str) -> Reply:
     reason = NOT_A_MEMBER_REASONS.get(standing, NOT_A_MEMBER_REASONS["unknown"])
     text = f"{reason}, so it cannot act in this workspace. Nothing was changed."
     return _simple(
-        ":no_entry:", text, text,
+        ":no_entry:",
+        text,
+        text,
         "The app serves the members of this workspace; a workspace admin can help if this is "
         "wrong.",
     )
@@ -288,8 +292,9 @@ def run_started_reply(
     if channels:
         labels = [channel_label(c.id, c.name) for c in channels]
         scope = join_limited(labels, max_chars=1500, max_items=40)
-        scope_plain = join_limited([channel_plain(c.id, c.name) for c in channels],
-                                   max_chars=500, max_items=40)
+        scope_plain = join_limited(
+            [channel_plain(c.id, c.name) for c in channels], max_chars=500, max_items=40
+        )
     else:
         scope = scope_plain = "all channels"
     mrkdwn = f"Run #{job_run_id} started: backfilling the last {plural(days, 'day')} of {scope}."

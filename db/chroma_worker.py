@@ -55,8 +55,9 @@ class ChromaWorker:
     (`HttpClient`). Collections are cached by name; a collection deleted meanwhile (by another
     process, or `delete`) is forgotten and, for writes, recreated once."""
 
-    def __init__(self, path: str | None, target: tuple[str, int, bool] | None,
-                 embedding: str) -> None:
+    def __init__(
+        self, path: str | None, target: tuple[str, int, bool] | None, embedding: str
+    ) -> None:
         self._embedding: EmbeddingFunction[Documents] = embedding_function(embedding)
         self._client = _connect(path, target)
         self._collections: dict[str, Collection] = {}
@@ -70,13 +71,15 @@ class ChromaWorker:
             return cached
         if create:
             collection = self._client.get_or_create_collection(
-                name, configuration={"hnsw": HNSW_CONFIG},  # type: ignore[arg-type]
+                name,
+                configuration={"hnsw": HNSW_CONFIG},  # type: ignore[arg-type]
                 embedding_function=self._embedding,  # type: ignore[arg-type]
             )
         else:
             try:
                 collection = self._client.get_collection(
-                    name, embedding_function=self._embedding,  # type: ignore[arg-type]
+                    name,
+                    embedding_function=self._embedding,  # type: ignore[arg-type]
                 )
             except NotFoundError:
                 return None
@@ -92,14 +95,14 @@ class ChromaWorker:
         self._collections[name] = collection
         return collection
 
-    def upsert(self, name: str, ids: list[str], documents: list[str],
-               metadatas: list[Metadata]) -> None:
+    def upsert(
+        self, name: str, ids: list[str], documents: list[str], metadatas: list[Metadata]
+    ) -> None:
         for attempt in (1, 2):
             collection = self._collection(name, create=True)
             assert collection is not None
             try:
-                collection.upsert(ids=ids, documents=documents,
-                                  metadatas=metadatas)
+                collection.upsert(ids=ids, documents=documents, metadatas=metadatas)
                 return
             except NotFoundError:
                 self._collections.pop(name, None)  # deleted meanwhile: recreate once
@@ -116,8 +119,9 @@ class ChromaWorker:
             self._collections.pop(name, None)
             return 0
 
-    def search(self, name: str, query: str, limit: int) -> list[tuple[str, str, dict[str, Any],
-                                                                      float]]:
+    def search(
+        self, name: str, query: str, limit: int
+    ) -> list[tuple[str, str, dict[str, Any], float]]:
         """`(id, text, metadata, distance)` of the `limit` nearest documents, closest first."""
         collection = self._collection(name, create=False)
         if collection is None:
@@ -127,7 +131,8 @@ class ChromaWorker:
                 # Asking for more results than documents is fine here; do not warn about it.
                 warnings.simplefilter("ignore", UserWarning)
                 result = collection.query(
-                    query_texts=[query], n_results=limit,
+                    query_texts=[query],
+                    n_results=limit,
                     include=["documents", "metadatas", "distances"],
                 )
         except NotFoundError:
@@ -137,23 +142,26 @@ class ChromaWorker:
         documents = (result["documents"] or [[]])[0]
         metadatas = (result["metadatas"] or [[]])[0]
         distances = (result["distances"] or [[]])[0]
-        return [(doc_id, documents[i] or "", dict(metadatas[i] or {}), float(distances[i]))
-                for i, doc_id in enumerate(ids)]
+        return [
+            (doc_id, documents[i] or "", dict(metadatas[i] or {}), float(distances[i]))
+            for i, doc_id in enumerate(ids)
+        ]
 
     def get(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         collection = self._collection(name, create=False)
         if collection is None:
             return {}
         try:
-            result = collection.get(ids=list(ids),
-                                    include=["documents", "metadatas"])
+            result = collection.get(ids=list(ids), include=["documents", "metadatas"])
         except NotFoundError:
             self._collections.pop(name, None)
             return {}
         documents = result["documents"] or []
         metadatas = result["metadatas"] or []
-        return {doc_id: {"document": documents[i], "metadata": dict(metadatas[i] or {})}
-                for i, doc_id in enumerate(result["ids"])}
+        return {
+            doc_id: {"document": documents[i], "metadata": dict(metadatas[i] or {})}
+            for i, doc_id in enumerate(result["ids"])
+        }
 
     def delete(self, name: str) -> None:
         self._collections.pop(name, None)
@@ -231,8 +239,9 @@ def _portable(exc: BaseException) -> BaseException:
     return ChromaCallError(f"{type(exc).__name__}: {detail}")
 
 
-def worker_main(conn: Connection, path: str | None, target: tuple[str, int, bool] | None,
-                embedding: str) -> None:
+def worker_main(
+    conn: Connection, path: str | None, target: tuple[str, int, bool] | None, embedding: str
+) -> None:
     """The worker process: open the client, answer requests until told to stop or orphaned."""
     _die_with_parent()
     # Ctrl-C reaches the whole process group: the app decides when this process stops.

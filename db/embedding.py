@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from itertools import chain
 from collections.abc import Mapping
+from itertools import chain
 from typing import Any, Final, cast
 
 import numpy as np
@@ -71,8 +71,7 @@ def _word_keys(word: str) -> npt.NDArray[np.uint64]:
         feats = [_feature_key(_WORD, word.encode())]
         for n in _CHAR_NGRAMS:
             feats.extend(
-                _feature_key(_CHARS, marked[i : i + n].encode())
-                for i in range(len(marked) - n + 1)
+                _feature_key(_CHARS, marked[i : i + n].encode()) for i in range(len(marked) - n + 1)
             )
         keys = np.array(feats, dtype=np.uint64)
         if len(_word_cache) >= _CACHE_LIMIT:
@@ -164,7 +163,7 @@ class HashingEmbeddingFunction(EmbeddingFunction[Documents]):
 
     def _embed_pass(self, texts: list[str]) -> npt.NDArray[np.float32]:
         n = len(texts)
-        out = np.zeros(n * self.dim, dtype=np.float64)
+        flat: np.ndarray[Any, Any] = np.zeros(n * self.dim, dtype=np.float64)
         token_lists = [tokenize(text) for text in texts]
         tokens = list(chain.from_iterable(token_lists))
         if tokens:
@@ -176,8 +175,8 @@ class HashingEmbeddingFunction(EmbeddingFunction[Documents]):
             bucket = ((unique & _U(_HASH_MASK)) % _U(self.dim)).astype(np.int64)
             sign = np.where(unique & _U(_SIGN_BIT), -1.0, 1.0)
             weight = sign * _KIND_WEIGHT[kind] * (1.0 + np.log(counts))
-            out = np.bincount(doc * self.dim + bucket, weights=weight, minlength=out.size)
-        out = out.reshape(n, self.dim)
+            flat = np.bincount(doc * self.dim + bucket, weights=weight, minlength=flat.size)
+        out = flat.reshape(n, self.dim)
         norms = np.linalg.norm(out, axis=1)
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
         live = norms > 0

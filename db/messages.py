@@ -106,16 +106,23 @@ def _message_upsert(dialect: str) -> Insert:
     table = Message.__table__
     stmt = _insert_of(dialect)(table)
     excluded = stmt.excluded
-    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
-        index_elements=[table.c.workspace_id, table.c.channel_id, table.c.ts],
-        set_={name: excluded[name] for name in (*_MESSAGE_CONTENT, "stored_at")},
-        # Only a real change touches the row, so an identical re-upsert writes nothing,
-        # keeps stored_at, and is not counted.
-        where=or_(*(table.c[name].is_distinct_from(excluded[name]) for name in _MESSAGE_CONTENT)),
-    ).returning(table.c.channel_id, table.c.ts).execution_options(
-        # As many rows per statement as the drivers' bind-parameter cap allows.
-        insertmanyvalues_page_size=MESSAGE_ROWS_PER_STATEMENT,
+    upsert: Insert = (
+        stmt.on_conflict_do_update(
+            index_elements=[table.c.workspace_id, table.c.channel_id, table.c.ts],
+            set_={name: excluded[name] for name in (*_MESSAGE_CONTENT, "stored_at")},
+            # Only a real change touches the row, so an identical re-upsert writes nothing,
+            # keeps stored_at, and is not counted.
+            where=or_(
+                *(table.c[name].is_distinct_from(excluded[name]) for name in _MESSAGE_CONTENT)
+            ),
+        )
+        .returning(table.c.channel_id, table.c.ts)
+        .execution_options(
+            # As many rows per statement as the drivers' bind-parameter cap allows.
+            insertmanyvalues_page_size=MESSAGE_ROWS_PER_STATEMENT,
+        )
     )
+    return upsert
 
 
 async def upsert_messages(session: AsyncSession, records: Sequence[MessageRecord]) -> int:

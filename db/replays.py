@@ -75,15 +75,17 @@ class SqlReplayLedger:
 
     @classmethod
     def for_url(cls, url: str, clock: Callable[[], float] = time.time) -> SqlReplayLedger:
-        engine = create_engine(url, pool_pre_ping=False, pool_size=2, max_overflow=6,
-                               pool_timeout=5)
+        engine = create_engine(
+            url, pool_pre_ping=False, pool_size=2, max_overflow=6, pool_timeout=5
+        )
         return cls(engine, clock)
 
     async def first_sight(self, signature: str, valid_until: int) -> bool:
         now = self._clock()
         table = _TABLE
         statement = (
-            pg_insert(table).values(signature=signature, valid_until=valid_until)
+            pg_insert(table)
+            .values(signature=signature, valid_until=valid_until)
             .on_conflict_do_nothing(index_elements=[table.c.signature])
             .returning(table.c.signature)
         )
@@ -91,7 +93,8 @@ class SqlReplayLedger:
             # Same statement, so still one round trip: a data-modifying CTE runs even unread.
             self._next_prune = now + PRUNE_EVERY_S
             statement = statement.add_cte(
-                delete(table).where(table.c.valid_until < int(now)).cte("pruned"))
+                delete(table).where(table.c.valid_until < int(now)).cte("pruned")
+            )
         for attempt in (1, 2):
             try:
                 async with self._engine.connect() as conn:

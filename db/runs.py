@@ -216,9 +216,7 @@ async def due_retries(session: AsyncSession, now: datetime) -> list[StoredRun]:
 
 async def has_newer_run(session: AsyncSession, workspace_id: str, job_run_id: int) -> bool:
     """Whether the workspace started another run after this one (a pending retry is then moot)."""
-    stmt = select(_R.job_run_id).where(
-        _R.workspace_id == workspace_id, _R.job_run_id > job_run_id
-    )
+    stmt = select(_R.job_run_id).where(_R.workspace_id == workspace_id, _R.job_run_id > job_run_id)
     return (await session.execute(stmt.limit(1))).first() is not None
 
 
@@ -328,7 +326,9 @@ async def claim_stale(
     interrupted = run.heartbeat_at is None or run.heartbeat_at > RELEASED_HEARTBEAT
     owner_seen = _R.owner.is_(None) if run.owner is None else _R.owner == run.owner
     heartbeat_seen = (
-        _R.heartbeat_at.is_(None) if run.heartbeat_at is None else _R.heartbeat_at == run.heartbeat_at
+        _R.heartbeat_at.is_(None)
+        if run.heartbeat_at is None
+        else _R.heartbeat_at == run.heartbeat_at
     )
     stmt = (
         update(_RUNS)
@@ -381,9 +381,7 @@ async def claim_retry(
 
 async def clear_retry(session: AsyncSession, job_run_id: int) -> None:
     """Drop a pending automatic retry (a newer run made it moot)."""
-    await session.execute(
-        update(_RUNS).where(_R.job_run_id == job_run_id).values(retry_at=None)
-    )
+    await session.execute(update(_RUNS).where(_R.job_run_id == job_run_id).values(retry_at=None))
 
 
 async def end_unowned(

@@ -132,15 +132,14 @@ async def set_active(
     """Pause or resume the schedule and set its `next_run_at`; None when there is none.
     Resuming clears `paused_reason` (why the app paused it, if it did)."""
     values: dict[str, object] = {
-        "is_active": active, "next_run_at": next_run_at, "updated_at": now or utcnow()
+        "is_active": active,
+        "next_run_at": next_run_at,
+        "updated_at": now or utcnow(),
     }
     if active:
         values["paused_reason"] = None
     stmt = (
-        update(_TABLE)
-        .where(_C.workspace_id == workspace_id)
-        .values(**values)
-        .returning(*_TABLE.c)
+        update(_TABLE).where(_C.workspace_id == workspace_id).values(**values).returning(*_TABLE.c)
     )
     row = (await session.execute(stmt)).first()
     return None if row is None else _from_row(row)

@@ -174,8 +174,11 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         orig = getattr(current, "orig", None)
-        todo += [orig if isinstance(orig, BaseException) else None,
-                 current.__cause__, current.__context__]
+        todo += [
+            orig if isinstance(orig, BaseException) else None,
+            current.__cause__,
+            current.__context__,
+        ]
 
 
 def _raised_by_database_driver(exc: BaseException) -> bool:
@@ -205,8 +208,11 @@ def database_unavailable(exc: BaseException) -> bool:
             return True
         kind = type(cause)
         # asyncpg's InterfaceError covers "the underlying connection is closed" among misuses.
-        if (kind.__module__.startswith("asyncpg") and kind.__name__ == "InterfaceError"
-                and "connection" in str(cause).lower()):
+        if (
+            kind.__module__.startswith("asyncpg")
+            and kind.__name__ == "InterfaceError"
+            and "connection" in str(cause).lower()
+        ):
             return True
     return False
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any, Final, Protocol, TypeVar, runtime_checkable
+from typing import Any, Final, Protocol, Self, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 
 from db.chroma_worker import ChromaCallError, EmbeddingMismatchError, worker_main
@@ -160,8 +160,9 @@ class _WorkerProcess:
     """One `db.chroma_worker` process and the app's end of its pipe. Blocking: it is only used
     from the store's one calling thread, so requests go one at a time, in order."""
 
-    def __init__(self, path: str | None, target: tuple[str, int, bool] | None,
-                 embedding: str) -> None:
+    def __init__(
+        self, path: str | None, target: tuple[str, int, bool] | None, embedding: str
+    ) -> None:
         self._args = (path, target, embedding)
         self._conn: Connection | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
@@ -170,8 +171,9 @@ class _WorkerProcess:
     def start(self) -> None:
         ctx = _context()
         parent, child = ctx.Pipe()
-        process = ctx.Process(target=worker_main, args=(child, *self._args), name=WORKER_NAME,
-                              daemon=True)
+        process = ctx.Process(
+            target=worker_main, args=(child, *self._args), name=WORKER_NAME, daemon=True
+        )
         process.start()
         child.close()  # only the worker holds its end: our death is its EOF
         self._conn, self._process = parent, process
@@ -246,8 +248,9 @@ class ChromaVectorStore:
     is started again once for the call that found it dead (every call is idempotent).
     """
 
-    def __init__(self, worker: _WorkerProcess, calls: ThreadPoolExecutor, where: str,
-                 chunk_size: int) -> None:
+    def __init__(
+        self, worker: _WorkerProcess, calls: ThreadPoolExecutor, where: str, chunk_size: int
+    ) -> None:
         self._worker = worker
         self._calls = calls
         self._where = where
@@ -326,7 +329,8 @@ class ChromaVectorStore:
         if self._closed:
             raise StoreClosedError("the vector store is closed")
         future = asyncio.get_running_loop().run_in_executor(
-            self._calls, self._call_blocking, method, args)
+            self._calls, self._call_blocking, method, args
+        )
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
         return await future
@@ -342,8 +346,13 @@ class ChromaVectorStore:
         for workspace_id, unique in by_workspace.items():
             name = collection_name(workspace_id)
             for chunk in _chunks(list(unique.values()), self._chunk_size):
-                await self._run("upsert", name, [r.document_id for r in chunk],
-                                [r.text for r in chunk], [_metadata(r) for r in chunk])
+                await self._run(
+                    "upsert",
+                    name,
+                    [r.document_id for r in chunk],
+                    [r.text for r in chunk],
+                    [_metadata(r) for r in chunk],
+                )
 
     async def count(self, workspace_id: str) -> int:
         """Documents stored for the workspace (0 when it has none)."""
@@ -357,8 +366,10 @@ class ChromaVectorStore:
         if not query.strip():
             return []
         found = await self._run("search", name, query, limit)
-        return [SearchHit(document_id=doc_id, text=text, metadata=meta, distance=distance)
-                for doc_id, text, meta, distance in found]
+        return [
+            SearchHit(document_id=doc_id, text=text, metadata=meta, distance=distance)
+            for doc_id, text, meta, distance in found
+        ]
 
     async def get(self, workspace_id: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """`{id: {"document": text, "metadata": {...}}}` for the ids that exist."""
@@ -396,7 +407,7 @@ class ChromaVectorStore:
         finally:
             self._calls.shutdown(wait=False)
 
-    async def __aenter__(self) -> ChromaVectorStore:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -481,7 +481,7 @@ class Api:
             raise ApiError("user_not_found")
         if not ch.is_im and self.ws.bot_user_id not in ch.members:
             raise ApiError("not_in_channel")
-        text, blocks, attachments = self._message_content(a)
+        text, blocks, _attachments = self._message_content(a)
         ts = key_to_ts(int(time.time() * 1_000_000))
         self.rec.record_post(
             "ephemeral",

@@ -118,9 +118,9 @@ def ground_truth(
     or replies, ts <= now) is in `must_not_store`. Messages newer than `now` are in neither set."""
     with ws.lock:
         now = ws.now if now is None else float(now)
-        oldest_k = int(round((now - days * DAY) * 1_000_000))
-        lookback_k = int(round((now - (days + lookback_days) * DAY) * 1_000_000))
-        now_k = int(round(now * 1_000_000))
+        oldest_k = round((now - days * DAY) * 1_000_000)
+        lookback_k = round((now - (days + lookback_days) * DAY) * 1_000_000)
+        now_k = round(now * 1_000_000)
         scope, skipped = channels_in_scope(ws, auto_join=auto_join, channel_ids=channel_ids)
         store: set[Key] = set()
         not_store: set[Key] = set()

@@ -19,36 +19,45 @@ def signature_headers(body: str, secret: str, timestamp: int | None = None) -> d
 
 
 def slash_command_body(
-    text: str, *, team_id: str, user_id: str, response_url: str = "https://hooks.slack.com/x",
-    trigger_id: str = "13345224609.738474920.8088930838d88f008e0", channel_id: str = "C0FAKE",
+    text: str,
+    *,
+    team_id: str,
+    user_id: str,
+    response_url: str = "https://hooks.slack.com/x",
+    trigger_id: str = "13345224609.738474920.8088930838d88f008e0",
+    channel_id: str = "C0FAKE",
 ) -> str:
-    return urlencode({
-        "token": "deprecated-verification-token",
-        "team_id": team_id,
-        "team_domain": "fake",
-        "channel_id": channel_id,
-        "channel_name": "general",
-        "user_id": user_id,
-        "user_name": "someone",
-        "command": "/backfill",
-        "text": text,
-        "api_app_id": "A0FAKE",
-        "response_url": response_url,
-        "trigger_id": trigger_id,
-    })
+    return urlencode(
+        {
+            "token": "deprecated-verification-token",
+            "team_id": team_id,
+            "team_domain": "fake",
+            "channel_id": channel_id,
+            "channel_name": "general",
+            "user_id": user_id,
+            "user_name": "someone",
+            "command": "/backfill",
+            "text": text,
+            "api_app_id": "A0FAKE",
+            "response_url": response_url,
+            "trigger_id": trigger_id,
+        }
+    )
 
 
 def event_body(event: dict[str, Any], *, team_id: str) -> str:
-    return json.dumps({
-        "token": "deprecated-verification-token",
-        "team_id": team_id,
-        "api_app_id": "A0FAKE",
-        "event": event,
-        "type": "event_callback",
-        "event_id": f"Ev{int(time.time() * 1000)}",
-        "event_time": int(time.time()),
-        "authorizations": [{"team_id": team_id, "is_bot": True}],
-    })
+    return json.dumps(
+        {
+            "token": "deprecated-verification-token",
+            "team_id": team_id,
+            "api_app_id": "A0FAKE",
+            "event": event,
+            "type": "event_callback",
+            "event_id": f"Ev{int(time.time() * 1000)}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": team_id, "is_bot": True}],
+        }
+    )
 
 
 def interaction_body(payload: dict[str, Any]) -> str:
@@ -56,8 +65,10 @@ def interaction_body(payload: dict[str, Any]) -> str:
 
 
 def form_headers(body: str, secret: str, timestamp: int | None = None) -> dict[str, str]:
-    return {"Content-Type": "application/x-www-form-urlencoded",
-            **signature_headers(body, secret, timestamp)}
+    return {
+        "Content-Type": "application/x-www-form-urlencoded",
+        **signature_headers(body, secret, timestamp),
+    }
 
 
 def json_headers(body: str, secret: str, timestamp: int | None = None) -> dict[str, str]:

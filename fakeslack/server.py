@@ -83,8 +83,10 @@ class FakeSlack:
         self._current_token = workspace.bot_token
         self.api = Api(
             workspace,
-            scopes=lambda: self.tokens.get(self._current_token)
-            or self.app_tokens.get(self._current_token, frozenset()),
+            scopes=lambda: (
+                self.tokens.get(self._current_token)
+                or self.app_tokens.get(self._current_token, frozenset())
+            ),
             profile=self.profile,
             recorder=self.recorder,
             views=self.view_store,
@@ -185,7 +187,7 @@ class FakeSlack:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> FakeSlack:
+    async def __aenter__(self) -> FakeSlack:  # noqa: PYI034 - start() returns this object
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -224,7 +226,7 @@ class FakeSlack:
             self._thread.join(timeout=10)
             self._thread = self._loop = None
 
-    def __enter__(self) -> FakeSlack:
+    def __enter__(self) -> FakeSlack:  # noqa: PYI034 - start_in_thread() returns this object
         return self.start_in_thread()
 
     def __exit__(self, *exc: object) -> None:

@@ -164,8 +164,11 @@ class SocketModeServer:
         await ws.prepare(request)
         if len(self.live()) >= self.max_connections:
             await ws.send_json(
-                {"type": "disconnect", "reason": "too_many_websockets",
-                 "debug_info": self._debug_info()}
+                {
+                    "type": "disconnect",
+                    "reason": "too_many_websockets",
+                    "debug_info": self._debug_info(),
+                }
             )
             await ws.close(code=WSCloseCode.POLICY_VIOLATION)
             return ws
@@ -301,7 +304,10 @@ class SocketModeServer:
             self._pending.pop(envelope_id, None)
 
     async def disconnect(
-        self, reason: str = "refresh_requested", *, connection_id: str | None = None,
+        self,
+        reason: str = "refresh_requested",
+        *,
+        connection_id: str | None = None,
         close_after: float | None = None,
     ) -> int:
         """Send `disconnect` to one or every open connection; close each `close_after` s later

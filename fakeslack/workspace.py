@@ -36,7 +36,7 @@ def key_to_ts(key: int) -> str:
 
 
 def float_to_ts(value: float) -> str:
-    return key_to_ts(int(round(value * 1_000_000)))
+    return key_to_ts(round(value * 1_000_000))
 
 
 def stable_id(prefix: str, *parts: str, length: int = 10) -> str:
@@ -309,7 +309,7 @@ class Workspace:
     # -- messages -----------------------------------------------------------------------------
     def next_ts(self, channel: Channel, at: float | None = None) -> str:
         """A fresh ts for `channel` at `at` (default: the real clock), unique and increasing."""
-        key = int(round((time.time() if at is None else at) * 1_000_000))
+        key = round((time.time() if at is None else at) * 1_000_000)
         if at is None:
             key = max(key, channel.last_key() + 1)
         while key_to_ts(key) in channel.by_ts:

@@ -52,8 +52,12 @@ def acked(work: ButtonWork, *, urgent: bool = False) -> Callable[..., Awaitable[
     once too when `urgent`: the work opens or updates a modal)."""
 
     async def listener(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
-        respond: AsyncRespond | None, action: dict[str, Any],
+        ack: AsyncAck,
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
+        respond: AsyncRespond | None,
+        action: dict[str, Any],
     ) -> None:
         await ack()
         after_ack(work(body, client, context, respond, action), respond, urgent=urgent)
@@ -72,7 +76,10 @@ def _action_value(body: dict[str, Any]) -> str:
 
 
 async def _tell(
-    client: AsyncWebClient, deps: Deps, body: dict[str, Any], respond: AsyncRespond | None,
+    client: AsyncWebClient,
+    deps: Deps,
+    body: dict[str, Any],
+    respond: AsyncRespond | None,
     reply: replies.Reply,
 ) -> None:
     """Answer where the click happened: in the message (DM, ephemeral), or by refreshing Home."""
@@ -82,15 +89,21 @@ async def _tell(
 
 
 async def handle_home_open_schedule(
-    body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
-    respond: AsyncRespond | None, action: dict[str, Any],
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+    respond: AsyncRespond | None,
+    action: dict[str, Any],
 ) -> None:
     deps = deps_of(context)
     viewer = await deps.people.viewer(client, _user_id(body))
     existing = schedule_info(await deps.schedules.get(deps.team_id))
-    modal_context = ModalContext(team_id=deps.team_id, user_id=viewer.user_id,
-                                 editing=existing is not None,
-                                 schedule_id=existing.schedule_id if existing else None)
+    modal_context = ModalContext(
+        team_id=deps.team_id,
+        user_id=viewer.user_id,
+        editing=existing is not None,
+        schedule_id=existing.schedule_id if existing else None,
+    )
     await client.views_open(
         trigger_id=body["trigger_id"],
         view=schedule_modal(existing, default_tz=viewer.tz or "UTC", context=modal_context),
@@ -98,8 +111,11 @@ async def handle_home_open_schedule(
 
 
 async def handle_home_schedule_change(
-    body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
-    respond: AsyncRespond | None, action: dict[str, Any],
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+    respond: AsyncRespond | None,
+    action: dict[str, Any],
 ) -> None:
     deps = deps_of(context)
     change = {
@@ -115,28 +131,44 @@ async def handle_home_schedule_change(
 
 
 async def handle_modal_preset(
-    body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
-    respond: AsyncRespond | None, action: dict[str, Any],
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+    respond: AsyncRespond | None,
+    action: dict[str, Any],
 ) -> None:
     """A preset fills the cron input: re-render the modal with that cron under a new block id."""
     deps = deps_of(context)
     view = body.get("view") or {}
     old = ModalContext.from_metadata(view.get("private_metadata"))
-    new_context = ModalContext(team_id=deps.team_id, user_id=_user_id(body),
-                               channel_id=old.channel_id, editing=old.editing,
-                               schedule_id=old.schedule_id, cron_revision=old.cron_revision + 1)
+    new_context = ModalContext(
+        team_id=deps.team_id,
+        user_id=_user_id(body),
+        channel_id=old.channel_id,
+        editing=old.editing,
+        schedule_id=old.schedule_id,
+        cron_revision=old.cron_revision + 1,
+    )
     viewer = await deps.people.viewer(client, _user_id(body))
     existing = schedule_info(await deps.schedules.get(deps.team_id))
     await client.views_update(
-        view_id=view["id"], hash=view.get("hash"),
-        view=schedule_modal(existing, default_tz=viewer.tz or "UTC",
-                            cron_value=_action_value(body), context=new_context),
+        view_id=view["id"],
+        hash=view.get("hash"),
+        view=schedule_modal(
+            existing,
+            default_tz=viewer.tz or "UTC",
+            cron_value=_action_value(body),
+            context=new_context,
+        ),
     )
 
 
 async def handle_home_run_now(
-    body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
-    respond: AsyncRespond | None, action: dict[str, Any],
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+    respond: AsyncRespond | None,
+    action: dict[str, Any],
 ) -> None:
     deps = deps_of(context)
     viewer = await deps.people.viewer(client, _user_id(body))
@@ -148,8 +180,11 @@ async def handle_home_run_now(
 
 
 async def handle_action_cancel_run(
-    body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
-    respond: AsyncRespond | None, action: dict[str, Any],
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+    respond: AsyncRespond | None,
+    action: dict[str, Any],
 ) -> None:
     deps = deps_of(context)
     viewer = await deps.people.viewer(client, _user_id(body))
@@ -157,8 +192,12 @@ async def handle_action_cancel_run(
     # DM still on screen) must not stop whichever run is going now.
     value = _action_value(body)
     try:
-        run = await deps.runs.cancel(deps.team_id, viewer.user_id, is_admin=viewer.is_admin,
-                                     job_run_id=int(value) if value.isdigit() else None)
+        run = await deps.runs.cancel(
+            deps.team_id,
+            viewer.user_id,
+            is_admin=viewer.is_admin,
+            job_run_id=int(value) if value.isdigit() else None,
+        )
         reply = replies.cancel_requested_reply(run.job_run_id)
     except RunRefused as exc:
         reply = replies.error_reply(str(exc))
@@ -166,8 +205,11 @@ async def handle_action_cancel_run(
 
 
 async def handle_dm_retry_run(
-    body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
-    respond: AsyncRespond | None, action: dict[str, Any],
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+    respond: AsyncRespond | None,
+    action: dict[str, Any],
 ) -> None:
     deps = deps_of(context)
     viewer = await deps.people.viewer(client, _user_id(body))
@@ -186,8 +228,11 @@ async def handle_dm_retry_run(
 
 
 async def handle_home_refresh(
-    body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
-    respond: AsyncRespond | None, action: dict[str, Any],
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+    respond: AsyncRespond | None,
+    action: dict[str, Any],
 ) -> None:
     deps = deps_of(context)
     await deps.home.publish(client, deps, _user_id(body))

@@ -26,7 +26,9 @@ _tasks: set[asyncio.Task[None]] = set()
 
 
 def after_ack(
-    work: Coroutine[Any, Any, object], respond: AsyncRespond | None = None, *,
+    work: Coroutine[Any, Any, object],
+    respond: AsyncRespond | None = None,
+    *,
     urgent: bool = False,
 ) -> None:
     """Run `work` in the background; a failure is logged and the user told in plain words.
@@ -55,7 +57,7 @@ async def _guarded(
             return
         try:
             await respond(text=text, response_type="ephemeral", replace_original=False)
-        except Exception:  # noqa: BLE001 - the user cannot be told; the log above has the cause
+        except Exception:
             log.warning("could not tell the user about the failure", exc_info=True)
 
 

@@ -40,8 +40,9 @@ async def check_channels(
 ) -> ChannelCheck | Reply:
     """The resolved channels, or the reply refusing them (some not found, or no list in time)."""
     try:
-        check = await deps.channels.check(client, deps.team_id, ids=ids, names=names,
-                                          timeout=timeout)
+        check = await deps.channels.check(
+            client, deps.team_id, ids=ids, names=names, timeout=timeout
+        )
     except ChannelLookupFailed:
         return channel_replies.channel_check_failed_reply(outcome=outcome)
     if check.unknown:

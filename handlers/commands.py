@@ -26,8 +26,13 @@ from scheduler.people import Viewer
 from scheduler.runs import RunRefused
 
 COMMAND = "/backfill"
-ADMIN_ONLY = (grammar.OpenScheduleModal, grammar.SaveSchedule, grammar.Pause, grammar.Resume,
-              grammar.Delete)
+ADMIN_ONLY = (
+    grammar.OpenScheduleModal,
+    grammar.SaveSchedule,
+    grammar.Pause,
+    grammar.Resume,
+    grammar.Delete,
+)
 
 
 def register(app: AsyncApp) -> None:
@@ -35,7 +40,10 @@ def register(app: AsyncApp) -> None:
 
 
 async def handle_command_backfill(
-    ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
+    ack: AsyncAck,
+    command: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
     respond: AsyncRespond,
 ) -> None:
     parsed = grammar.parse_command(command.get("text") or "")
@@ -83,13 +91,18 @@ def permission_refusal(parsed: object, viewer: Viewer, deps: Deps) -> replies.Re
 async def open_modal(
     parsed: object, command: dict[str, Any], client: AsyncWebClient, deps: Deps, viewer: Viewer
 ) -> None:
-    context = ModalContext(team_id=deps.team_id, user_id=viewer.user_id,
-                           channel_id=command.get("channel_id") or "")
+    context = ModalContext(
+        team_id=deps.team_id, user_id=viewer.user_id, channel_id=command.get("channel_id") or ""
+    )
     if isinstance(parsed, grammar.OpenScheduleModal):
         existing = schedule_info(await deps.schedules.get(deps.team_id))
-        context = ModalContext(team_id=context.team_id, user_id=context.user_id,
-                               channel_id=context.channel_id, editing=existing is not None,
-                               schedule_id=existing.schedule_id if existing else None)
+        context = ModalContext(
+            team_id=context.team_id,
+            user_id=context.user_id,
+            channel_id=context.channel_id,
+            editing=existing is not None,
+            schedule_id=existing.schedule_id if existing else None,
+        )
         view = schedule_modal(existing, default_tz=viewer.tz or "UTC", context=context)
     else:
         view = run_modal(context=context)
@@ -97,8 +110,12 @@ async def open_modal(
 
 
 async def save_schedule(
-    ack: AsyncAck, parsed: grammar.SaveSchedule, client: AsyncWebClient, deps: Deps,
-    viewer: Viewer, respond: AsyncRespond,
+    ack: AsyncAck,
+    parsed: grammar.SaveSchedule,
+    client: AsyncWebClient,
+    deps: Deps,
+    viewer: Viewer,
+    respond: AsyncRespond,
 ) -> None:
     tz = parsed.tz or viewer.tz or "UTC"
     try:
@@ -111,15 +128,23 @@ async def save_schedule(
 
 
 async def store_schedule(
-    parsed: grammar.SaveSchedule, spec: ScheduleSpec, client: AsyncWebClient, deps: Deps,
-    viewer: Viewer, respond: AsyncRespond,
+    parsed: grammar.SaveSchedule,
+    spec: ScheduleSpec,
+    client: AsyncWebClient,
+    deps: Deps,
+    viewer: Viewer,
+    respond: AsyncRespond,
 ) -> None:
     if not parsed.all_channels:
         # Every id and name is checked against Slack's channel list: an id Slack does not know
         # is never stored in a schedule.
-        checked = await check_channels(deps, client, ids=parsed.channel_ids,
-                                       names=parsed.channel_names,
-                                       usage_line=USAGE_BY_COMMAND["schedule"])
+        checked = await check_channels(
+            deps,
+            client,
+            ids=parsed.channel_ids,
+            names=parsed.channel_names,
+            usage_line=USAGE_BY_COMMAND["schedule"],
+        )
         if isinstance(checked, replies.Reply):
             await respond(**checked.as_kwargs())
             return
@@ -132,8 +157,11 @@ async def store_schedule(
     saved = await deps.schedules.save(deps.team_id, spec, viewer.user_id)
     info = schedule_info(saved)
     assert info is not None
-    await respond(**replies.schedule_saved_reply(info, created=not existed, viewer_tz=viewer.tz,
-                                                 now=deps.clock()).as_kwargs())
+    await respond(
+        **replies.schedule_saved_reply(
+            info, created=not existed, viewer_tz=viewer.tz, now=deps.clock()
+        ).as_kwargs()
+    )
     await deps.home.publish(client, deps, viewer.user_id)
 
 
@@ -148,19 +176,26 @@ async def answer(
             progress = deps.runs.progress(team) if running else None
             recent = await deps.runs.history(team, 5)
             can_cancel = running is not None and (
-                viewer.is_admin or running.triggered_by == viewer.user_id)
+                viewer.is_admin or running.triggered_by == viewer.user_id
+            )
             return replies.status_reply(
-                run_info(running), progress_info(progress, running),
-                [i for i in map(run_info, recent) if i], viewer_tz=tz, now=now,
-                can_cancel=can_cancel)
+                run_info(running),
+                progress_info(progress, running),
+                [i for i in map(run_info, recent) if i],
+                viewer_tz=tz,
+                now=now,
+                can_cancel=can_cancel,
+            )
         if isinstance(parsed, grammar.ListSchedule):
             schedule = await deps.schedules.get(team)
-            return replies.list_reply(schedule_info(schedule), viewer_tz=tz, now=now,
-                                      is_admin=viewer.is_admin)
+            return replies.list_reply(
+                schedule_info(schedule), viewer_tz=tz, now=now, is_admin=viewer.is_admin
+            )
         if isinstance(parsed, grammar.History):
             runs = await deps.runs.history(team, parsed.n)
-            return replies.history_reply([i for i in map(run_info, runs) if i], n=parsed.n,
-                                         viewer_tz=tz, now=now)
+            return replies.history_reply(
+                [i for i in map(run_info, runs) if i], n=parsed.n, viewer_tz=tz, now=now
+            )
         if isinstance(parsed, grammar.Pause):
             await deps.schedules.pause(team)
             return replies.schedule_paused_reply()
@@ -179,8 +214,10 @@ async def answer(
     except (ScheduleError, RunRefused) as exc:
         return replies.error_reply(str(exc))
     finally:
-        if isinstance(parsed, grammar.Pause | grammar.Resume | grammar.Delete | grammar.StartRun
-                      | grammar.Cancel):
+        if isinstance(
+            parsed,
+            grammar.Pause | grammar.Resume | grammar.Delete | grammar.StartRun | grammar.Cancel,
+        ):
             await deps.home.publish(client, deps, viewer.user_id)
     return replies.help_reply()
 
@@ -193,14 +230,19 @@ async def start_run(
     if not parsed.all_channels:
         # One (cached) list walk for every id and name: unknown ones refuse the run before it
         # is claimed, so no made-up id ever holds the workspace's run slot.
-        checked = await check_channels(deps, client, ids=parsed.channel_ids,
-                                       names=parsed.channel_names,
-                                       usage_line=USAGE_BY_COMMAND["run"])
+        checked = await check_channels(
+            deps,
+            client,
+            ids=parsed.channel_ids,
+            names=parsed.channel_names,
+            usage_line=USAGE_BY_COMMAND["run"],
+        )
         if isinstance(checked, replies.Reply):
             return checked
         channel_ids = list(checked.ids)
         names |= checked.names  # Slack's list has the final word on a channel's name
-    run = await deps.runs.start_manual(deps.team_id, viewer.user_id, days=parsed.days,
-                                       channel_ids=channel_ids or None)
+    run = await deps.runs.start_manual(
+        deps.team_id, viewer.user_id, days=parsed.days, channel_ids=channel_ids or None
+    )
     channels = [ChannelRef(c, names.get(c)) for c in channel_ids]
     return replies.run_started_reply(run.job_run_id, days=parsed.days, channels=channels or None)

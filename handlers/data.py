@@ -10,7 +10,9 @@ from blocks.models import ChannelRef, ProgressInfo, RunInfo, ScheduleInfo
 from scheduler.runs import RunRow
 
 
-def schedule_info(schedule: Any | None, names: Mapping[str, str] | None = None) -> ScheduleInfo | None:
+def schedule_info(
+    schedule: Any | None, names: Mapping[str, str] | None = None
+) -> ScheduleInfo | None:
     if schedule is None:
         return None
     names = names or {}

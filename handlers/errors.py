@@ -50,21 +50,26 @@ def register(app: AsyncApp) -> None:
 
 
 async def handle_error(
-    error: Exception, body: dict[str, Any], respond: AsyncRespond | None,
+    error: Exception,
+    body: dict[str, Any],
+    respond: AsyncRespond | None,
     response: BoltResponse | None = None,
 ) -> None:
     team = body.get("team")
-    text = explain_failure(error, "listener failed for {} from team {}".format(
-        body.get("command") or body.get("type"),
-        body.get("team_id") or (team.get("id") if isinstance(team, dict) else None),
-    ))
+    text = explain_failure(
+        error,
+        "listener failed for {} from team {}".format(
+            body.get("command") or body.get("type"),
+            body.get("team_id") or (team.get("id") if isinstance(team, dict) else None),
+        ),
+    )
     if text != PLAIN_ERROR and response is not None and answer_in_form(response, body, text):
         return
     if respond is None:  # no response_url in this payload (events, view submissions)
         return
     try:
         await respond(text=text, response_type="ephemeral", replace_original=False)
-    except Exception:  # noqa: BLE001 - the user cannot be told; the log above has the cause
+    except Exception:
         log.warning("could not tell the user about the failure", exc_info=True)
 
 
@@ -75,9 +80,14 @@ def answer_in_form(response: BoltResponse, body: dict[str, Any], text: str) -> b
     view = body.get("view")
     if body.get("type") != "view_submission" or not isinstance(view, dict):
         return False
-    block_id = next((str(b["block_id"]) for b in view.get("blocks") or []
-                     if isinstance(b, dict) and b.get("type") == "input" and b.get("block_id")),
-                    None)
+    block_id = next(
+        (
+            str(b["block_id"])
+            for b in view.get("blocks") or []
+            if isinstance(b, dict) and b.get("type") == "input" and b.get("block_id")
+        ),
+        None,
+    )
     if block_id is None:
         return False
     response.status = 200

@@ -31,9 +31,14 @@ DEFERRED_CONCURRENCY: Final = 8
 class Foreground:
     """Counts the requests being answered on one loop and wakes deferred work when they stop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, *, settle: float = SETTLE_SECONDS,
-                 max_wait: float = MAX_WAIT_SECONDS,
-                 concurrency: int = DEFERRED_CONCURRENCY) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        settle: float = SETTLE_SECONDS,
+        max_wait: float = MAX_WAIT_SECONDS,
+        concurrency: int = DEFERRED_CONCURRENCY,
+    ) -> None:
         self._loop = loop
         self._settle = settle
         self._max_wait = max_wait
@@ -113,7 +118,8 @@ def _release(waiter: asyncio.Future[None]) -> None:
 
 
 _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Foreground] = (
-    weakref.WeakKeyDictionary())
+    weakref.WeakKeyDictionary()
+)
 
 
 def foreground() -> Foreground:

@@ -36,8 +36,17 @@ Next = Callable[[], Awaitable[None]]
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
 LOOKUP_BUDGET_S = 1.5  # of the 3 s Slack gives an acknowledgement
 # Payloads in which a person asks the app to act (their `user` is the one asking).
-INTERACTIONS = frozenset({"block_actions", "view_submission", "view_closed", "shortcut",
-                          "message_action", "block_suggestion", "interactive_message"})
+INTERACTIONS = frozenset(
+    {
+        "block_actions",
+        "view_submission",
+        "view_closed",
+        "shortcut",
+        "message_action",
+        "block_suggestion",
+        "interactive_message",
+    }
+)
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -57,7 +66,10 @@ class AdmitRequest(AsyncMiddleware):
         self.deps = deps
 
     async def async_process(
-        self, *, req: AsyncBoltRequest, resp: BoltResponse,
+        self,
+        *,
+        req: AsyncBoltRequest,
+        resp: BoltResponse,
         next: Callable[[], Awaitable[BoltResponse]],
     ) -> BoltResponse | None:
         req.context["deps"] = self.deps
@@ -77,10 +89,16 @@ def claimed_teams(context: AsyncBoltContext, body: dict[str, Any]) -> set[str]:
     each place is read, so no single one can hide another workspace."""
     team, user, view = body.get("team"), body.get("user"), body.get("view")
     authorizations = body.get("authorizations")
-    first_authorization = (authorizations[0] if isinstance(authorizations, list)
-                           and authorizations and isinstance(authorizations[0], dict) else {})
+    first_authorization = (
+        authorizations[0]
+        if isinstance(authorizations, list)
+        and authorizations
+        and isinstance(authorizations[0], dict)
+        else {}
+    )
     candidates = [
-        context.team_id, body.get("team_id"),
+        context.team_id,
+        body.get("team_id"),
         team.get("id") if isinstance(team, dict) else team,
         user.get("team_id") if isinstance(user, dict) else None,
         view.get("team_id") if isinstance(view, dict) else None,
@@ -98,12 +116,14 @@ def other_workspace_refusal(
     claimed = claimed_teams(context, body)
     others = sorted(t for t in claimed if t != deps.team_id)
     if others:
-        log.warning("refused a request for team %s: this app serves %s", others[0],
-                    deps.team_id)
+        log.warning("refused a request for team %s: this app serves %s", others[0], deps.team_id)
         return _refuse(body, wrong_workspace_reply())
     if not claimed:
-        log.warning("refused a request naming no workspace (%s, enterprise %s)",
-                    body.get("command") or body.get("type"), context.enterprise_id)
+        log.warning(
+            "refused a request naming no workspace (%s, enterprise %s)",
+            body.get("command") or body.get("type"),
+            context.enterprise_id,
+        )
         return _refuse(body, no_workspace_reply())
     return None
 
@@ -133,8 +153,9 @@ async def stranger_refusal(
         return None
     if viewer.may_use_app:
         return None
-    log.warning("refused a request from %s: %s in workspace %s", user_id, viewer.standing,
-                deps.team_id)
+    log.warning(
+        "refused a request from %s: %s in workspace %s", user_id, viewer.standing, deps.team_id
+    )
     return _refuse(body, not_a_member_reply(viewer.standing))
 
 
@@ -144,17 +165,24 @@ def _refuse(body: dict[str, Any], reply: Reply) -> BoltResponse:
     if body.get("command"):
         payload: dict[str, Any] = reply.as_kwargs()
     elif body.get("type") == "view_submission" and isinstance(body.get("view"), dict):
-        payload = {"response_action": "errors",
-                   "errors": {first_block_id(body["view"]): reply.text[:1900]}}
+        payload = {
+            "response_action": "errors",
+            "errors": {first_block_id(body["view"]): reply.text[:1900]},
+        }
     else:
         return BoltResponse(status=200, body="")
-    return BoltResponse(status=200, body=json.dumps(payload),
-                        headers={"content-type": "application/json"})
+    return BoltResponse(
+        status=200, body=json.dumps(payload), headers={"content-type": "application/json"}
+    )
 
 
 async def require_admin(
-    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext,
-    respond: AsyncRespond | None, next: Next,
+    ack: AsyncAck,
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+    respond: AsyncRespond | None,
+    next: Next,
 ) -> BoltResponse | None:
     """Listener middleware for every path that changes the schedule (buttons, modal submissions).
     A refusal returns the acknowledgement as the response: a middleware that neither calls

@@ -46,7 +46,11 @@ class HomePublisher:
     apart and limited to people who opened the tab in the last `viewer_ttl` seconds."""
 
     def __init__(
-        self, *, interval: float = 10.0, viewer_ttl: float = 1800.0, max_viewers: int = 50,
+        self,
+        *,
+        interval: float = 10.0,
+        viewer_ttl: float = 1800.0,
+        max_viewers: int = 50,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.interval = interval
@@ -98,7 +102,9 @@ class HomePublisher:
         if self._pending is not None and not self._pending.done():
             return
         delay = max(0.0, self._last_refresh + self.interval - self._clock())
-        self._pending = asyncio.get_running_loop().create_task(self._refresh_after(delay, client, deps))
+        self._pending = asyncio.get_running_loop().create_task(
+            self._refresh_after(delay, client, deps)
+        )
 
     async def _refresh_after(self, delay: float, client: AsyncWebClient, deps: Deps) -> None:
         if delay:

@@ -58,8 +58,9 @@ async def channels_inline_error(
     """Why the chosen channels cannot be used, for the form; None when they all can. Raises
     `ChannelLookupTimeout` when Slack's list cannot be read before the acknowledgement is due."""
     try:
-        check = await deps.channels.check(client, deps.team_id, ids=channel_ids,
-                                          timeout=MODAL_LOOKUP_SECONDS)
+        check = await deps.channels.check(
+            client, deps.team_id, ids=channel_ids, timeout=MODAL_LOOKUP_SECONDS
+        )
     except ChannelLookupTimeout:
         raise
     except ChannelLookupFailed:
@@ -78,7 +79,10 @@ async def tell(client: AsyncWebClient, user_id: str, reply: replies.Reply) -> No
 
 
 async def handle_view_schedule(
-    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient,
+    ack: AsyncAck,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    client: AsyncWebClient,
     context: AsyncBoltContext,
 ) -> None:
     form = parse_schedule_submission(state_values(view))
@@ -86,8 +90,12 @@ async def handle_view_schedule(
         await ack(response_action="errors", errors=form)
         return
     try:
-        spec = validate_schedule(form.cron, form.tz, form.days,
-                                 None if form.include_all_channels else list(form.channel_ids))
+        spec = validate_schedule(
+            form.cron,
+            form.tz,
+            form.days,
+            None if form.include_all_channels else list(form.channel_ids),
+        )
     except ScheduleError as exc:
         await ack(response_action="errors", errors={_refused_block(form, exc): str(exc)[:1900]})
         return
@@ -117,8 +125,13 @@ async def save_when_checked(
     spec: ScheduleSpec, user_id: str, client: AsyncWebClient, deps: Deps
 ) -> None:
     """The form closed before its channels were checked: save only if they all are known."""
-    checked = await check_channels(deps, client, ids=spec.channel_ids,
-                                   timeout=FOLLOW_UP_LOOKUP_SECONDS, outcome=SCHEDULE_NOT_SAVED)
+    checked = await check_channels(
+        deps,
+        client,
+        ids=spec.channel_ids,
+        timeout=FOLLOW_UP_LOOKUP_SECONDS,
+        outcome=SCHEDULE_NOT_SAVED,
+    )
     if isinstance(checked, replies.Reply):
         await tell(client, user_id, checked)
         return
@@ -138,15 +151,20 @@ def _refused_block(form: ScheduleFormInput, error: ScheduleError) -> str:
 
 
 async def handle_view_run(
-    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient,
+    ack: AsyncAck,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    client: AsyncWebClient,
     context: AsyncBoltContext,
 ) -> None:
     deps = deps_of(context)
     user_id = submitter(body, context)
     viewer = await deps.people.viewer(client, user_id)
     if not deps.may_run(viewer):
-        await ack(response_action="errors",
-                  errors={ids.RUN_DAYS_BLOCK: replies.members_cannot_run_reply().text})
+        await ack(
+            response_action="errors",
+            errors={ids.RUN_DAYS_BLOCK: replies.members_cannot_run_reply().text},
+        )
         return
     form = parse_run_submission(state_values(view))
     if not isinstance(form, RunFormInput):
@@ -165,8 +183,12 @@ async def handle_view_run(
             return
     try:
         # The claim happens before the ack so a refusal can be shown in the form itself.
-        await deps.runs.start_manual(deps.team_id, user_id, days=form.days,
-                                     channel_ids=list(channel_ids) if channel_ids else None)
+        await deps.runs.start_manual(
+            deps.team_id,
+            user_id,
+            days=form.days,
+            channel_ids=list(channel_ids) if channel_ids else None,
+        )
     except RunRefused as exc:
         await ack(response_action="errors", errors={ids.RUN_DAYS_BLOCK: str(exc)[:1900]})
         return
@@ -178,14 +200,20 @@ async def start_when_checked(
     form: RunFormInput, user_id: str, client: AsyncWebClient, deps: Deps
 ) -> None:
     """The form closed before its channels were checked: start only if they all are known."""
-    checked = await check_channels(deps, client, ids=form.channel_ids,
-                                   timeout=FOLLOW_UP_LOOKUP_SECONDS, outcome=RUN_NOT_STARTED)
+    checked = await check_channels(
+        deps,
+        client,
+        ids=form.channel_ids,
+        timeout=FOLLOW_UP_LOOKUP_SECONDS,
+        outcome=RUN_NOT_STARTED,
+    )
     if isinstance(checked, replies.Reply):
         await tell(client, user_id, checked)
         return
     try:
-        await deps.runs.start_manual(deps.team_id, user_id, days=form.days,
-                                     channel_ids=list(checked.ids))
+        await deps.runs.start_manual(
+            deps.team_id, user_id, days=form.days, channel_ids=list(checked.ids)
+        )
     except RunRefused as exc:
         await tell(client, user_id, replies.error_reply(f"{exc} {RUN_NOT_STARTED}"))
         return

@@ -123,7 +123,9 @@ class ChannelDirectory:
         try:
             listing = await asyncio.wait_for(_walk_list(client, started), self._walk_seconds)
         except TimeoutError as exc:
-            raise ChannelLookupFailed(f"the channel list took over {self._walk_seconds:g} s") from exc
+            raise ChannelLookupFailed(
+                f"the channel list took over {self._walk_seconds:g} s"
+            ) from exc
         except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as exc:
             error = exc.response.get("error") if isinstance(exc, SlackApiError) else None
             log.warning("conversations.list failed: %s", error or type(exc).__name__)
@@ -139,7 +141,9 @@ async def _walk_list(client: AsyncWebClient, started: float) -> _Listing:
     seen: set[str] = set()
     for _ in range(MAX_PAGES):
         response = await client.conversations_list(
-            types="public_channel,private_channel", exclude_archived=False, limit=PAGE_SIZE,
+            types="public_channel,private_channel",
+            exclude_archived=False,
+            limit=PAGE_SIZE,
             **({"cursor": cursor} if cursor else {}),
         )
         channels = response.get("channels")

@@ -7,6 +7,7 @@ cron-descriptor and the shared channel cap (`blocks.limits`) only; never `db` or
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -241,7 +242,7 @@ def _shortest_gap(minutes: frozenset[int], hours: frozenset[int]) -> int:
     # Wall-clock minutes of the day the expression fires at. Counting the gap from the last
     # fire of a day to the first of the next day is conservative when days are restricted.
     times = sorted(h * 60 + m for h in hours for m in minutes)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     gaps.append(times[0] + 24 * 60 - times[-1])
     return min(gaps)
 
@@ -273,7 +274,7 @@ def _zone(name: object) -> tuple[str, ZoneInfo]:
         hint = ""
         matches = [z for z in known if z.lower() == name.lower()]
         if matches:
-            hint = f' Did you mean "{sorted(matches)[0]}"?'
+            hint = f' Did you mean "{min(matches)}"?'
         raise ScheduleError(
             f"{_quoted(name)} is not a time zone I know.{hint} {TIMEZONE_HELP}", field="timezone"
         )

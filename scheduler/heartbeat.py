@@ -30,7 +30,10 @@ class Pulse:
     """Calls `tick` now and then every `interval_s`; `poke()` asks for an early tick."""
 
     def __init__(
-        self, tick: Callable[[], Awaitable[None]], interval_s: float, *,
+        self,
+        tick: Callable[[], Awaitable[None]],
+        interval_s: float,
+        *,
         outage: Callable[[BaseException], bool] = lambda _exc: False,
     ) -> None:
         self._tick = tick
@@ -57,13 +60,17 @@ class Pulse:
                 await self._tick()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the loop must outlive a bad tick
+            except Exception as exc:
                 if not self._outage(exc):
                     logger.exception("run heartbeat tick failed; trying again")
                 elif not self.in_outage:
                     self.in_outage = True
-                    logger.warning("run heartbeats paused: the database does not answer (%s); "
-                                   "trying again every %.0f s", type(exc).__name__, self._interval)
+                    logger.warning(
+                        "run heartbeats paused: the database does not answer (%s); "
+                        "trying again every %.0f s",
+                        type(exc).__name__,
+                        self._interval,
+                    )
             else:
                 if self.in_outage:
                     self.in_outage = False

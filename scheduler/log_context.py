@@ -15,7 +15,9 @@ _IDS: ContextVar[dict[str, str | int] | None] = ContextVar("backfill_log_ids", d
 
 
 @contextmanager
-def working_for(*, workspace_id: str | None = None, job_run_id: int | None = None) -> Iterator[None]:
+def working_for(
+    *, workspace_id: str | None = None, job_run_id: int | None = None
+) -> Iterator[None]:
     """Log lines written inside this block (and tasks started in it) name these ids."""
     ids = dict(_IDS.get() or {})
     if workspace_id:

@@ -104,8 +104,9 @@ class Notifier:
         try:
             viewer = await self._people.viewer(self._client, user_id)
         except _SEND_ERRORS as exc:
-            logger.info("no time zone for %s (%s): times in %s", user_id, type(exc).__name__,
-                        self._tz)
+            logger.info(
+                "no time zone for %s (%s): times in %s", user_id, type(exc).__name__, self._tz
+            )
             return self._tz
         return viewer.tz or self._tz
 
@@ -127,7 +128,9 @@ class Notifier:
         data = response.data
         return data if isinstance(data, dict) else None
 
-    async def _post(self, user_id: str, text: str, blocks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    async def _post(
+        self, user_id: str, text: str, blocks: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
         # A user id as `channel` posts in the app's DM with that user (chat:write is enough).
         return await self._call("chat.postMessage", channel=user_id, text=text, blocks=blocks)
 
@@ -146,7 +149,12 @@ class Notifier:
         if data is None or not data.get("channel") or not data.get("ts"):
             return None
         return ProgressDM(
-            user_id, str(data["channel"]), str(data["ts"]), job_run_id, started_at, tz=tz,
+            user_id,
+            str(data["channel"]),
+            str(data["ts"]),
+            job_run_id,
+            started_at,
+            tz=tz,
             last_sent=self._monotonic(),
         )
 

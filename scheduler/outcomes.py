@@ -32,8 +32,6 @@ PERMANENT_REASONS = {
 }
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class Outcome:
     status: str  # success | failed | cancelled
@@ -44,8 +42,13 @@ class Outcome:
 
 
 def decide_outcome(
-    run: RunRow, result: RunResult, *, cancel_requested: bool, retries: int,
-    backoff: Sequence[float], now: datetime,
+    run: RunRow,
+    result: RunResult,
+    *,
+    cancel_requested: bool,
+    retries: int,
+    backoff: Sequence[float],
+    now: datetime,
 ) -> Outcome:
     """Permanent failures (Slack refusing the token or a scope) are never retried and pause a
     schedule; transient ones retry a scheduled run `retries` times with `backoff`; a manual run

@@ -36,8 +36,9 @@ BOT = "bot"  # `is_bot` (bot users, Slackbot, workflow bots)
 STRANGER = "stranger"  # a user of another workspace or organisation
 UNKNOWN = "unknown"  # Slack does not know the id, or will not show it to the app
 # Answers of `users.info` about the id itself: the user has no rights, the request is not broken.
-UNKNOWN_USER_ERRORS = frozenset({"user_not_found", "user_not_visible", "users_not_found",
-                                 "invalid_user_id", "user_disabled"})
+UNKNOWN_USER_ERRORS = frozenset(
+    {"user_not_found", "user_not_visible", "users_not_found", "invalid_user_id", "user_disabled"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,21 +92,29 @@ def is_workspace_admin(user: dict[str, Any], team_id: str | None = None) -> bool
         return False
     grid = user.get("enterprise_user")
     org_admin = isinstance(grid, dict) and bool(grid.get("is_admin") or grid.get("is_owner"))
-    return bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner")
-                or org_admin)
+    return bool(
+        user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner") or org_admin
+    )
 
 
 def viewer_of(user_id: str, user: dict[str, Any], team_id: str | None) -> Viewer:
     tz = user.get("tz")
-    return Viewer(user_id=user_id, is_admin=is_workspace_admin(user, team_id),
-                  tz=tz if isinstance(tz, str) else None, standing=standing_of(user, team_id))
+    return Viewer(
+        user_id=user_id,
+        is_admin=is_workspace_admin(user, team_id),
+        tz=tz if isinstance(tz, str) else None,
+        standing=standing_of(user, team_id),
+    )
 
 
 class PeopleDirectory:
     """`users.info` with a short per-user cache, judged against the workspace it serves."""
 
     def __init__(
-        self, *, ttl: float = CACHE_SECONDS, clock: Callable[[], float] = time.monotonic,
+        self,
+        *,
+        ttl: float = CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
         team_id: str | None = None,
     ) -> None:
         self._ttl = ttl

@@ -61,6 +61,7 @@ MAX_OUTAGE_RESUMES = 5
 # (a run not released is taken over after its heartbeat goes stale: nothing is lost).
 STOP_DATABASE_WAIT_S = 10.0
 
+
 @dataclass(eq=False)
 class _Job:
     """A run this process owns: queued for a slot, or running."""
@@ -279,8 +280,11 @@ class RunService:
         async with reading(self._sessions) as session:
             schedule = await schedules_repo.get_schedule(session, workspace_id)
         if schedule is None or schedule.schedule_id != schedule_id or not schedule.is_active:
-            logger.info("fire of schedule #%s of %s ignored: schedule gone or paused",
-                        schedule_id, workspace_id)
+            logger.info(
+                "fire of schedule #%s of %s ignored: schedule gone or paused",
+                schedule_id,
+                workspace_id,
+            )
             return None
         last = schedule.last_run_at
         if (
@@ -288,8 +292,11 @@ class RunService:
             and last != fire_time
             and _wall(last, schedule.timezone) == _wall(fire_time, schedule.timezone)
         ):
-            logger.info("second fire of %s at the repeated local time %s skipped",
-                        workspace_id, _wall(fire_time, schedule.timezone))
+            logger.info(
+                "second fire of %s at the repeated local time %s skipped",
+                workspace_id,
+                _wall(fire_time, schedule.timezone),
+            )
             return None
         row: RunRow | None = None
         try:
@@ -305,8 +312,12 @@ class RunService:
             async with reading(self._sessions) as session:
                 claimed = await repo.run_for_fire(session, schedule_id, fire_time)
             if claimed is not None:
-                logger.info("fire %s of %s already claimed by run #%s",
-                            fire_time.isoformat(), workspace_id, claimed.job_run_id)
+                logger.info(
+                    "fire %s of %s already claimed by run #%s",
+                    fire_time.isoformat(),
+                    workspace_id,
+                    claimed.job_run_id,
+                )
             else:
                 logger.warning("scheduled run of %s skipped: %s", workspace_id, refused)
         if row is not None:
@@ -318,7 +329,7 @@ class RunService:
         return row
 
     async def retry(self, workspace_id: str, job_run_id: int, user_id: str) -> RunRow:
-        """"Retry now": a new run of the same kind and window as a failed or cancelled run. A
+        """ "Retry now": a new run of the same kind and window as a failed or cancelled run. A
         pending automatic retry of that run is dropped."""
         async with reading(self._sessions) as session:
             old = await repo.get_run(session, job_run_id)
@@ -464,7 +475,7 @@ class RunService:
             except asyncio.CancelledError:
                 await asyncio.shield(self._release(job))
                 raise
-            except Exception:  # noqa: BLE001 - one run's bug must not kill the slot
+            except Exception:
                 logger.exception("run #%s crashed in the run service", job.job_run_id)
                 await self._release(job)
             finally:
@@ -486,9 +497,12 @@ class RunService:
         self._emit(RunEvent("started", run.workspace_id, run))
         if run.job_type == "manual" and job.recipient and self._notifier is not None:
             job.dm = await self._notifier.progress_started(
-                job.recipient, run.job_run_id, run.started_at,
-                ProgressInfo(0, 0, job.base_messages, started_at=run.started_at,
-                             job_run_id=run.job_run_id),
+                job.recipient,
+                run.job_run_id,
+                run.started_at,
+                ProgressInfo(
+                    0, 0, job.base_messages, started_at=run.started_at, job_run_id=run.job_run_id
+                ),
             )
         request = RunRequest(
             workspace_id=run.workspace_id,
@@ -500,8 +514,9 @@ class RunService:
         )
         result = await self._run_engine(job, request)
         if job.lost:
-            logger.warning("run #%s was taken over by another process; stopped here",
-                           run.job_run_id)
+            logger.warning(
+                "run #%s was taken over by another process; stopped here", run.job_run_id
+            )
             return
         if job.shutdown and not job.cancel_requested:
             job.progress = _final_progress(job, result)
@@ -520,16 +535,21 @@ class RunService:
                 )
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - database or vector store trouble
+            except Exception as exc:
                 error = type(exc).__name__
                 trouble = database_trouble(exc)
                 if trouble and outages < MAX_OUTAGE_RESUMES and not job.cancel.is_set():
                     outages += 1
-                    logger.warning("run #%s paused: the database does not answer (%s); it "
-                                   "resumes when the database is back", job.job_run_id, error)
+                    logger.warning(
+                        "run #%s paused: the database does not answer (%s); it "
+                        "resumes when the database is back",
+                        job.job_run_id,
+                        error,
+                    )
                     if await self._await_database(job):
-                        logger.warning("run #%s resumes: the database answers again",
-                                       job.job_run_id)
+                        logger.warning(
+                            "run #%s resumes: the database answers again", job.job_run_id
+                        )
                         self._carry_over(job)
                         continue
                     if job.cancel_requested:  # cancelled while it waited: it ends cancelled
@@ -540,8 +560,9 @@ class RunService:
                             cancelled=True,
                         )
                 elif trouble:
-                    logger.warning("run #%s stopped: the database does not answer (%s)",
-                                   job.job_run_id, error)
+                    logger.warning(
+                        "run #%s stopped: the database does not answer (%s)", job.job_run_id, error
+                    )
                 else:
                     logger.exception("run #%s stopped on an internal error", job.job_run_id)
                 messages, channels = job.counts()
@@ -569,10 +590,14 @@ class RunService:
                 async with self._sessions.begin() as session:
                     messages, channels = job.counts()
                     owned, cancel = await repo.heartbeat(
-                        session, job.job_run_id, self.owner, self._now(),
-                        messages_collected=messages, channels_processed=channels,
+                        session,
+                        job.job_run_id,
+                        self.owner,
+                        self._now(),
+                        messages_collected=messages,
+                        channels_processed=channels,
                     )
-            except Exception as exc:  # noqa: BLE001 - anything but an outage ends the wait
+            except Exception as exc:
                 if not database_trouble(exc):
                     logger.exception("run #%s: heartbeat after an outage failed", job.job_run_id)
                     return False
@@ -602,8 +627,11 @@ class RunService:
                 if not database_trouble(exc) or time.monotonic() > self._give_up_at:
                     raise
                 if attempt == 0:
-                    logger.warning("%s waits: the database does not answer (%s); trying again "
-                                   "until it does", what, type(exc).__name__)
+                    logger.warning(
+                        "%s waits: the database does not answer (%s); trying again until it does",
+                        what,
+                        type(exc).__name__,
+                    )
                 await asyncio.sleep(DATABASE_RETRY_S[min(attempt, len(DATABASE_RETRY_S) - 1)])
                 attempt += 1
                 continue
@@ -642,17 +670,23 @@ class RunService:
         async def write() -> None:
             async with self._sessions.begin() as session:
                 await repo.release_run(
-                    session, job.job_run_id, self.owner,
-                    messages_collected=messages, channels_processed=channels,
+                    session,
+                    job.job_run_id,
+                    self.owner,
+                    messages_collected=messages,
+                    channels_processed=channels,
                 )
 
         try:
             await self._until_written(f"release of run #{job.job_run_id}", write)
-        except Exception as exc:  # noqa: BLE001 - a stale heartbeat gets it resumed anyway
+        except Exception as exc:
             if database_trouble(exc):
-                logger.warning("could not release run #%s: the database does not answer (%s); "
-                               "it is resumed once its heartbeat is stale", job.job_run_id,
-                               type(exc).__name__)
+                logger.warning(
+                    "could not release run #%s: the database does not answer (%s); "
+                    "it is resumed once its heartbeat is stale",
+                    job.job_run_id,
+                    type(exc).__name__,
+                )
             else:
                 logger.exception("could not release run #%s", job.job_run_id)
             return
@@ -663,8 +697,14 @@ class RunService:
         run = job.run
         now = self._now()
         messages = job.base_messages + result.messages_collected
-        outcome = decide_outcome(run, result, cancel_requested=job.cancel_requested,
-                                 retries=self._retries, backoff=self._backoff, now=now)
+        outcome = decide_outcome(
+            run,
+            result,
+            cancel_requested=job.cancel_requested,
+            retries=self._retries,
+            backoff=self._backoff,
+            now=now,
+        )
         retry_at = outcome.retry_at
 
         async def write() -> repo.StoredRun | None:
@@ -693,8 +733,13 @@ class RunService:
         if retry_at is not None:
             self._arm_retry_timer(row.job_run_id, (retry_at - now).total_seconds())
         self._emit(RunEvent("finished", row.workspace_id, row))
-        logger.info("run #%s %s: %s messages, %s channels", row.job_run_id, row.status,
-                    row.messages_collected, row.channels_processed)
+        logger.info(
+            "run #%s %s: %s messages, %s channels",
+            row.job_run_id,
+            row.status,
+            row.messages_collected,
+            row.channels_processed,
+        )
         await self._tell(job, row, outcome.action)
 
     async def _tell(self, job: _Job, row: RunRow, action: str) -> None:
@@ -748,8 +793,12 @@ class RunService:
             for job in jobs:
                 messages, channels = job.counts()
                 owned, cancel = await repo.heartbeat(
-                    session, job.job_run_id, self.owner, now,
-                    messages_collected=messages, channels_processed=channels,
+                    session,
+                    job.job_run_id,
+                    self.owner,
+                    now,
+                    messages_collected=messages,
+                    channels_processed=channels,
                 )
                 seen.append((job, owned, cancel))
         for job, owned, cancel in seen:
@@ -791,8 +840,11 @@ class RunService:
                 )
                 await self._end_claimed(job, "failed", message, "Not resumed again; use Retry now.")
             else:
-                logger.info("run #%s taken over (heartbeat %s), resuming", row.job_run_id,
-                            candidate.heartbeat_at)
+                logger.info(
+                    "run #%s taken over (heartbeat %s), resuming",
+                    row.job_run_id,
+                    candidate.heartbeat_at,
+                )
                 self._enqueue(job)
 
     async def _end_claimed(
@@ -801,7 +853,11 @@ class RunService:
         async def write() -> repo.StoredRun | None:
             async with self._sessions.begin() as session:
                 return await repo.end_unowned(
-                    session, job.job_run_id, self.owner, status=status, now=self._now(),
+                    session,
+                    job.job_run_id,
+                    self.owner,
+                    status=status,
+                    now=self._now(),
                     error_message=error_message,
                 )
 
@@ -862,7 +918,7 @@ class RunService:
         for listener in list(self._listeners):
             try:
                 outcome = listener(event)
-            except Exception:  # noqa: BLE001 - a listener must not break a run
+            except Exception:
                 logger.exception("run listener failed")
                 continue
             if inspect.isawaitable(outcome):
@@ -877,7 +933,7 @@ class RunService:
 async def _guard(awaitable: Awaitable[Any]) -> None:
     try:
         await awaitable
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.exception("run listener failed")
 
 

@@ -156,7 +156,7 @@ class ScheduleExecutor(AsyncIOExecutor):  # type: ignore[misc]  # APScheduler 3 
             self._pending_futures.discard(f)
             try:
                 events = f.result()
-            except BaseException:
+            except BaseException:  # noqa: BLE001 - as APScheduler's own executor reports it
                 self._run_job_error(job.id, *sys.exc_info()[1:])
             else:
                 self._run_job_success(job.id, events)
@@ -226,8 +226,9 @@ class ScheduleService:
         if pending:
             _done, late = await asyncio.wait(pending, timeout=timeout)
             if late:
-                logger.warning("%d schedule fire(s) still going after %.0f s: cancelled",
-                               len(late), timeout)
+                logger.warning(
+                    "%d schedule fire(s) still going after %.0f s: cancelled", len(late), timeout
+                )
         self._scheduler.shutdown(wait=False)
 
     # -- reads --
@@ -398,8 +399,11 @@ class ScheduleService:
                 raise
             if not self._sync_failing:
                 self._sync_failing = True
-                logger.warning("schedules not re-read: the database does not answer (%s); "
-                               "trying again at the next sync", type(exc).__name__)
+                logger.warning(
+                    "schedules not re-read: the database does not answer (%s); "
+                    "trying again at the next sync",
+                    type(exc).__name__,
+                )
             return
         if self._sync_failing:
             self._sync_failing = False
@@ -428,22 +432,34 @@ class ScheduleService:
                 if late > self._grace or self._closing:
                     logger.error(
                         "fire of %s at %s dropped: the database did not answer for %.0f s "
-                        "(%s)%s; the schedule fires again at its next time", job_id(workspace_id),
-                        fire_time.isoformat(), late, type(exc).__name__,
-                        " and the app is stopping" if self._closing else
-                        f", longer than the {self._grace} s misfire grace")
+                        "(%s)%s; the schedule fires again at its next time",
+                        job_id(workspace_id),
+                        fire_time.isoformat(),
+                        late,
+                        type(exc).__name__,
+                        " and the app is stopping"
+                        if self._closing
+                        else f", longer than the {self._grace} s misfire grace",
+                    )
                     return
                 if attempt == 0:
                     logger.warning(
                         "fire of %s at %s waits: the database does not answer (%s); it goes "
-                        "ahead when it does, up to %s s after its time", job_id(workspace_id),
-                        fire_time.isoformat(), type(exc).__name__, self._grace)
+                        "ahead when it does, up to %s s after its time",
+                        job_id(workspace_id),
+                        fire_time.isoformat(),
+                        type(exc).__name__,
+                        self._grace,
+                    )
                 await asyncio.sleep(FIRE_RETRY_S[min(attempt, len(FIRE_RETRY_S) - 1)])
                 attempt += 1
                 continue
             if attempt:
-                logger.warning("fire of %s at %s went ahead: the database answers again",
-                               job_id(workspace_id), fire_time.isoformat())
+                logger.warning(
+                    "fire of %s at %s went ahead: the database answers again",
+                    job_id(workspace_id),
+                    fire_time.isoformat(),
+                )
             return
 
     async def _fire_once(

@@ -61,8 +61,10 @@ def test_layout_engine_imports_only_db() -> None:
 
 
 def test_layout_blocks_and_db_do_no_slack_io() -> None:
-    for package, banned in (("blocks", ("slack_sdk.web", "aiohttp", "sqlalchemy", "chromadb")),
-                            ("db", ("slack_sdk", "slack_bolt"))):
+    for package, banned in (
+        ("blocks", ("slack_sdk.web", "aiohttp", "sqlalchemy", "chromadb")),
+        ("db", ("slack_sdk", "slack_bolt")),
+    ):
         for path in modules(package):
             for name in imports_of(path):
                 assert not name.startswith(banned), f"{path.relative_to(REPO)} imports {name}"

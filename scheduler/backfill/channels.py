@@ -82,7 +82,11 @@ async def resolve_channels(
                     stopped = True
                     break
                 # conversations.list also returns DMs/MPIMs only when asked; be defensive anyway.
-                if not isinstance(channel, Mapping) or channel.get("is_im") or channel.get("is_mpim"):
+                if (
+                    not isinstance(channel, Mapping)
+                    or channel.get("is_im")
+                    or channel.get("is_mpim")
+                ):
                     continue
                 if wanted is None:
                     listed.append(channel)

@@ -75,7 +75,7 @@ def format_ts(micros: int) -> str:
 
 
 def epoch_micros(seconds: float) -> int:
-    return int(round(seconds * _MICROS))
+    return round(seconds * _MICROS)
 
 
 @dataclass(frozen=True)
@@ -213,7 +213,9 @@ class _Run:
         self.now = time.time() if request.now is None else float(request.now)
         self.result = RunResult()
         self.names: dict[str, str] = {}
-        self.queue: asyncio.Queue[_Unit | None] = asyncio.Queue(maxsize=max(1, self.config.queue_pages))
+        self.queue: asyncio.Queue[_Unit | None] = asyncio.Queue(
+            maxsize=max(1, self.config.queue_pages)
+        )
         self.tracker = ProgressTracker(progress, self._gateway_stats)
         self.skipped: dict[str, SkippedChannel] = {}
         # Channels that could not be read to the end for a reason a later run may not meet.
@@ -235,8 +237,10 @@ class _Run:
             # One conversations.list walk for every channel id asked for, checking `cancel`
             # between channels: the setup stays bounded however many ids a run carries.
             targets, skipped = await resolve_channels(
-                self.gateway, channel_ids=self.request.channel_ids,
-                auto_join=self.config.auto_join, cancel=self.cancel,
+                self.gateway,
+                channel_ids=self.request.channel_ids,
+                auto_join=self.config.auto_join,
+                cancel=self.cancel,
             )
             for skip in skipped:
                 self._skip(skip)
@@ -393,7 +397,7 @@ class _Run:
         """The one page of history just below `latest` (the walk is by `latest`, see module doc)."""
         pages = self.gateway.history_pages(channel.target.id, oldest=oldest, latest=latest)
         try:
-            return await anext(pages)  # type: ignore[arg-type]
+            return await anext(pages)
         finally:
             await pages.aclose()  # type: ignore[attr-defined]
 
@@ -629,7 +633,9 @@ class _Run:
                     reply, include_bots=cfg.include_bots, min_text_chars=cfg.min_text_chars
                 ):
                     continue
-                records.append(self._record(channel, reply, str(reply.get("thread_ts") or parent_ts)))
+                records.append(
+                    self._record(channel, reply, str(reply.get("thread_ts") or parent_ts))
+                )
         return records
 
     def _checkpoint(self, unit: _Unit) -> Checkpoint:

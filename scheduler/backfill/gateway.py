@@ -43,6 +43,7 @@ YieldTo = Callable[[], Awaitable[None]]
 async def never_wait() -> None:
     return None
 
+
 # Network failures that say nothing about the request itself.
 _NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,

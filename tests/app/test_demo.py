@@ -11,12 +11,20 @@ from pathlib import Path
 from tests.support.app_process import REPO, SETTING_NAMES
 
 
-def run_demo(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_demo(
+    tmp_path: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
     env.update(PYTHONPATH=str(REPO), ANONYMIZED_TELEMETRY="False")
     return subprocess.run(
-        [sys.executable, "-m", "app", "demo", *args], cwd=tmp_path, env=env, input=stdin,
-        capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "app", "demo", *args],
+        cwd=tmp_path,
+        env=env,
+        input=stdin,
+        check=False,  # the exit code is what is tested
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -40,8 +48,17 @@ def test_demo_stores_exactly_the_ground_truth_and_exits_0(tmp_path: Path) -> Non
 
 
 def test_demo_keep_running_prompt_as_member(tmp_path: Path) -> None:
-    proc = run_demo(tmp_path, "--keep-running", "--as", "member", "--messages", "1500",
-                    "--channels", "4", stdin="/backfill status\npause\nhistory 2\n\n")
+    proc = run_demo(
+        tmp_path,
+        "--keep-running",
+        "--as",
+        "member",
+        "--messages",
+        "1500",
+        "--channels",
+        "4",
+        stdin="/backfill status\npause\nhistory 2\n\n",
+    )
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     prompt = out.split("Type /backfill commands as")[1]

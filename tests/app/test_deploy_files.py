@@ -45,8 +45,9 @@ def test_compose_replicas_share_one_database_and_one_chroma_server() -> None:
     apps = [s for s in services.values() if s.get("build")]
     assert len(apps) == 1 and apps[0]["deploy"]["replicas"] >= 2  # one definition, N replicas
     environment = apps[0]["environment"]
-    database = re.fullmatch(r"postgresql\+asyncpg://[^@]+@([a-z]+):5432/\w+",
-                            environment["DATABASE_URL"])
+    database = re.fullmatch(
+        r"postgresql\+asyncpg://[^@]+@([a-z]+):5432/\w+", environment["DATABASE_URL"]
+    )
     assert database is not None and database.group(1) in services
     assert "postgres" in services[database.group(1)]["image"]
     chroma = re.fullmatch(r"http://([a-z]+):8000", environment["CHROMA_URL"])
@@ -68,12 +69,12 @@ def test_compose_chroma_server_matches_the_pinned_client() -> None:
 
 def test_dockerfile_is_multi_stage_non_root_with_a_health_check() -> None:
     text = (REPO / "Dockerfile").read_text()
-    stages = re.findall(r"^FROM\s+(\S+)", text, flags=re.M)
+    stages = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
     assert len(stages) >= 2 and all("slim" in s or s.startswith("$") for s in stages)
-    users = re.findall(r"^USER\s+(\S+)", text, flags=re.M)
+    users = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
     assert users and users[-1] not in {"root", "0"}
-    assert re.search(r"^HEALTHCHECK .*?/healthz", text, flags=re.M | re.S)
+    assert re.search(r"^HEALTHCHECK .*?/healthz", text, flags=re.MULTILINE | re.DOTALL)
     assert 'ENTRYPOINT ["python", "-m", "app"]' in text and 'CMD ["run"]' in text
-    assert re.search(r"^ARG BAKE_EMBEDDING_MODEL=false", text, flags=re.M)
+    assert re.search(r"^ARG BAKE_EMBEDDING_MODEL=false", text, flags=re.MULTILINE)
     # The image installs the package itself: its dependencies are the pinned ones.
     assert "pip install ." in text

@@ -23,8 +23,9 @@ from tests.scenarios.harness import Scenario, start_scenario
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[Scenario]:
-    async with start_scenario(f"sqlite+aiosqlite:///{tmp_path}/backfill.db", tmp_path,
-                              messages=60) as s:
+    async with start_scenario(
+        f"sqlite+aiosqlite:///{tmp_path}/backfill.db", tmp_path, messages=60
+    ) as s:
         yield s
 
 
@@ -46,16 +47,24 @@ def form_payload(raw: str) -> bytes:
 
 
 def payload(**fields: Any) -> bytes:
-    base: dict[str, Any] = {"type": "block_actions", "team": {"id": "T0"}, "user": {"id": "U0"},
-                            "api_app_id": "A0", "trigger_id": "1.2.3",
-                            "actions": [{"action_id": "x", "block_id": "b", "type": "button"}]}
+    base: dict[str, Any] = {
+        "type": "block_actions",
+        "team": {"id": "T0"},
+        "user": {"id": "U0"},
+        "api_app_id": "A0",
+        "trigger_id": "1.2.3",
+        "actions": [{"action_id": "x", "block_id": "b", "type": "button"}],
+    }
     base.update(fields)
     return form_payload(json.dumps(base))
 
 
 def submission(view: Any) -> bytes:
-    return form_payload(json.dumps({"type": "view_submission", "team": {"id": "T0"},
-                                    "user": {"id": "U0"}, "view": view}))
+    return form_payload(
+        json.dumps(
+            {"type": "view_submission", "team": {"id": "T0"}, "user": {"id": "U0"}, "view": view}
+        )
+    )
 
 
 # (name, body, content type headers, signed?, expected status)
@@ -63,7 +72,7 @@ MALFORMED: list[tuple[str, bytes, dict[str, str], bool, int]] = [
     ("payload={bad", b"payload={bad", FORM, True, 400),
     ("payload=[]", b"payload=[]", FORM, True, 400),
     ("payload=null", b"payload=null", FORM, True, 400),
-    ("payload=\"text\"", form_payload('"text"'), FORM, True, 400),
+    ('payload="text"', form_payload('"text"'), FORM, True, 400),
     ("json []", b"[]", JSON, True, 400),
     ("json null", b"null", JSON, True, 400),
     ("json 17", b"17", JSON, True, 400),
@@ -88,58 +97,145 @@ MALFORMED: list[tuple[str, bytes, dict[str, str], bool, int]] = [
     ("response_urls of strings", payload(response_urls=["https://x"]), FORM, True, 400),
     ("actions null", payload(actions=None), FORM, True, 400),
     ("actions empty", payload(actions=[]), FORM, True, 400),
-    ("action without action_id", payload(actions=[{"block_id": "b", "value": "1"}]), FORM, True,
-     400),
+    (
+        "action without action_id",
+        payload(actions=[{"block_id": "b", "value": "1"}]),
+        FORM,
+        True,
+        400,
+    ),
     ("response_url null", payload(response_url="null"), FORM, True, 400),
-    ("response_urls of non-urls", payload(response_urls=[{"response_url": "-1.5"}]), FORM, True,
-     400),
-    ("command without response_url", b"command=%2Fbackfill&team_id=T0&user_id=U0&text=help",
-     FORM, True, 400),
-    ("command with response_url null",
-     b"command=%2Fbackfill&team_id=T0&user_id=U0&text=help&response_url=null", FORM, True, 400),
+    (
+        "response_urls of non-urls",
+        payload(response_urls=[{"response_url": "-1.5"}]),
+        FORM,
+        True,
+        400,
+    ),
+    (
+        "command without response_url",
+        b"command=%2Fbackfill&team_id=T0&user_id=U0&text=help",
+        FORM,
+        True,
+        400,
+    ),
+    (
+        "command with response_url null",
+        b"command=%2Fbackfill&team_id=T0&user_id=U0&text=help&response_url=null",
+        FORM,
+        True,
+        400,
+    ),
     ("view string", submission("V1"), FORM, True, 400),
-    ("view without type", submission({"id": "V1", "callback_id": "run_modal.view"}), FORM, True,
-     400),
+    (
+        "view without type",
+        submission({"id": "V1", "callback_id": "run_modal.view"}),
+        FORM,
+        True,
+        400,
+    ),
     ("view null", submission(None), FORM, True, 400),
-    ("block_suggestion without action_id",
-     form_payload('{"type": "block_suggestion", "team": {"id": "T0"}, "user": {"id": "U0"}}'),
-     FORM, True, 400),
-    ("shortcut without callback_id",
-     form_payload('{"type": "shortcut", "team": {"id": "T0"}, "user": {"id": "U0"}}'), FORM, True,
-     400),
-    ("view.callback_id int", submission({"id": "V1", "type": "modal", "callback_id": 3}), FORM,
-     True, 400),
-    ("view.state list", submission({"id": "V1", "type": "modal", "callback_id": "c",
-                                    "state": []}), FORM, True, 400),
-    ("view.state.values of lists",
-     submission({"id": "V1", "type": "modal", "callback_id": "c",
-                 "state": {"values": {"b": ["x"]}}}), FORM, True, 400),
-    ("view.state.values element null",
-     submission({"id": "V1", "type": "modal", "callback_id": "c",
-                 "state": {"values": {"b": {"a": None}}}}), FORM, True, 400),
-    ("event string", json.dumps({"type": "event_callback", "event": "x"}).encode(), JSON, True,
-     400),
-    ("event.type list", json.dumps({"type": "event_callback", "team_id": "T0",
-                                    "event": {"type": ["x"]}}).encode(), JSON, True, 400),
-    ("event.user number", json.dumps({"type": "event_callback", "team_id": "T0",
-                                      "event": {"type": "app_home_opened", "user": 5}}).encode(),
-     JSON, True, 400),
+    (
+        "block_suggestion without action_id",
+        form_payload('{"type": "block_suggestion", "team": {"id": "T0"}, "user": {"id": "U0"}}'),
+        FORM,
+        True,
+        400,
+    ),
+    (
+        "shortcut without callback_id",
+        form_payload('{"type": "shortcut", "team": {"id": "T0"}, "user": {"id": "U0"}}'),
+        FORM,
+        True,
+        400,
+    ),
+    (
+        "view.callback_id int",
+        submission({"id": "V1", "type": "modal", "callback_id": 3}),
+        FORM,
+        True,
+        400,
+    ),
+    (
+        "view.state list",
+        submission({"id": "V1", "type": "modal", "callback_id": "c", "state": []}),
+        FORM,
+        True,
+        400,
+    ),
+    (
+        "view.state.values of lists",
+        submission(
+            {"id": "V1", "type": "modal", "callback_id": "c", "state": {"values": {"b": ["x"]}}}
+        ),
+        FORM,
+        True,
+        400,
+    ),
+    (
+        "view.state.values element null",
+        submission(
+            {
+                "id": "V1",
+                "type": "modal",
+                "callback_id": "c",
+                "state": {"values": {"b": {"a": None}}},
+            }
+        ),
+        FORM,
+        True,
+        400,
+    ),
+    (
+        "event string",
+        json.dumps({"type": "event_callback", "event": "x"}).encode(),
+        JSON,
+        True,
+        400,
+    ),
+    (
+        "event.type list",
+        json.dumps({"type": "event_callback", "team_id": "T0", "event": {"type": ["x"]}}).encode(),
+        JSON,
+        True,
+        400,
+    ),
+    (
+        "event.user number",
+        json.dumps(
+            {
+                "type": "event_callback",
+                "team_id": "T0",
+                "event": {"type": "app_home_opened", "user": 5},
+            }
+        ).encode(),
+        JSON,
+        True,
+        400,
+    ),
     ("unsigned payload={bad", b"payload={bad", FORM, False, 401),
     ("unsigned json []", b"[]", JSON, False, 401),
 ]
 
 
-@pytest.mark.parametrize("name,body,headers,signed,status", MALFORMED,
-                         ids=[case[0] for case in MALFORMED])
+@pytest.mark.parametrize(
+    "name,body,headers,signed,status", MALFORMED, ids=[case[0] for case in MALFORMED]
+)
 async def test_http_front_malformed_request_is_refused_without_a_traceback(
-    app: Scenario, caplog: pytest.LogCaptureFixture, name: str, body: bytes,
-    headers: dict[str, str], signed: bool, status: int,
+    app: Scenario,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    body: bytes,
+    headers: dict[str, str],
+    signed: bool,
+    status: int,
 ) -> None:
     caplog.set_level(logging.WARNING)
     secret = app.fake.signing_secret if signed else "not-the-signing-secret"
     for _ in range(3):
-        async with app.http.post(app.url, data=body, headers={**headers, **sign(body, secret)}) \
-                as resp:
+        async with app.http.post(
+            app.url, data=body, headers={**headers, **sign(body, secret)}
+        ) as resp:
             assert resp.status == status, (name, await resp.text())
             answer = json.loads(await resp.text())
         assert answer["ok"] is False and answer["error"]
@@ -168,7 +264,10 @@ BAD_HEADERS: list[tuple[str, dict[str, str], int]] = [
 
 @pytest.mark.parametrize("name,override,status", BAD_HEADERS, ids=[c[0] for c in BAD_HEADERS])
 async def test_http_front_bad_signature_headers_are_400_or_401(
-    app: Scenario, caplog: pytest.LogCaptureFixture, name: str, override: dict[str, str],
+    app: Scenario,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    override: dict[str, str],
     status: int,
 ) -> None:
     caplog.set_level(logging.WARNING)
@@ -185,22 +284,28 @@ async def test_http_front_missing_or_doubled_signature_headers_are_refused(app: 
     async with app.http.post(app.url, data=body, headers=FORM) as resp:
         assert resp.status == 401
     good = sign(body, app.fake.signing_secret)
-    doubled = [("Content-Type", FORM["Content-Type"]),
-               ("X-Slack-Request-Timestamp", good["X-Slack-Request-Timestamp"]),
-               ("X-Slack-Signature", "v0=" + "1" * 64),
-               ("X-Slack-Signature", good["X-Slack-Signature"])]
+    doubled = [
+        ("Content-Type", FORM["Content-Type"]),
+        ("X-Slack-Request-Timestamp", good["X-Slack-Request-Timestamp"]),
+        ("X-Slack-Signature", "v0=" + "1" * 64),
+        ("X-Slack-Signature", good["X-Slack-Signature"]),
+    ]
     async with app.http.post(app.url, data=body, headers=doubled) as resp:  # type: ignore[arg-type]
         assert resp.status == 400
 
 
 async def test_http_front_two_hundred_unsigned_requests_log_one_line(
-    app: Scenario, caplog: pytest.LogCaptureFixture,
+    app: Scenario,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     for i in range(200):
         body = b"payload={bad" if i % 2 else b"[]"
-        headers = {**FORM, "X-Slack-Request-Timestamp": "abc" if i % 3 == 0 else "1",
-                   "X-Slack-Signature": "v0=" + "0" * 64}
+        headers = {
+            **FORM,
+            "X-Slack-Request-Timestamp": "abc" if i % 3 == 0 else "1",
+            "X-Slack-Signature": "v0=" + "0" * 64,
+        }
         async with app.http.post(app.url, data=body, headers=headers) as resp:
             assert resp.status in (400, 401)
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
@@ -216,8 +321,9 @@ async def test_http_front_is_still_the_first_to_answer_a_good_request(app: Scena
 
 async def test_http_front_an_oversized_body_is_still_413(app: Scenario) -> None:
     body = b"payload=" + b"x" * (2 * 1024 * 1024)
-    async with app.http.post(app.url, data=body,
-                             headers={**FORM, **sign(body, app.fake.signing_secret)}) as resp:
+    async with app.http.post(
+        app.url, data=body, headers={**FORM, **sign(body, app.fake.signing_secret)}
+    ) as resp:
         assert resp.status == 413
 
 
@@ -251,17 +357,44 @@ def test_http_front_signature_window_follows_the_injected_clock() -> None:
 
 
 def test_http_front_shape_accepts_what_slack_sends() -> None:
-    assert shape_problem({"command": "/backfill", "text": "", "team_id": "T0", "user_id": "U0",
-                          "response_url": "https://hooks.slack.com/commands/T0/1/x"}) is None
-    assert shape_problem({"type": "block_actions", "team": None, "user": {"id": "U"},
-                          "enterprise": None, "actions": [{"action_id": "a", "block_id": "b",
-                                                           "selected_option": {"value": "v"}}],
-                          "container": {"type": "view"}, "is_enterprise_install": False,
-                          "view": {"id": "V", "state": {"values": {"b": {"a": {}}}}}}) is None
-    assert shape_problem({"type": "event_callback", "team_id": "T0",
-                          "authorizations": [{"team_id": "T0", "is_bot": True}],
-                          "event": {"type": "channel_rename",
-                                    "channel": {"id": "C1", "name": "x"}}}) is None
+    assert (
+        shape_problem(
+            {
+                "command": "/backfill",
+                "text": "",
+                "team_id": "T0",
+                "user_id": "U0",
+                "response_url": "https://hooks.slack.com/commands/T0/1/x",
+            }
+        )
+        is None
+    )
+    assert (
+        shape_problem(
+            {
+                "type": "block_actions",
+                "team": None,
+                "user": {"id": "U"},
+                "enterprise": None,
+                "actions": [{"action_id": "a", "block_id": "b", "selected_option": {"value": "v"}}],
+                "container": {"type": "view"},
+                "is_enterprise_install": False,
+                "view": {"id": "V", "state": {"values": {"b": {"a": {}}}}},
+            }
+        )
+        is None
+    )
+    assert (
+        shape_problem(
+            {
+                "type": "event_callback",
+                "team_id": "T0",
+                "authorizations": [{"team_id": "T0", "is_bot": True}],
+                "event": {"type": "channel_rename", "channel": {"id": "C1", "name": "x"}},
+            }
+        )
+        is None
+    )
     assert shape_problem({"type": "url_verification", "challenge": "abc"}) is None
 
 
@@ -275,8 +408,11 @@ def test_http_front_throttled_log_counts_what_it_left_out(caplog: pytest.LogCapt
     now[0] = 61
     assert throttled.emit("a", "refused %s", "x")
     messages = [r.getMessage() for r in caplog.records]
-    assert messages == ["refused x", "other",
-                        "refused x (and 1 more like it since the last such line)"]
+    assert messages == [
+        "refused x",
+        "other",
+        "refused x (and 1 more like it since the last such line)",
+    ]
 
 
 async def test_http_front_an_exception_out_of_bolt_is_one_throttled_line(

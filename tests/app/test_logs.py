@@ -14,7 +14,9 @@ def record(msg: str, *args: object, exc: BaseException | None = None) -> logging
 
 def test_logs_redact_known_secrets_and_token_shapes() -> None:
     fmt = RedactingFormatter(["s3cr3t-signing-value"])
-    line = fmt.format(record("token %s secret %s other xapp-1-A-2-zz", "xoxb-123-abc", "s3cr3t-signing-value"))
+    line = fmt.format(
+        record("token %s secret %s other xapp-1-A-2-zz", "xoxb-123-abc", "s3cr3t-signing-value")
+    )
     assert "xoxb-123-abc" not in line and "s3cr3t-signing-value" not in line
     assert "xapp-1-A-2-zz" not in line and line.count(REDACTED) == 3
 

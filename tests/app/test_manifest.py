@@ -73,10 +73,18 @@ def test_manifest_declares_what_the_app_serves() -> None:
 
 def test_manifest_scopes_are_minimal_and_each_is_justified_in_the_readme() -> None:
     scopes = load_manifest()["oauth_config"]["scopes"]["bot"]
-    assert sorted(scopes) == sorted([
-        "commands", "channels:read", "groups:read", "channels:history", "groups:history",
-        "channels:join", "users:read", "chat:write",
-    ])
+    assert sorted(scopes) == sorted(
+        [
+            "commands",
+            "channels:read",
+            "groups:read",
+            "channels:history",
+            "groups:history",
+            "channels:join",
+            "users:read",
+            "chat:write",
+        ]
+    )
     readme = (REPO / "README.md").read_text()
     for scope in scopes:
         assert f"| `{scope}` |" in readme, f"README does not justify {scope}"

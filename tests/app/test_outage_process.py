@@ -53,8 +53,9 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, app: AppProces
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n"
-                                 f"{app.output()[-6000:]}")
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {what}\n{app.output()[-6000:]}"
+            )
         time.sleep(0.2)
 
 
@@ -94,10 +95,16 @@ def test_outage_process_postgres_restart_mid_run(private_postgres: RestartablePo
             def command(text: str) -> str:
                 """Send `/backfill text` as the admin; the response_url it will be answered on."""
                 response_url = fake.new_response_url(admin, "C0OUTAGE")
-                body = slash_command_body(text, team_id=fake.team_id, user_id=admin,
-                                          channel_id="C0OUTAGE", response_url=response_url)
-                status, _ack = app.post("/slack/events", body,
-                                        form_headers(body, fake.signing_secret))
+                body = slash_command_body(
+                    text,
+                    team_id=fake.team_id,
+                    user_id=admin,
+                    channel_id="C0OUTAGE",
+                    response_url=response_url,
+                )
+                status, _ack = app.post(
+                    "/slack/events", body, form_headers(body, fake.signing_secret)
+                )
                 assert status == 200, _ack
                 return response_url.rsplit("/", 1)[-1]
 
@@ -110,8 +117,12 @@ def test_outage_process_postgres_restart_mid_run(private_postgres: RestartablePo
             since = len(fake.response_posts)
             command("run days=3")
             assert "started" in wait_for(lambda: answer(since), 30, "the run to start", app)
-            wait_for(lambda: len(fake.calls_of("conversations.history")) >= 2, 60,
-                     "some history pages", app)
+            wait_for(
+                lambda: len(fake.calls_of("conversations.history")) >= 2,
+                60,
+                "some history pages",
+                app,
+            )
             first = runs(url)
             assert len(first) == 1 and first[0].status == "running"
             run_id = first[0].job_run_id
@@ -134,11 +145,16 @@ def test_outage_process_postgres_restart_mid_run(private_postgres: RestartablePo
                 return row if row.status != "running" else None
 
             fake.faults.clear()
-            done = wait_for(ended, BACK_WITHIN_S, "the run to end after the database came back",
-                            app)
+            done = wait_for(
+                ended, BACK_WITHIN_S, "the run to end after the database came back", app
+            )
             assert done.status == "success", (done.status, done.error_message)
-            wait_for(lambda: any("Backfill finished" in json.dumps(m) for m in fake.dms(admin)),
-                     30, "the summary DM", app)
+            wait_for(
+                lambda: any("Backfill finished" in json.dumps(m) for m in fake.dms(admin)),
+                30,
+                "the summary DM",
+                app,
+            )
             assert readyz(app) == 200
 
             # Nothing stranded: the next run is accepted and ends.
@@ -146,8 +162,12 @@ def test_outage_process_postgres_restart_mid_run(private_postgres: RestartablePo
             command("run days=1")
             accepted = wait_for(lambda: answer(since), 30, "the next run's answer", app)
             assert f"Run #{run_id + 1} started" in accepted, accepted
-            wait_for(lambda: all(r.status != "running" for r in runs(url)), BACK_WITHIN_S,
-                     "the next run to end", app)
+            wait_for(
+                lambda: all(r.status != "running" for r in runs(url)),
+                BACK_WITHIN_S,
+                "the next run to end",
+                app,
+            )
         finally:
             code = app.stop()
             output = app.output()

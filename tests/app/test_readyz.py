@@ -42,7 +42,8 @@ async def wait_status(s: Scenario, status: int, timeout: float = 30) -> dict[str
 
 
 async def test_readyz_is_200_when_the_database_and_the_vector_store_answer(
-    database_url: str, tmp_path: Path,
+    database_url: str,
+    tmp_path: Path,
 ) -> None:
     async with start_scenario(database_url, tmp_path, messages=50) as s:
         status, body = await get(s, "/readyz")
@@ -111,8 +112,9 @@ async def test_readyz_is_503_naming_the_vector_store_while_chroma_is_down(
         pytest.skip(f"Chroma server unavailable: {exc}")
     stopped = False
     try:
-        async with start_scenario(f"sqlite+aiosqlite:///{tmp_path}/backfill.db", tmp_path,
-                                  messages=50, CHROMA_URL=chroma) as s:
+        async with start_scenario(
+            f"sqlite+aiosqlite:///{tmp_path}/backfill.db", tmp_path, messages=50, CHROMA_URL=chroma
+        ) as s:
             await wait_status(s, 200)
             server.__exit__(None, None, None)
             stopped = True
@@ -191,7 +193,8 @@ async def test_readyz_in_socket_mode_is_503_until_the_socket_is_open() -> None:
             response = await client.get("/readyz")
             assert response.status == 503
             assert (await response.json())["problems"] == [
-                "the Socket Mode connection to Slack is not open yet"]
+                "the Socket Mode connection to Slack is not open yet"
+            ]
             readiness.socket_connected = is_connected
             response = await client.get("/readyz")
             assert response.status == 503

@@ -46,10 +46,18 @@ def record(s: Scenario) -> Sent:
 def run_values(channel: str) -> dict[str, Any]:
     return {
         ids.RUN_DAYS_BLOCK: {ids.RUN_DAYS_ACTION: {"type": "number_input", "value": "1"}},
-        ids.RUN_SCOPE_BLOCK: {ids.RUN_SCOPE_ACTION: {
-            "type": "radio_buttons", "selected_option": {"value": ids.SCOPE_CHOSEN}}},
-        ids.RUN_CHANNELS_BLOCK: {ids.RUN_CHANNELS_ACTION: {
-            "type": "multi_conversations_select", "selected_conversations": [channel]}},
+        ids.RUN_SCOPE_BLOCK: {
+            ids.RUN_SCOPE_ACTION: {
+                "type": "radio_buttons",
+                "selected_option": {"value": ids.SCOPE_CHOSEN},
+            }
+        },
+        ids.RUN_CHANNELS_BLOCK: {
+            ids.RUN_CHANNELS_ACTION: {
+                "type": "multi_conversations_select",
+                "selected_conversations": [channel],
+            }
+        },
     }
 
 
@@ -104,12 +112,21 @@ async def test_replays_a_replayed_run_command_or_run_modal_starts_nothing(
 
 async def test_replays_slack_event_retries_are_not_refused(scenario: Scenario) -> None:
     s = scenario
-    body = event_body({"type": "app_home_opened", "user": s.admin, "tab": "home",
-                       "channel": "D0SCENARIO", "event_ts": "1.2"}, team_id=s.team_id)
+    body = event_body(
+        {
+            "type": "app_home_opened",
+            "user": s.admin,
+            "tab": "home",
+            "channel": "D0SCENARIO",
+            "event_ts": "1.2",
+        },
+        team_id=s.team_id,
+    )
     headers = json_headers(body, s.fake.signing_secret)
     first = await s.post(body, headers, expect_after_empty_ack=True)
-    retry = await s.post(body, {**headers, "X-Slack-Retry-Num": "1",
-                                "X-Slack-Retry-Reason": "http_timeout"})
+    retry = await s.post(
+        body, {**headers, "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    )
     again = await s.post(body, headers)
     assert (first.status, retry.status, again.status) == (200, 200, 200)
 
@@ -118,9 +135,13 @@ async def test_replays_a_forged_request_is_not_recorded(scenario: Scenario) -> N
     """Sent first with other bytes under the genuine request's signature, the forgery must not
     make the genuine request look like a replay (the ledger is asked only after verification)."""
     s = scenario
-    body = slash_command_body("list", team_id=s.team_id, user_id=s.admin,
-                              response_url=s.fake.new_response_url(s.admin, "C0X"),
-                              trigger_id=s.fake.new_trigger_id(s.admin))
+    body = slash_command_body(
+        "list",
+        team_id=s.team_id,
+        user_id=s.admin,
+        response_url=s.fake.new_response_url(s.admin, "C0X"),
+        trigger_id=s.fake.new_trigger_id(s.admin),
+    )
     genuine = form_headers(body, s.fake.signing_secret)
     forged = await s.post(body.replace("text=list", "text=delete"), genuine)
     assert forged.status == 401 and "signature" in forged.ack["error"]
@@ -129,7 +150,8 @@ async def test_replays_a_forged_request_is_not_recorded(scenario: Scenario) -> N
 
 
 async def test_replays_two_instances_on_one_postgresql_share_the_ledger(
-    postgres_url: str, tmp_path: Path,
+    postgres_url: str,
+    tmp_path: Path,
 ) -> None:
     async with start_scenario(postgres_url, tmp_path / "first", messages=100) as s:
         sent = record(s)
@@ -148,9 +170,13 @@ async def test_replays_two_instances_on_one_postgresql_share_the_ledger(
                 assert resp.status == 401
                 assert "already received" in (await resp.json())["error"]
             # And the other way round: a fresh request to the second, replayed to the first.
-            body = slash_command_body("pause", team_id=s.team_id, user_id=s.admin,
-                                      response_url=s.fake.new_response_url(s.admin, "C0X"),
-                                      trigger_id=s.fake.new_trigger_id(s.admin))
+            body = slash_command_body(
+                "pause",
+                team_id=s.team_id,
+                user_id=s.admin,
+                response_url=s.fake.new_response_url(s.admin, "C0X"),
+                trigger_id=s.fake.new_trigger_id(s.admin),
+            )
             headers = form_headers(body, s.fake.signing_secret)
             async with s.http.post(url, data=body, headers=headers) as resp:
                 assert resp.status == 200
@@ -188,8 +214,10 @@ async def test_replays_sql_ledger_answers_once_and_prunes(postgres_url: str) -> 
     ledger = SqlReplayLedger.for_url(postgres_url, clock=lambda: now[0])
     other = SqlReplayLedger.for_url(postgres_url, clock=lambda: now[0])
     try:
-        results = await asyncio.gather(*(ledger.first_sight("v0=same", 1300) for _ in range(3)),
-                                       other.first_sight("v0=same", 1300))
+        results = await asyncio.gather(
+            *(ledger.first_sight("v0=same", 1300) for _ in range(3)),
+            other.first_sight("v0=same", 1300),
+        )
         assert sorted(results) == [False, False, False, True]
         assert await ledger.first_sight("v0=short", 1010)
         now[0] = 1100.0

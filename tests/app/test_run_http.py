@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from fakeslack import FakeSlack, generate
-from tests.support.app_process import AppProcess, app_settings, new_workdir
 from fakeslack.outgoing import (
     event_body,
     form_headers,
@@ -20,6 +19,7 @@ from fakeslack.outgoing import (
     json_headers,
     slash_command_body,
 )
+from tests.support.app_process import AppProcess, app_settings, new_workdir
 
 
 @pytest.fixture(scope="module")
@@ -44,16 +44,27 @@ def app(fake: FakeSlack) -> Iterator[AppProcess]:
 
 def some_user(fake: FakeSlack, *, admin: bool) -> str:
     for user in fake.workspace.users.values():
-        if not user.get("is_bot") and not user.get("deleted") and bool(user.get("is_admin")) == admin:
+        if (
+            not user.get("is_bot")
+            and not user.get("deleted")
+            and bool(user.get("is_admin")) == admin
+        ):
             return str(user["id"])
     raise AssertionError("generated workspace lacks that kind of user")
 
 
-def command(app: AppProcess, fake: FakeSlack, text: str, *, secret: str | None = None,
-            timestamp: int | None = None) -> tuple[int, str]:
+def command(
+    app: AppProcess,
+    fake: FakeSlack,
+    text: str,
+    *,
+    secret: str | None = None,
+    timestamp: int | None = None,
+) -> tuple[int, str]:
     body = slash_command_body(text, team_id=fake.team_id, user_id=some_user(fake, admin=True))
-    return app.post("/slack/events", body,
-                    form_headers(body, secret or fake.signing_secret, timestamp))
+    return app.post(
+        "/slack/events", body, form_headers(body, secret or fake.signing_secret, timestamp)
+    )
 
 
 def test_run_http_healthz_is_200_with_json(app: AppProcess) -> None:
@@ -65,22 +76,37 @@ def test_run_http_healthz_is_200_with_json(app: AppProcess) -> None:
 
 
 @pytest.mark.parametrize("text", ["", "help", "  HELP  "])
-def test_run_http_help_is_answered_within_the_ack(app: AppProcess, fake: FakeSlack, text: str) -> None:
+def test_run_http_help_is_answered_within_the_ack(
+    app: AppProcess, fake: FakeSlack, text: str
+) -> None:
     status, body = command(app, fake, text)
     assert status == 200
     reply = json.loads(body)
     assert reply["response_type"] == "ephemeral"
     rendered = json.dumps(reply["blocks"])
-    for syntax in ("/backfill schedule", "days=N", "channels=#a,#b", "tz=Area/City", "/backfill run",
-                   "/backfill status", "/backfill list", "/backfill cancel", "/backfill history [N]"):
+    for syntax in (
+        "/backfill schedule",
+        "days=N",
+        "channels=#a,#b",
+        "tz=Area/City",
+        "/backfill run",
+        "/backfill status",
+        "/backfill list",
+        "/backfill cancel",
+        "/backfill history [N]",
+    ):
         assert syntax in rendered
     assert "/backfill history" in reply["text"]  # the notification fallback too
 
 
-def test_run_http_unknown_subcommand_says_so_and_shows_usage(app: AppProcess, fake: FakeSlack) -> None:
+def test_run_http_unknown_subcommand_says_so_and_shows_usage(
+    app: AppProcess, fake: FakeSlack
+) -> None:
     status, body = command(app, fake, "frobnicate now")
     reply = json.loads(body)
-    assert status == 200 and "`frobnicate` is not a /backfill command" in json.dumps(reply["blocks"])
+    assert status == 200 and "`frobnicate` is not a /backfill command" in json.dumps(
+        reply["blocks"]
+    )
     assert "/backfill status" in json.dumps(reply["blocks"])
 
 
@@ -96,8 +122,16 @@ def test_run_http_six_minute_old_timestamp_is_401(app: AppProcess, fake: FakeSla
 
 def test_run_http_app_home_opened_publishes_the_home_tab(app: AppProcess, fake: FakeSlack) -> None:
     user = some_user(fake, admin=True)
-    body = event_body({"type": "app_home_opened", "user": user, "channel": "D0FAKE", "tab": "home",
-                       "event_ts": f"{time.time():.6f}"}, team_id=fake.team_id)
+    body = event_body(
+        {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": "D0FAKE",
+            "tab": "home",
+            "event_ts": f"{time.time():.6f}",
+        },
+        team_id=fake.team_id,
+    )
     status, _ = app.post("/slack/events", body, json_headers(body, fake.signing_secret))
     assert status == 200
     deadline = time.monotonic() + 10
@@ -109,10 +143,16 @@ def test_run_http_app_home_opened_publishes_the_home_tab(app: AppProcess, fake: 
 
 
 def test_run_http_unclaimed_button_is_acknowledged(app: AppProcess, fake: FakeSlack) -> None:
-    payload = {"type": "block_actions", "team": {"id": fake.team_id},
-               "user": {"id": some_user(fake, admin=False)}, "api_app_id": "A0FAKE",
-               "trigger_id": "1.2.3", "actions": [{"action_id": "old.button", "block_id": "b",
-                                                   "type": "button", "action_ts": "1"}]}
+    payload = {
+        "type": "block_actions",
+        "team": {"id": fake.team_id},
+        "user": {"id": some_user(fake, admin=False)},
+        "api_app_id": "A0FAKE",
+        "trigger_id": "1.2.3",
+        "actions": [
+            {"action_id": "old.button", "block_id": "b", "type": "button", "action_ts": "1"}
+        ],
+    }
     body = interaction_body(payload)
     status, _ = app.post("/slack/events", body, form_headers(body, fake.signing_secret))
     assert status == 200
@@ -148,21 +188,42 @@ def test_run_http_every_manifest_entry_has_a_listener(app: AppProcess, fake: Fak
     requests: list[tuple[str, str, dict[str, str]]] = []
     for entry in manifest["features"]["slash_commands"]:
         body = slash_command_body("help", team_id=fake.team_id, user_id=user).replace(
-            "command=%2Fbackfill", "command=" + entry["command"].replace("/", "%2F"))
+            "command=%2Fbackfill", "command=" + entry["command"].replace("/", "%2F")
+        )
         requests.append((entry["command"], body, form_headers(body, fake.signing_secret)))
     for event_type in manifest["settings"]["event_subscriptions"]["bot_events"]:
-        body = event_body({"type": event_type, "user": user, "tab": "home",
-                           "event_ts": f"{time.time():.6f}"}, team_id=fake.team_id)
+        body = event_body(
+            {"type": event_type, "user": user, "tab": "home", "event_ts": f"{time.time():.6f}"},
+            team_id=fake.team_id,
+        )
         requests.append((event_type, body, json_headers(body, fake.signing_secret)))
     if manifest["settings"]["interactivity"]["is_enabled"]:
         for payload in (
-            {"type": "block_actions", "team": {"id": fake.team_id}, "user": {"id": user},
-             "api_app_id": "A0FAKE", "trigger_id": "1.2.3",
-             "actions": [{"action_id": "x", "block_id": "b", "type": "button", "action_ts": "1"}]},
-            {"type": "view_submission", "team": {"id": fake.team_id}, "user": {"id": user},
-             "api_app_id": "A0FAKE", "trigger_id": "1.2.3",
-             "view": {"id": "V1", "type": "modal", "callback_id": "x", "state": {"values": {}},
-                      "private_metadata": "", "hash": "h"}},
+            {
+                "type": "block_actions",
+                "team": {"id": fake.team_id},
+                "user": {"id": user},
+                "api_app_id": "A0FAKE",
+                "trigger_id": "1.2.3",
+                "actions": [
+                    {"action_id": "x", "block_id": "b", "type": "button", "action_ts": "1"}
+                ],
+            },
+            {
+                "type": "view_submission",
+                "team": {"id": fake.team_id},
+                "user": {"id": user},
+                "api_app_id": "A0FAKE",
+                "trigger_id": "1.2.3",
+                "view": {
+                    "id": "V1",
+                    "type": "modal",
+                    "callback_id": "x",
+                    "state": {"values": {}},
+                    "private_metadata": "",
+                    "hash": "h",
+                },
+            },
         ):
             body = interaction_body(payload)
             requests.append((payload["type"], body, form_headers(body, fake.signing_secret)))

@@ -17,8 +17,17 @@ import pytest
 from fakeslack import FakeSlack, generate
 from tests.support.app_process import AppProcess, app_settings, new_workdir
 
-USAGE_SYNTAX = ("/backfill schedule", "days=N", "channels=#a,#b", "tz=Area/City", "/backfill run",
-                "/backfill status", "/backfill list", "/backfill cancel", "/backfill history [N]")
+USAGE_SYNTAX = (
+    "/backfill schedule",
+    "days=N",
+    "channels=#a,#b",
+    "tz=Area/City",
+    "/backfill run",
+    "/backfill status",
+    "/backfill list",
+    "/backfill cancel",
+    "/backfill history [N]",
+)
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +94,9 @@ def slash_payload(fake: FakeSlack, text: str, user: str) -> dict[str, Any]:
 
 
 def command(fake: FakeSlack, text: str) -> dict[str, Any]:
-    ack = fake.deliver_sync("slash_commands",
-                            slash_payload(fake, text, some_user(fake, admin=True)), timeout=10)
+    ack = fake.deliver_sync(
+        "slash_commands", slash_payload(fake, text, some_user(fake, admin=True)), timeout=10
+    )
     assert ack["type"] == "slash_commands" and ack["latency"] < 3  # Slack's 3 s ack deadline
     return ack
 
@@ -125,13 +135,24 @@ def test_run_socket_app_home_opened_publishes_the_home_tab(
         "token": "deprecated-verification-token",
         "team_id": fake.team_id,
         "api_app_id": fake.workspace.app_id,
-        "event": {"type": "app_home_opened", "user": user, "channel": "D0FAKE", "tab": "home",
-                  "event_ts": f"{time.time():.6f}"},
+        "event": {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": "D0FAKE",
+            "tab": "home",
+            "event_ts": f"{time.time():.6f}",
+        },
         "type": "event_callback",
         "event_id": f"Ev{int(time.time() * 1000)}",
         "event_time": int(time.time()),
-        "authorizations": [{"team_id": fake.team_id, "user_id": fake.workspace.bot_user_id,
-                            "is_bot": True, "is_enterprise_install": False}],
+        "authorizations": [
+            {
+                "team_id": fake.team_id,
+                "user_id": fake.workspace.bot_user_id,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
         "is_ext_shared_channel": False,
     }
     ack = fake.deliver_sync("events_api", event, timeout=10)

@@ -40,8 +40,10 @@ NEEDS: dict[str, set[str]] = {
 
 def slack_methods_called() -> set[str]:
     known = {name.replace(".", "_"): name for name in NEEDS} | {
-        "conversations_open": "conversations.open", "users_list": "users.list",
-        "views_push": "views.push", "chat_postEphemeral": "chat.postEphemeral",
+        "conversations_open": "conversations.open",
+        "users_list": "users.list",
+        "views_push": "views.push",
+        "chat_postEphemeral": "chat.postEphemeral",
     }
     called: set[str] = set()
     for package in PRODUCT:
@@ -67,7 +69,8 @@ def test_scopes_every_call_of_the_code_is_mapped() -> None:
 def test_scopes_the_mapping_agrees_with_slacks_references() -> None:
     for method, scopes in NEEDS.items():
         reference = json.loads(
-            require_reference("slack-api-ref-methods", f"{method}.json").read_text())
+            require_reference("slack-api-ref-methods", f"{method}.json").read_text()
+        )
         bot = set((reference.get("scope") or {}).get("bot") or [])
         assert scopes <= bot, f"{method}: {scopes - bot} not a scope Slack lists for it"
 

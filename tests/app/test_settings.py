@@ -30,14 +30,29 @@ def test_settings_defaults_match_the_contract(tmp_path: Path) -> None:
     assert (s.run_concurrency, s.run_retries) == (2, 2)
     assert s.log_level == "INFO"
     assert set(ACCEPTED) >= {
-        "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "PORT",
-        "DATABASE_URL", "CHROMA_PATH", "EMBEDDING", "MEMBERS_CAN_RUN", "SLACK_RATE_PROFILE",
-        "AUTO_JOIN", "INCLUDE_BOTS", "MIN_TEXT_CHARS", "THREAD_LOOKBACK_DAYS", "RUN_CONCURRENCY",
-        "RUN_RETRIES", "LOG_LEVEL",
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "SLACK_API_URL",
+        "PORT",
+        "DATABASE_URL",
+        "CHROMA_PATH",
+        "EMBEDDING",
+        "MEMBERS_CAN_RUN",
+        "SLACK_RATE_PROFILE",
+        "AUTO_JOIN",
+        "INCLUDE_BOTS",
+        "MIN_TEXT_CHARS",
+        "THREAD_LOOKBACK_DAYS",
+        "RUN_CONCURRENCY",
+        "RUN_RETRIES",
+        "LOG_LEVEL",
     }
 
 
-def test_settings_environment_wins_over_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_environment_wins_over_dotenv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / ".env").write_text("PORT=4000\nEMBEDDING=hashing\nMIN_TEXT_CHARS=3\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PORT", "5000")
@@ -47,15 +62,19 @@ def test_settings_environment_wins_over_dotenv(tmp_path: Path, monkeypatch: pyte
 
 
 def test_settings_socket_mode_needs_no_signing_secret(tmp_path: Path) -> None:
-    s = load_settings({"SLACK_BOT_TOKEN": BOT, "SLACK_APP_TOKEN": "xapp-1-A1-123-abc"},
-                      env_file=tmp_path / "none.env")
+    s = load_settings(
+        {"SLACK_BOT_TOKEN": BOT, "SLACK_APP_TOKEN": "xapp-1-A1-123-abc"},
+        env_file=tmp_path / "none.env",
+    )
     assert s.socket_mode
     s.require_for_run()
 
 
 def test_settings_blank_app_token_means_http_mode(tmp_path: Path) -> None:
-    s = load_settings({"SLACK_BOT_TOKEN": BOT, "SLACK_APP_TOKEN": " ", "SLACK_SIGNING_SECRET": SIGNING},
-                      env_file=tmp_path / "none.env")
+    s = load_settings(
+        {"SLACK_BOT_TOKEN": BOT, "SLACK_APP_TOKEN": " ", "SLACK_SIGNING_SECRET": SIGNING},
+        env_file=tmp_path / "none.env",
+    )
     assert not s.socket_mode
     s.require_for_run()
 
@@ -69,12 +88,24 @@ def test_settings_api_url_gets_trailing_slash(tmp_path: Path) -> None:
 BAD_SETTINGS = [
     ({}, "run", "SLACK_BOT_TOKEN", None),
     ({"SLACK_BOT_TOKEN": BOT}, "run", "SLACK_SIGNING_SECRET", BOT),
-    ({"SLACK_BOT_TOKEN": "xoxp-user-token-not-a-bot-9999"}, "run", "SLACK_BOT_TOKEN",
-     "xoxp-user-token-not-a-bot-9999"),
-    ({"SLACK_APP_TOKEN": "not-an-app-token-123456"}, "migrate", "SLACK_APP_TOKEN",
-     "not-an-app-token-123456"),
-    ({"DATABASE_URL": "postgresql://admin:hunter2pass@db:5432/x"}, "migrate", "DATABASE_URL",
-     "hunter2pass"),
+    (
+        {"SLACK_BOT_TOKEN": "xoxp-user-token-not-a-bot-9999"},
+        "run",
+        "SLACK_BOT_TOKEN",
+        "xoxp-user-token-not-a-bot-9999",
+    ),
+    (
+        {"SLACK_APP_TOKEN": "not-an-app-token-123456"},
+        "migrate",
+        "SLACK_APP_TOKEN",
+        "not-an-app-token-123456",
+    ),
+    (
+        {"DATABASE_URL": "postgresql://admin:hunter2pass@db:5432/x"},
+        "migrate",
+        "DATABASE_URL",
+        "hunter2pass",
+    ),
     ({"DATABASE_URL": "mysql://u@h/db"}, "migrate", "DATABASE_URL", None),
     ({"DATABASE_URL": "not a url"}, "migrate", "DATABASE_URL", None),
     ({"CHROMA_URL": "ftp://chroma:8000"}, "migrate", "CHROMA_URL", None),
@@ -94,8 +125,13 @@ BAD_SETTINGS = [
 
 @pytest.mark.parametrize(("env", "command", "setting", "hidden"), BAD_SETTINGS)
 def test_settings_error_is_one_line_and_exit_2(
-    env: dict[str, str], command: str, setting: str, hidden: str | None,
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    command: str,
+    setting: str,
+    hidden: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no stray .env
     for name, value in env.items():
@@ -122,8 +158,13 @@ def test_settings_error_from_a_real_process_exits_2_without_traceback(tmp_path: 
     env = {k: v for k, v in os.environ.items() if k not in ACCEPTED}
     env["PYTHONPATH"] = str(REPO)
     proc = subprocess.run(
-        [sys.executable, "-m", "app", "migrate"], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "app", "migrate"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        check=False,  # the exit code is what is tested
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "DATABASE_URL" in proc.stderr
@@ -131,15 +172,21 @@ def test_settings_error_from_a_real_process_exits_2_without_traceback(tmp_path: 
 
 
 def test_settings_unreachable_chroma_server_is_one_line_and_exit_1(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from tests.support.servers import free_port
 
     monkeypatch.chdir(tmp_path)
     url = f"http://127.0.0.1:{free_port()}"
-    for name, value in {"SLACK_BOT_TOKEN": "xoxb-never-shown", "SLACK_SIGNING_SECRET": "s3cret",
-                        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/b.db",
-                        "CHROMA_URL": url, "LOG_LEVEL": "ERROR"}.items():
+    for name, value in {
+        "SLACK_BOT_TOKEN": "xoxb-never-shown",
+        "SLACK_SIGNING_SECRET": "s3cret",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/b.db",
+        "CHROMA_URL": url,
+        "LOG_LEVEL": "ERROR",
+    }.items():
         monkeypatch.setenv(name, value)
     assert main(["run"]) == 1
     _, err = capsys.readouterr()

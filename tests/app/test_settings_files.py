@@ -32,14 +32,19 @@ def test_settings_every_secret_is_accepted_from_a_file(tmp_path: Path) -> None:
     environ = {f"{k}_FILE": secret_file(tmp_path, k.lower(), v) for k, v in values.items()}
     s = load_settings(environ, env_file=None)
     assert (s.slack_bot_token, s.slack_signing_secret, s.slack_app_token, s.database_url) == (
-        values["SLACK_BOT_TOKEN"], values["SLACK_SIGNING_SECRET"], values["SLACK_APP_TOKEN"],
-        values["DATABASE_URL"])
+        values["SLACK_BOT_TOKEN"],
+        values["SLACK_SIGNING_SECRET"],
+        values["SLACK_APP_TOKEN"],
+        values["DATABASE_URL"],
+    )
 
 
 def test_settings_a_file_in_dotenv_counts_and_the_environment_still_wins(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
-    env_file.write_text(f"SLACK_BOT_TOKEN_FILE={secret_file(tmp_path, 'bot', BOT)}\n"
-                        f"SLACK_SIGNING_SECRET={SIGNING}\n")
+    env_file.write_text(
+        f"SLACK_BOT_TOKEN_FILE={secret_file(tmp_path, 'bot', BOT)}\n"
+        f"SLACK_SIGNING_SECRET={SIGNING}\n"
+    )
     s = load_settings({}, env_file=env_file)
     assert s.slack_bot_token == BOT
     other = "xoxb-9999-8888-fromTheEnvironment"
@@ -73,10 +78,20 @@ def test_settings_a_secret_from_a_file_is_still_validated_without_echo(tmp_path:
 
 
 def test_settings_both_set_stops_the_process_with_exit_2(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "SLACK_BOT_TOKEN": BOT,
-           "SLACK_BOT_TOKEN_FILE": secret_file(tmp_path, "bot", BOT)}
-    done = subprocess.run([sys.executable, "-m", "app", "migrate"], cwd=tmp_path, env=env
-                          | {"PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SLACK_BOT_TOKEN": BOT,
+        "SLACK_BOT_TOKEN_FILE": secret_file(tmp_path, "bot", BOT),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "migrate"],
+        cwd=tmp_path,
+        env=env | {"PYTHONPATH": str(REPO)},
+        capture_output=True,
+        check=False,  # the exit code is what is tested
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "SLACK_BOT_TOKEN_FILE" in lines[0] and BOT not in done.stderr

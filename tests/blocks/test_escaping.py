@@ -32,8 +32,16 @@ from handlers import grammar
 from tests.blocks.samples import NOW, RUNNING
 
 SEQUENCES = ("<!", "<http", "<@", "<#")
-HOSTILE = ("<!channel>", "<!here|here>", "<https://evil.example|click>", "<@U0ADMIN01>",
-           "<#C0GENERAL|general>", "&lt;!channel&gt;", "*pwn*_x_~y~`code`", "a > b < c & d")
+HOSTILE = (
+    "<!channel>",
+    "<!here|here>",
+    "<https://evil.example|click>",
+    "<@U0ADMIN01>",
+    "<#C0GENERAL|general>",
+    "&lt;!channel&gt;",
+    "*pwn*_x_~y~`code`",
+    "a > b < c & d",
+)
 RUN_USAGE = "/backfill run [days=N] [channels=#a,#b]"
 
 
@@ -121,25 +129,32 @@ def test_names_with_inner_underscores_are_kept_as_typed() -> None:
 
 
 def test_error_and_refusal_fallbacks_are_escaped() -> None:
-    for reply in (error_reply("Unknown time zone <!channel>."),
-                  admin_only_reply("<!here> do things"),
-                  invalid_schedule_reply("Bad cron <https://evil.example|x>.")):
+    for reply in (
+        error_reply("Unknown time zone <!channel>."),
+        admin_only_reply("<!here> do things"),
+        invalid_schedule_reply("Bad cron <https://evil.example|x>."),
+    ):
         assert "<!" not in reply.text and "<http" not in reply.text, reply.text
         assert all("<!" not in t and "<http" not in t for t in strings(reply.blocks))
 
 
 def test_refusals_worded_by_the_scheduler_keep_their_exact_mentions_only() -> None:
-    reply = error_reply("Run #1 started by <@U0ADMIN01> in <#C0GENERAL>; <@U0X|x> <!here> "
-                        "<https://evil.example|x>")
+    reply = error_reply(
+        "Run #1 started by <@U0ADMIN01> in <#C0GENERAL>; <@U0X|x> <!here> <https://evil.example|x>"
+    )
     for part in (reply.text, "\n".join(mrkdwn_strings(reply.blocks))):
         assert "<@U0ADMIN01>" in part and "<#C0GENERAL>" in part
         assert "<@U0X|" not in part and "<!" not in part and "<http" not in part
 
 
 def test_failure_dm_fallback_is_escaped_like_its_blocks() -> None:
-    run = RunInfo(job_run_id=3, job_type="manual", status="failed",
-                  error_message="channel <!channel> said <https://evil.example|x>",
-                  triggered_by="U0ADMIN01")
+    run = RunInfo(
+        job_run_id=3,
+        job_type="manual",
+        status="failed",
+        error_message="channel <!channel> said <https://evil.example|x>",
+        triggered_by="U0ADMIN01",
+    )
     text = run_failure_text(run, action_taken="Retry <!here>.", retry_allowed=True)
     assert "<!" not in text and "<http" not in text
     blocks = run_failure_blocks(run, action_taken="Retry <!here>.", retry_allowed=True)
@@ -148,15 +163,22 @@ def test_failure_dm_fallback_is_escaped_like_its_blocks() -> None:
 
 # --- every reply that echoes user input, for any string -----------------------------------------
 
-hostile_text = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=120),
-                         st.lists(st.sampled_from(HOSTILE + ("a", " ", "|", "<", ">", "&")),
-                                  max_size=12).map("".join))
+hostile_text = st.one_of(
+    st.sampled_from(HOSTILE),
+    st.text(max_size=120),
+    st.lists(st.sampled_from(HOSTILE + ("a", " ", "|", "<", ">", "&")), max_size=12).map("".join),
+)
 
 
 def schedule_with(name: str) -> ScheduleInfo:
-    return ScheduleInfo(cron="0 2 * * *", description=f"At 02:00 {name}", timezone="UTC",
-                        days=3, include_all_channels=False,
-                        channels=(ChannelRef("C0AAAAAAA", name), ChannelRef("C0BBBBBBB")))
+    return ScheduleInfo(
+        cron="0 2 * * *",
+        description=f"At 02:00 {name}",
+        timezone="UTC",
+        days=3,
+        include_all_channels=False,
+        channels=(ChannelRef("C0AAAAAAA", name), ChannelRef("C0BBBBBBB")),
+    )
 
 
 BUILDERS: dict[str, Callable[[str], Reply]] = {
@@ -166,30 +188,70 @@ BUILDERS: dict[str, Callable[[str], Reply]] = {
     "admin_only": admin_only_reply,
     "unknown_channels": lambda u: unknown_channels_reply([u, "general"], RUN_USAGE),
     "run_started_label": lambda u: run_started_reply(
-        4, days=2, channels=[ChannelRef("C0AAAAAAA", u), ChannelRef("C0BBBBBBB")]),
+        4, days=2, channels=[ChannelRef("C0AAAAAAA", u), ChannelRef("C0BBBBBBB")]
+    ),
     "run_started_id": lambda u: run_started_reply(4, days=2, channels=[ChannelRef(u)]),
     "schedule_saved": lambda u: schedule_saved_reply(
-        schedule_with(u), created=True, viewer_tz="UTC", now=NOW),
+        schedule_with(u), created=True, viewer_tz="UTC", now=NOW
+    ),
     "list": lambda u: list_reply(schedule_with(u), viewer_tz="UTC", now=NOW),
     "status": lambda u: status_reply(
-        RUNNING, ProgressInfo(channels_done=1, channels_total=3, messages_stored=5,
-                              current_channel=u, job_run_id=RUNNING.job_run_id),
-        [], viewer_tz="UTC", now=NOW),
+        RUNNING,
+        ProgressInfo(
+            channels_done=1,
+            channels_total=3,
+            messages_stored=5,
+            current_channel=u,
+            job_run_id=RUNNING.job_run_id,
+        ),
+        [],
+        viewer_tz="UTC",
+        now=NOW,
+    ),
     "failure_dm": lambda u: Reply(
         text=run_failure_text(_failed(u), action_taken=f"Retry {u}"),
-        blocks=run_failure_blocks(_failed(u), action_taken=f"Retry {u}", retry_allowed=True)),
-    "progress_dm": lambda u: Reply(text="", blocks=run_progress_blocks(
-        ProgressInfo(channels_done=1, channels_total=3, messages_stored=5, current_channel=u,
-                     job_run_id=9), now=NOW)),
-    "home": lambda u: Reply(text="", blocks=home_view(
-        schedule_with(u), None, None, [_failed(u)], None, is_admin=True, members_can_run=True,
-        viewer_tz="UTC", now=NOW, viewer_id="U0ADMIN01")["blocks"]),
+        blocks=run_failure_blocks(_failed(u), action_taken=f"Retry {u}", retry_allowed=True),
+    ),
+    "progress_dm": lambda u: Reply(
+        text="",
+        blocks=run_progress_blocks(
+            ProgressInfo(
+                channels_done=1,
+                channels_total=3,
+                messages_stored=5,
+                current_channel=u,
+                job_run_id=9,
+            ),
+            now=NOW,
+        ),
+    ),
+    "home": lambda u: Reply(
+        text="",
+        blocks=home_view(
+            schedule_with(u),
+            None,
+            None,
+            [_failed(u)],
+            None,
+            is_admin=True,
+            members_can_run=True,
+            viewer_tz="UTC",
+            now=NOW,
+            viewer_id="U0ADMIN01",
+        )["blocks"],
+    ),
 }
 
 
 def _failed(u: str) -> RunInfo:
-    return RunInfo(job_run_id=3, job_type="manual", status="failed", error_message=u,
-                   triggered_by="U0ADMIN01", started_at=NOW)
+    return RunInfo(
+        job_run_id=3,
+        job_type="manual",
+        status="failed",
+        error_message=u,
+        triggered_by="U0ADMIN01",
+        started_at=NOW,
+    )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -201,10 +263,15 @@ def test_no_user_string_writes_slack_control_sequences(user: str, builder: str) 
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.one_of(hostile_text, hostile_text.map(lambda u: f"run days={u}"),
-                      hostile_text.map(lambda u: f"run channels={u}"),
-                      hostile_text.map(lambda u: f'schedule "{u}" tz={u}'),
-                      hostile_text.map(lambda u: f"history {u}")))
+@given(
+    text=st.one_of(
+        hostile_text,
+        hostile_text.map(lambda u: f"run days={u}"),
+        hostile_text.map(lambda u: f"run channels={u}"),
+        hostile_text.map(lambda u: f'schedule "{u}" tz={u}'),
+        hostile_text.map(lambda u: f"history {u}"),
+    )
+)
 def test_parse_errors_of_any_command_never_write_control_sequences(text: str) -> None:
     """Whatever is typed after `/backfill`, a refusal by the parser carries none of Slack's
     control sequences, in `text` or blocks (our own parse errors write none)."""

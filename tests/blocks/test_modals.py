@@ -282,8 +282,11 @@ element_values = st.fixed_dictionaries(
         | json_values,
         "selected_options": json_values,
         "selected_conversations": st.lists(
-            st.text(max_size=12) | st.integers() | st.from_regex(r"C[A-Z0-9]{8}", fullmatch=True)
-            | json_values, max_size=120
+            st.text(max_size=12)
+            | st.integers()
+            | st.from_regex(r"C[A-Z0-9]{8}", fullmatch=True)
+            | json_values,
+            max_size=120,
         )
         | json_values,
     },
@@ -339,11 +342,17 @@ def test_parse_submissions_cap_the_chosen_channels() -> None:
     parsed = parse_run_submission(run_state(scope="chosen", channels=at_cap))
     assert isinstance(parsed, RunFormInput) and len(parsed.channel_ids) == MAX_CHANNELS
     for parse, state, block_id in (
-        (parse_run_submission, run_state(scope="chosen", channels=at_cap + ["C99999999"]),
-         ids.RUN_CHANNELS_BLOCK),
+        (
+            parse_run_submission,
+            run_state(scope="chosen", channels=at_cap + ["C99999999"]),
+            ids.RUN_CHANNELS_BLOCK,
+        ),
         (parse_run_submission, run_state(scope="chosen", channels=over), ids.RUN_CHANNELS_BLOCK),
-        (parse_schedule_submission, schedule_state(scope="chosen", channels=over),
-         ids.SCHEDULE_CHANNELS_BLOCK),
+        (
+            parse_schedule_submission,
+            schedule_state(scope="chosen", channels=over),
+            ids.SCHEDULE_CHANNELS_BLOCK,
+        ),
     ):
         errors = parse(state)
         assert isinstance(errors, dict)

@@ -16,8 +16,11 @@ class PickyError(Exception):
 
 
 def test_chroma_worker_plain_errors_cross_as_they_are() -> None:
-    for exc in (ValueError("limit must be >= 1"), KeyError("x"),
-                EmbeddingMismatchError("indexed with 'hashing'")):
+    for exc in (
+        ValueError("limit must be >= 1"),
+        KeyError("x"),
+        EmbeddingMismatchError("indexed with 'hashing'"),
+    ):
         back = pickle.loads(pickle.dumps(_portable(exc)))
         assert type(back) is type(exc) and str(back) == str(exc)
 

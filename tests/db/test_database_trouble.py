@@ -29,8 +29,9 @@ async def test_database_trouble_refused_postgres_is_unavailable() -> None:
     assert explain_failure(caught.value, "test") == DATABASE_UNAVAILABLE
 
 
-async def test_database_trouble_sqlite_locked_is_busy(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_database_trouble_sqlite_locked_is_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import db.session
 
     monkeypatch.setattr(db.session, "SQLITE_BUSY_TIMEOUT_MS", 50)

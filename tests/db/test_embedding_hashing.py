@@ -78,8 +78,14 @@ def test_embedding_hashing_deterministic_across_processes() -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "12345"}
     out = subprocess.run(
-        [sys.executable, "-c", code], input=json.dumps(SAMPLES), capture_output=True,
-        text=True, cwd=ROOT, env=env, check=True, timeout=120,
+        [sys.executable, "-c", code],
+        input=json.dumps(SAMPLES),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=120,
     ).stdout
     theirs = np.array(json.loads(out), dtype=np.float32)
     ours = np.array(HashingEmbeddingFunction()(SAMPLES), dtype=np.float32)
@@ -88,12 +94,14 @@ def test_embedding_hashing_deterministic_across_processes() -> None:
 
 def test_embedding_hashing_similar_texts_closer_than_unrelated() -> None:
     ef = HashingEmbeddingFunction()
-    base, near, inflected, far = ef([
-        "the deploy pipeline failed on staging",
-        "staging deploy pipeline failed",
-        "deployment pipelines failing on staging",
-        "who wants pizza for lunch tomorrow",
-    ])
+    base, near, inflected, far = ef(
+        [
+            "the deploy pipeline failed on staging",
+            "staging deploy pipeline failed",
+            "deployment pipelines failing on staging",
+            "who wants pizza for lunch tomorrow",
+        ]
+    )
     assert _cosine(base, near) > _cosine(base, far)
     # Character n-grams make inflections overlap too.
     assert _cosine(base, inflected) > _cosine(base, far)
@@ -136,7 +144,7 @@ def test_embedding_hashing_chroma_protocol_and_registration() -> None:
 
 
 def test_embedding_hashing_is_fast_enough() -> None:
-    words = [f"word{i}" for i in range(3000)] + "deploy staging release incident".split()
+    words = [f"word{i}" for i in range(3000)] + ["deploy", "staging", "release", "incident"]
     rng = random.Random(7)
     docs = [" ".join(rng.choices(words, k=rng.randint(3, 15))) for _ in range(10_000)]
     ef = HashingEmbeddingFunction()

@@ -61,10 +61,18 @@ CONTRACT_COLUMNS: dict[str, set[str]] = {
 }
 ADDED_COLUMNS: dict[str, set[str]] = {
     "backfill_job_runs": {
-        "heartbeat_at", "fire_time", "days", "channels_skipped",
+        "heartbeat_at",
+        "fire_time",
+        "days",
+        "channels_skipped",
         # revision 0002: run lifecycle
-        "cancel_requested_by", "cancel_requested_at", "attempt", "interruptions", "owner",
-        "retry_at", "channel_ids",
+        "cancel_requested_by",
+        "cancel_requested_at",
+        "attempt",
+        "interruptions",
+        "owner",
+        "retry_at",
+        "channel_ids",
     },
     "backfill_schedules": {"paused_reason"},
     "channel_checkpoints": {

@@ -75,12 +75,27 @@ def _alive(pid: int) -> bool:
 
 
 def _records(workspace_id: str, n: int) -> list[MessageRecord]:
-    words = "deploy release staging incident rollback review lunch standup wiki ticket".split()
+    words = [
+        "deploy",
+        "release",
+        "staging",
+        "incident",
+        "rollback",
+        "review",
+        "lunch",
+        "standup",
+        "wiki",
+        "ticket",
+    ]
     return [
         MessageRecord(
-            workspace_id=workspace_id, channel_id=f"C{i % 7}", channel_name=f"chan-{i % 7}",
-            ts=f"1700{i:06d}.000100", thread_ts=None if i % 5 else "1700000000.000100",
-            user_id=f"U{i % 11}", user_name=f"person {i % 11}",
+            workspace_id=workspace_id,
+            channel_id=f"C{i % 7}",
+            channel_name=f"chan-{i % 7}",
+            ts=f"1700{i:06d}.000100",
+            thread_ts=None if i % 5 else "1700000000.000100",
+            user_id=f"U{i % 11}",
+            user_name=f"person {i % 11}",
             text=f"{words[i % 10]} {words[(i * 7) % 10]} item {i} for {words[(i * 3) % 10]}",
         )
         for i in range(n)
@@ -95,7 +110,10 @@ async def _open(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Ch
 
 @pytest.mark.parametrize("kind", ["embedded", "server"])
 async def test_vectors_offloop_every_chroma_call_runs_in_the_worker_process(
-    kind: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pipe, here = _instrument(monkeypatch)
     ws = f"T{uuid.uuid4().hex[:10].upper()}"
@@ -157,7 +175,8 @@ asyncio.run(main())
 """
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ANONYMIZED_TELEMETRY": "False"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE)
+        sys.executable, "-c", code, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE
+    )
     try:
         assert proc.stdout is not None
         worker = int(await asyncio.wait_for(proc.stdout.readline(), timeout=120))
@@ -177,7 +196,9 @@ asyncio.run(main())
 
 @pytest.mark.parametrize("kind", ["embedded", "server"])
 async def test_vectors_offloop_loop_keeps_ticking_during_a_large_upsert(
-    kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
 ) -> None:
     ws = f"T{uuid.uuid4().hex[:10].upper()}"
     store = await _open(kind, request, tmp_path)

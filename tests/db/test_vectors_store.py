@@ -16,9 +16,9 @@ import chromadb
 import pytest
 from chromadb.config import Settings
 
+from db.chroma_worker import close_client as _close_client
 from db.embedding import HASHING_NAME
 from db.records import MessageRecord
-from db.chroma_worker import close_client as _close_client
 from db.vectors import (
     ChromaVectorStore,
     EmbeddingMismatchError,
@@ -37,8 +37,14 @@ def _workspace() -> str:
     return f"T{uuid.uuid4().hex[:10].upper()}"
 
 
-def _record(workspace_id: str, i: int, text: str | None = None, *, thread: bool = False,
-            channel: str = "C0123") -> MessageRecord:
+def _record(
+    workspace_id: str,
+    i: int,
+    text: str | None = None,
+    *,
+    thread: bool = False,
+    channel: str = "C0123",
+) -> MessageRecord:
     ts = f"1700000{i:03d}.{i:06d}"
     return MessageRecord(
         workspace_id=workspace_id,
@@ -84,8 +90,12 @@ async def test_vectors_store_upsert_twice_keeps_one_document_per_id(
         entry = stored[r.document_id]
         assert entry["document"] == r.text
         expected = {
-            "workspace_id": ws, "channel_id": "C0123", "channel_name": "general",
-            "user_id": r.user_id, "user_name": r.user_name, "ts": r.ts,
+            "workspace_id": ws,
+            "channel_id": "C0123",
+            "channel_name": "general",
+            "user_id": r.user_id,
+            "user_name": r.user_name,
+            "ts": r.ts,
         }
         if r.thread_ts is not None:
             expected["thread_ts"] = r.thread_ts
@@ -96,18 +106,22 @@ async def test_vectors_store_upsert_twice_keeps_one_document_per_id(
 
 
 async def test_vectors_store_collection_follows_the_contract(
-    store: ChromaVectorStore, request: pytest.FixtureRequest, tmp_path: Path,
+    store: ChromaVectorStore,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
 ) -> None:
     ws = _workspace()
     await store.upsert([_record(ws, 1)])
     # Look with a plain chromadb client: the name, space and persisted EF are what others will see.
     if "server" in request.node.callspec.id:
         host, port = request.getfixturevalue("chroma_url").removeprefix("http://").split(":")
-        client = chromadb.HttpClient(host=host, port=int(port),
-                                     settings=Settings(anonymized_telemetry=False))
+        client = chromadb.HttpClient(
+            host=host, port=int(port), settings=Settings(anonymized_telemetry=False)
+        )
     else:
-        client = chromadb.PersistentClient(str(tmp_path / "chroma"),
-                                           settings=Settings(anonymized_telemetry=False))
+        client = chromadb.PersistentClient(
+            str(tmp_path / "chroma"), settings=Settings(anonymized_telemetry=False)
+        )
     try:
         collection = client.get_collection(f"slack_{ws}")
         config = collection.configuration_json
@@ -249,8 +263,9 @@ async def test_vectors_store_reopened_embedded_store_keeps_documents(tmp_path: P
         again = await ChromaVectorStore.open(path, None, "hashing")
         try:
             assert await again.count(ws) == 5
-            assert (await again.get(ws, ["C0123:1700000002.000002"]))[
-                "C0123:1700000002.000002"]["metadata"]["thread_ts"] == "1700000000.000000"
+            assert (await again.get(ws, ["C0123:1700000002.000002"]))["C0123:1700000002.000002"][
+                "metadata"
+            ]["thread_ts"] == "1700000000.000000"
             await again.upsert([_record(ws, i) for i in range(3, 8)])
             assert await again.count(ws) == 8
             hit = (await again.search(ws, "message number 7", limit=1))[0]
@@ -286,8 +301,16 @@ async def main():
 asyncio.run(main())
 """
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ANONYMIZED_TELEMETRY": "False"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=ROOT, env=env, timeout=120)
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+        check=False,  # the exit code is asserted below, with stderr
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [4, 5, "C9:1.000001"]
 

@@ -13,21 +13,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from db.migrate import migrate  # noqa: E402
-from db.session import create_engine, make_sessionmaker  # noqa: E402
-from db.vectors import ChromaVectorStore  # noqa: E402
-from scheduler.backfill.engine import BackfillEngine, EngineConfig, RunRequest  # noqa: E402
-from scheduler.backfill.gateway import SlackGateway  # noqa: E402
-from scheduler.backfill.profiles import INTERNAL  # noqa: E402
+from db.migrate import migrate
+from db.session import create_engine, make_sessionmaker
+from db.vectors import ChromaVectorStore
+from scheduler.backfill.engine import BackfillEngine, EngineConfig, RunRequest
+from scheduler.backfill.gateway import SlackGateway
+from scheduler.backfill.profiles import INTERNAL
 
 
 async def main(args: argparse.Namespace) -> None:
     await migrate(args.database_url)
     engine = create_engine(args.database_url)
     vectors = await ChromaVectorStore.open(args.chroma, None, "hashing")
-    profile = dataclasses.replace(
-        INTERNAL.scaled(args.minute), history_page_size=args.page_size
-    )
+    profile = dataclasses.replace(INTERNAL.scaled(args.minute), history_page_size=args.page_size)
     gateway = SlackGateway(args.token, base_url=args.base_url, profile=profile, backoff_base=0.02)
     try:
         result = await BackfillEngine(

@@ -51,9 +51,10 @@ async def test_engine_batch_failure_keeps_checkpoints_exact(
     truth = fakeslack.ground_truth(ws, DAYS, now=ws.now)
     # Small statements, so one batch spans several upserts and the failure lands inside one.
     config = EngineConfig(write_batch=10)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         failing = FailingOnce(stores.vectors, fail_at=4)
         engine = BackfillEngine(make_gateway(fake), stores.sessions, failing, config)  # type: ignore[arg-type]
         with pytest.raises(RuntimeError, match="vector store down"):
@@ -89,13 +90,20 @@ async def test_engine_yields_to_the_process_requests_before_writes_and_calls(
         waits += 1
         await open_gate.wait()
 
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
-        engine = BackfillEngine(make_gateway(fake, yield_to=yield_to), stores.sessions,
-                                stores.vectors, EngineConfig(), yield_to=yield_to)
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
+        engine = BackfillEngine(
+            make_gateway(fake, yield_to=yield_to),
+            stores.sessions,
+            stores.vectors,
+            EngineConfig(),
+            yield_to=yield_to,
+        )
         run = asyncio.create_task(
-            engine.run(RunRequest(ws.team_id, job_run_id=9, days=DAYS, now=ws.now)))
+            engine.run(RunRequest(ws.team_id, job_run_id=9, days=DAYS, now=ws.now))
+        )
         for _ in range(50):
             await asyncio.sleep(0.01)
         assert not run.done()

@@ -84,12 +84,17 @@ async def cancelled_call(
 
 
 async def test_gateway_cancel_during_pacing_wait(fake: FakeSlack) -> None:
-    slow = dataclasses.replace(FAST, calls_per_minute={"conversations.info": 1},
-                               seconds_per_minute=HOUR)
+    slow = dataclasses.replace(
+        FAST, calls_per_minute={"conversations.info": 1}, seconds_per_minute=HOUR
+    )
     gw = SlackGateway(fake.bot_token, base_url=fake.base_url, profile=slow, cancel_grace=0.1)
     assert (await gw.channel_info(MAIN))["id"] == MAIN
-    await cancelled_call(gw, lambda: gw.channel_info(MAIN),
-                         lambda: pacing_waits(gw, "conversations.info") > 0, "the pacing wait")
+    await cancelled_call(
+        gw,
+        lambda: gw.channel_info(MAIN),
+        lambda: pacing_waits(gw, "conversations.info") > 0,
+        "the pacing wait",
+    )
     assert len(fake.calls_of("conversations.info")) == 1
     assert gw.pacer.stats()["conversations.info"].calls == 1  # no start recorded for the second
 
@@ -97,26 +102,42 @@ async def test_gateway_cancel_during_pacing_wait(fake: FakeSlack) -> None:
 async def test_gateway_cancel_during_retry_after(fake: FakeSlack) -> None:
     gw = SlackGateway(fake.bot_token, base_url=fake.base_url, profile=FAST, cancel_grace=0.1)
     fake.faults.ratelimit_burst(count=1, retry_after=HOUR, method="users.info")
-    await cancelled_call(gw, lambda: gw.user_info("U0ALICE001"),
-                         lambda: pacing_waits(gw, "users.info") > HOUR / 2, "the Retry-After")
+    await cancelled_call(
+        gw,
+        lambda: gw.user_info("U0ALICE001"),
+        lambda: pacing_waits(gw, "users.info") > HOUR / 2,
+        "the Retry-After",
+    )
     assert [c.status for c in fake.calls_of("users.info")] == [429]
 
 
 async def test_gateway_cancel_during_backoff(fake: FakeSlack) -> None:
-    gw = SlackGateway(fake.bot_token, base_url=fake.base_url, profile=FAST, cancel_grace=0.1,
-                      backoff_base=HOUR, rand=lambda: 1.0)
+    gw = SlackGateway(
+        fake.bot_token,
+        base_url=fake.base_url,
+        profile=FAST,
+        cancel_grace=0.1,
+        backoff_base=HOUR,
+        rand=lambda: 1.0,
+    )
     fake.faults.http_error(503, count=1, method="conversations.info")
-    await cancelled_call(gw, lambda: gw.channel_info(MAIN),
-                         lambda: gw.stats().backoff_seconds > 0, "the backoff")
+    await cancelled_call(
+        gw, lambda: gw.channel_info(MAIN), lambda: gw.stats().backoff_seconds > 0, "the backoff"
+    )
     assert [c.status for c in fake.calls_of("conversations.info")] == [503]
 
 
 async def test_gateway_cancel_abandons_a_hanging_answer(fake: FakeSlack) -> None:
-    gw = SlackGateway(fake.bot_token, base_url=fake.base_url, profile=FAST, cancel_grace=0.1,
-                      timeout=600)
+    gw = SlackGateway(
+        fake.bot_token, base_url=fake.base_url, profile=FAST, cancel_grace=0.1, timeout=600
+    )
     fake.faults.slow(5.0, method="auth.test", count=1)
-    await cancelled_call(gw, gw.auth_test, lambda: len(fake.calls_of("auth.test")) == 1,
-                         "the call to reach fakeslack")
+    await cancelled_call(
+        gw,
+        gw.auth_test,
+        lambda: len(fake.calls_of("auth.test")) == 1,
+        "the call to reach fakeslack",
+    )
 
 
 async def test_gateway_no_call_once_cancelled_past_the_grace(fake: FakeSlack) -> None:
@@ -132,8 +153,12 @@ async def test_gateway_no_call_once_cancelled_past_the_grace(fake: FakeSlack) ->
 
 # -- the engine ----------------------------------------------------------------------------------
 async def run_then_cancel(
-    gw: SlackGateway, stores: Any, ws: fakeslack.Workspace, waiting: Callable[[], bool],
-    what: str, job: int = 1,
+    gw: SlackGateway,
+    stores: Any,
+    ws: fakeslack.Workspace,
+    waiting: Callable[[], bool],
+    what: str,
+    job: int = 1,
 ) -> RunResult:
     cancel = asyncio.Event()
     engine = make_engine(gw, stores)
@@ -146,13 +171,12 @@ async def run_then_cancel(
     return await asyncio.wait_for(task, BOUND)
 
 
-async def test_engine_cancel_in_setup_during_retry_after(
-    database_url: str, tmp_path: Path
-) -> None:
+async def test_engine_cancel_in_setup_during_retry_after(database_url: str, tmp_path: Path) -> None:
     ws = small_workspace(seed=5)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         fake.faults.ratelimit_burst(count=1, retry_after=HOUR, method="users.list")
         gw = make_gateway(fake)
         result = await run_then_cancel(
@@ -169,9 +193,10 @@ async def test_engine_cancel_in_walk_during_pacing_wait_then_resume(
 ) -> None:
     ws = small_workspace(seed=5)
     truth = fakeslack.ground_truth(ws, DAYS, now=ws.now)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         gw = make_gateway(fake, profile=SLOW_HISTORY)
         result = await run_then_cancel(
             gw, stores, ws, lambda: pacing_waits(gw, HISTORY) > 0, "the second history page"
@@ -190,9 +215,10 @@ async def test_engine_cancel_in_walk_during_replies_backoff(
     database_url: str, tmp_path: Path
 ) -> None:
     ws = small_workspace(seed=5)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         fake.faults.http_error(503, count=1, method="conversations.replies")
         gw = make_gateway(fake, backoff_base=HOUR, cancel_grace=0.2)
         result = await run_then_cancel(
@@ -203,7 +229,8 @@ async def test_engine_cancel_in_walk_during_replies_backoff(
         assert len(failed) == 1
         # The thread in backoff was never asked again.
         assert not [
-            c for c in fake.calls_of("conversations.replies")
+            c
+            for c in fake.calls_of("conversations.replies")
             if c.args == failed[0].args and c.seq > failed[0].seq
         ]
 
@@ -214,11 +241,17 @@ async def test_run_service_cancel_during_setup_wait_ends_cancelled(
     """The admin's cancel, through RunService, ends a run waiting out an hour-long Retry-After
     in its setup phase: `cancelled`, the slot free for the next run."""
     ws = small_workspace(seed=5)
-    user = sorted(u for u, x in ws.users.items() if not x.get("is_bot") and not x.get("deleted"))[0]
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        database_url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=shifted_clock(ws.now),
-    ) as node:
+    user = min(u for u, x in ws.users.items() if not x.get("is_bot") and not x.get("deleted"))
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            database_url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=shifted_clock(ws.now),
+        ) as node,
+    ):
         fake.faults.ratelimit_burst(count=1, retry_after=HOUR, method="conversations.list")
         row = await node.service.start_manual(ws.team_id, user, days=1)
         await until(lambda: bool(fake.calls_of("conversations.list")), "conversations.list")

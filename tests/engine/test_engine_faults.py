@@ -24,9 +24,10 @@ DAYS = 7
 async def test_engine_faults_same_stored_set(database_url: str, tmp_path: Path) -> None:
     ws = small_workspace(seed=5)
     truth = fakeslack.ground_truth(ws, DAYS, now=ws.now)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         faults = fake.faults
         faults.ratelimit_burst(count=3, retry_after=1, method="conversations.history")
         faults.ratelimit_burst(count=2, retry_after=1, method="conversations.replies")
@@ -51,9 +52,10 @@ async def test_engine_faults_same_stored_set(database_url: str, tmp_path: Path) 
 
 async def test_engine_invalid_auth_ends_run_at_once(database_url: str, tmp_path: Path) -> None:
     ws = small_workspace(seed=5)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         k = 12
         fake.faults.auth_failure("invalid_auth", from_call=k)
         result = await make_engine(make_gateway(fake), stores).run(
@@ -77,9 +79,10 @@ async def test_engine_skips_unreadable_channels(database_url: str, tmp_path: Pat
     truth_others = fakeslack.ground_truth(
         ws, DAYS, now=ws.now, channel_ids=[c for c in all_ids if c != victim]
     )
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         # The victim disappears after its first history page was served.
         fake.faults.delete_channel(victim, after_history_calls=1)
         result = await make_engine(make_gateway(fake), stores, EngineConfig()).run(
@@ -100,9 +103,10 @@ async def test_engine_auto_join_off_skips_public_non_members(
 ) -> None:
     ws = small_workspace(seed=9)
     truth = fakeslack.ground_truth(ws, DAYS, now=ws.now, auto_join=False)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         result = await make_engine(make_gateway(fake), stores, EngineConfig(auto_join=False)).run(
             RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now)
         )

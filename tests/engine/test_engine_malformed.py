@@ -49,9 +49,10 @@ async def test_engine_transient_malformed_answers_store_everything(
     ws = small_workspace(seed=5)
     truth = fakeslack.ground_truth(ws, DAYS, now=ws.now)
     victim, replies_victim = busiest(truth), threaded(truth)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         faults = fake.faults
         faults.malformed(HISTORY, channel=victim, count=2)  # {"ok": true}: the issue's answer
         faults.malformed(HISTORY, channel=victim, count=1, replace={"has_more": "true"})
@@ -84,9 +85,10 @@ async def test_engine_persistent_malformed_history_fails_that_channel_and_the_ru
     others = fakeslack.ground_truth(
         ws, DAYS, now=ws.now, channel_ids=[c for c in truth.channels_in_scope if c != victim]
     )
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         fake.faults.malformed(HISTORY, channel=victim, count=None)
         result = await make_engine(make_gateway(fake), stores).run(
             RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now)
@@ -114,9 +116,10 @@ async def test_engine_persistent_malformed_replies_fail_that_channel(
     others = fakeslack.ground_truth(
         ws, DAYS, now=ws.now, channel_ids=[c for c in truth.channels_in_scope if c != victim]
     )
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         fake.faults.truncated(REPLIES, channel=victim, count=None)
         result = await make_engine(make_gateway(fake), stores).run(
             RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now)
@@ -135,9 +138,10 @@ async def test_engine_persistent_malformed_setup_answer_fails_the_run(
     database_url: str, tmp_path: Path
 ) -> None:
     ws = small_workspace(seed=5)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         fake.faults.malformed("users.list", count=None, body={"ok": True})
         result = await make_engine(make_gateway(fake), stores).run(
             RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now)
@@ -152,11 +156,17 @@ async def test_run_service_reports_a_malformed_channel_as_a_failed_run(
     """Through RunService: the stored run is `failed` (not `success`), its message and the
     skipped channel's reason say Slack's answer was malformed, and the admin's DM says failed."""
     ws = small_workspace(seed=5)
-    user = sorted(u for u, x in ws.users.items() if not x.get("is_bot") and not x.get("deleted"))[0]
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        database_url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=shifted_clock(ws.now),
-    ) as node:
+    user = min(u for u, x in ws.users.items() if not x.get("is_bot") and not x.get("deleted"))
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            database_url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=shifted_clock(ws.now),
+        ) as node,
+    ):
         truth = fakeslack.ground_truth(ws, 1, now=ws.now)
         victim = busiest(truth)
         fake.faults.malformed(HISTORY, channel=victim, count=None)

@@ -11,7 +11,13 @@ import fakeslack
 from fakeslack import FakeSlack
 from scheduler.backfill.engine import RunRequest
 from scheduler.backfill.profiles import INTERNAL
-from tests.engine.engine_harness import make_engine, make_gateway, open_stores, small_workspace, stored_rows
+from tests.engine.engine_harness import (
+    make_engine,
+    make_gateway,
+    open_stores,
+    small_workspace,
+    stored_rows,
+)
 
 DAYS = 7
 
@@ -20,9 +26,10 @@ async def test_engine_ratelimited_run_never_429s(database_url: str, tmp_path: Pa
     ws = small_workspace(seed=13, messages=1500)
     truth = fakeslack.ground_truth(ws, DAYS, now=ws.now)
     profile = dataclasses.replace(INTERNAL.scaled(1.0), history_page_size=10)
-    async with FakeSlack(ws, time_compression=60) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, time_compression=60) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         result = await make_engine(make_gateway(fake, profile), stores).run(
             RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now)
         )

@@ -28,9 +28,10 @@ async def test_engine_recall_matches_ground_truth(database_url: str, tmp_path: P
     ws = small_workspace()
     truth = fakeslack.ground_truth(ws, DAYS, now=ws.now)
     assert truth.must_store and truth.threads_with_replies
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         engine = make_engine(make_gateway(fake), stores)
         result = await engine.run(RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now))
         assert result.error is None and not result.cancelled
@@ -72,9 +73,10 @@ async def test_engine_recall_matches_ground_truth(database_url: str, tmp_path: P
 
 async def test_engine_names_and_mentions(database_url: str, tmp_path: Path) -> None:
     ws = small_workspace(seed=11)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         await make_engine(make_gateway(fake), stores).run(
             RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now)
         )
@@ -82,7 +84,12 @@ async def test_engine_names_and_mentions(database_url: str, tmp_path: Path) -> N
 
     def name(user: dict) -> str:
         profile = user.get("profile") or {}
-        return profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user["id"]
+        return (
+            profile.get("display_name")
+            or profile.get("real_name")
+            or user.get("real_name")
+            or user["id"]
+        )
 
     names = {uid: name(u) for uid, u in ws.users.items()}
     raw = {(ch.id, ts): m for ch in ws.channels.values() for ts, m in ch.by_ts.items()}
@@ -104,9 +111,10 @@ async def test_engine_names_and_mentions(database_url: str, tmp_path: Path) -> N
 
 async def test_engine_rerun_writes_nothing(database_url: str, tmp_path: Path) -> None:
     ws = small_workspace(seed=3)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         engine = make_engine(make_gateway(fake), stores)
         first = await engine.run(RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now))
         before = await stored_rows(stores, ws.team_id)

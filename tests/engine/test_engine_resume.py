@@ -32,9 +32,10 @@ RUNNER = Path(__file__).with_name("engine_runner.py")
 async def test_engine_cancel_then_resume(database_url: str, tmp_path: Path) -> None:
     ws = small_workspace(seed=21, messages=1200)
     truth = fakeslack.ground_truth(ws, DAYS, now=ws.now)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         engine = make_engine(make_gateway(fake), stores)
         cancel = asyncio.Event()
         seen: list[Progress] = []
@@ -68,7 +69,9 @@ async def test_engine_cancel_then_resume(database_url: str, tmp_path: Path) -> N
         assert len(pairs) > calls_first
         # Cancel commits what was fetched, so no page is ever asked for twice.
         assert len(pairs) == len(set(pairs)), "a history page was fetched twice"
-        replies = [(c.args["channel"], c.args["ts"]) for c in fake.calls_of("conversations.replies")]
+        replies = [
+            (c.args["channel"], c.args["ts"]) for c in fake.calls_of("conversations.replies")
+        ]
         assert len(replies) == len(set(replies)) == len(truth.threads_with_replies)
 
 
@@ -85,14 +88,30 @@ def _resume_bound(cp: object) -> dict[str, int] | None:
     return {"history": -1, "threads": ts_micros(resume) if resume else oldest + 1}
 
 
-async def _runner(fake: FakeSlack, database_url: str, chroma: Path, job: int) -> asyncio.subprocess.Process:
+async def _runner(
+    fake: FakeSlack, database_url: str, chroma: Path, job: int
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, str(RUNNER),
-        "--base-url", fake.base_url, "--token", fake.bot_token,
-        "--database-url", database_url, "--chroma", str(chroma),
-        "--workspace", fake.team_id, "--job", str(job),
-        "--days", str(DAYS), "--now", repr(fake.workspace.now),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(RUNNER),
+        "--base-url",
+        fake.base_url,
+        "--token",
+        fake.bot_token,
+        "--database-url",
+        database_url,
+        "--chroma",
+        str(chroma),
+        "--workspace",
+        fake.team_id,
+        "--job",
+        str(job),
+        "--days",
+        str(DAYS),
+        "--now",
+        repr(fake.workspace.now),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
     )
 
@@ -124,7 +143,7 @@ async def test_engine_sigkill_then_restart(database_url: str, tmp_path: Path) ->
 
         fake.faults.clear()
         proc = await _runner(fake, database_url, chroma, job=3)
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=240)
+        _out, err = await asyncio.wait_for(proc.communicate(), timeout=240)
         assert proc.returncode == 0, err.decode()[-2000:]
 
         async with open_stores(database_url, chroma) as stores:

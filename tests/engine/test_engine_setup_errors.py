@@ -10,7 +10,13 @@ import pytest
 
 from fakeslack import FakeSlack
 from scheduler.backfill.engine import RunRequest
-from tests.engine.engine_harness import make_engine, make_gateway, open_stores, small_workspace, stored_rows
+from tests.engine.engine_harness import (
+    make_engine,
+    make_gateway,
+    open_stores,
+    small_workspace,
+    stored_rows,
+)
 
 
 @pytest.mark.parametrize("method", ["users.list", "conversations.list"])
@@ -18,9 +24,10 @@ async def test_engine_setup_request_error_is_a_result(
     method: str, database_url: str, tmp_path: Path
 ) -> None:
     ws = small_workspace(seed=5)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         fake.faults.api_error("invalid_cursor", count=1, method=method)
         result = await make_engine(make_gateway(fake), stores).run(
             RunRequest(ws.team_id, job_run_id=1, days=7, now=ws.now)

@@ -22,9 +22,10 @@ async def test_engine_wider_window_after_narrow(database_url: str, tmp_path: Pat
     ws = small_workspace(seed=17)
     narrow = fakeslack.ground_truth(ws, 2, now=ws.now)
     wide = fakeslack.ground_truth(ws, 9, now=ws.now)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         engine = make_engine(make_gateway(fake), stores)
         await engine.run(RunRequest(ws.team_id, job_run_id=1, days=2, now=ws.now))
         assert set(await stored_rows(stores, ws.team_id)) == narrow.must_store
@@ -36,9 +37,10 @@ async def test_engine_incremental_from_high_water(database_url: str, tmp_path: P
     ws = small_workspace(seed=19)
     first_now = ws.now - 3 * 86400
     first = fakeslack.ground_truth(ws, 5, now=first_now)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_stores(
-        database_url, tmp_path / "chroma"
-    ) as stores:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_stores(database_url, tmp_path / "chroma") as stores,
+    ):
         engine = make_engine(make_gateway(fake), stores)
         await engine.run(RunRequest(ws.team_id, job_run_id=1, days=5, now=first_now))
         assert set(await stored_rows(stores, ws.team_id)) == first.must_store

@@ -40,8 +40,11 @@ def gateway(fake: FakeSlack, **kwargs: Any) -> SlackGateway:
 
 
 async def history_ts(gw: SlackGateway) -> list[str]:
-    return [m["ts"] async for p in gw.history_pages(MAIN, oldest=ts(29), latest=None)
-            for m in p.messages]
+    return [
+        m["ts"]
+        async for p in gw.history_pages(MAIN, oldest=ts(29), latest=None)
+        for m in p.messages
+    ]
 
 
 EXPECTED = [ts(i) for i in range(44, 29, -1)]
@@ -175,10 +178,21 @@ async def test_every_method_checks_its_shape(
 
 
 def test_well_formed_answers_pass() -> None:
-    message = {"ts": ts(1), "thread_ts": ts(1), "reply_count": 2, "latest_reply": ts(2),
-               "user": "U1", "text": "hi", "bot_id": None}
-    history = {"ok": True, "messages": [message], "has_more": False,
-               "response_metadata": {"next_cursor": ""}}
+    message = {
+        "ts": ts(1),
+        "thread_ts": ts(1),
+        "reply_count": 2,
+        "latest_reply": ts(2),
+        "user": "U1",
+        "text": "hi",
+        "bot_id": None,
+    }
+    history = {
+        "ok": True,
+        "messages": [message],
+        "has_more": False,
+        "response_metadata": {"next_cursor": ""},
+    }
     assert problem_of(HISTORY, history) is None
     assert problem_of(HISTORY, {"ok": True, "messages": []}) is None  # has_more is optional
     assert problem_of("conversations.list", {"ok": True, "channels": []}) is None

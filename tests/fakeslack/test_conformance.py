@@ -96,10 +96,15 @@ def _check_like_example(ours: Any, example: Any, where: str) -> None:
             if key in ours and ex is not None and ours[key] is not None:
                 assert _json_type(ours[key]) == _json_type(ex), f"{where}.{key}"
                 _check_like_example(ours[key], ex, f"{where}.{key}")
-    elif isinstance(example, list) and isinstance(ours, list) and example and ours:
-        if isinstance(example[0], dict):
-            for item in ours:
-                _check_like_example(item, example[0], f"{where}[]")
+    elif (
+        isinstance(example, list)
+        and isinstance(ours, list)
+        and example
+        and ours
+        and isinstance(example[0], dict)
+    ):
+        for item in ours:
+            _check_like_example(item, example[0], f"{where}[]")
 
 
 def _check(method: str, body: dict[str, Any]) -> None:

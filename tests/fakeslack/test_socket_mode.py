@@ -44,11 +44,17 @@ class Clients:
         self.made: list[SocketModeClient] = []
         self.messages: dict[int, list[dict[str, Any]]] = {}
 
-    async def connect(self, listener: Listener | None = None, *, token: str | None = None,
-                      ping_interval: float = 0.5) -> SocketModeClient:
+    async def connect(
+        self,
+        listener: Listener | None = None,
+        *,
+        token: str | None = None,
+        ping_interval: float = 0.5,
+    ) -> SocketModeClient:
         web = AsyncWebClient(base_url=self.fake.base_url)
-        client = SocketModeClient(app_token=token or self.fake.app_token, web_client=web,
-                                  ping_interval=ping_interval)
+        client = SocketModeClient(
+            app_token=token or self.fake.app_token, web_client=web, ping_interval=ping_interval
+        )
         self.made.append(client)
         received = self.messages.setdefault(id(client), [])
 
@@ -88,10 +94,17 @@ async def ack_with(payload: dict[str, Any] | None) -> Listener:
 
 def slash_payload(fake: FakeSlack, text: str = "help") -> dict[str, Any]:
     return {
-        "token": "deprecated-verification-token", "team_id": fake.team_id, "team_domain": "fake",
-        "channel_id": "C0FAKE", "channel_name": "general", "user_id": "U0FAKE",
-        "user_name": "someone", "command": "/backfill", "text": text,
-        "api_app_id": fake.workspace.app_id, "is_enterprise_install": "false",
+        "token": "deprecated-verification-token",
+        "team_id": fake.team_id,
+        "team_domain": "fake",
+        "channel_id": "C0FAKE",
+        "channel_name": "general",
+        "user_id": "U0FAKE",
+        "user_name": "someone",
+        "command": "/backfill",
+        "text": text,
+        "api_app_id": fake.workspace.app_id,
+        "is_enterprise_install": "false",
         "response_url": fake.new_response_url("U0FAKE", "C0FAKE"),
         "trigger_id": fake.new_trigger_id("U0FAKE"),
     }
@@ -123,7 +136,8 @@ async def test_apps_connections_open_matches_the_reference(fake: FakeSlack) -> N
     assert spec.tier == ref["rate_limits"] == "t3"
     assert "apps.connections.open" not in METHODS  # the bot-token surface stays as it was
     response = await AsyncWebClient(base_url=fake.base_url).apps_connections_open(
-        app_token=fake.app_token)
+        app_token=fake.app_token
+    )
     assert isinstance(response.data, dict)
     body = response.data
     for key in ref["output"]["required"]:
@@ -142,23 +156,30 @@ async def test_token_rules_of_apps_connections_open(fake: FakeSlack) -> None:
         return str(info.value.response["error"])
 
     assert await error_of(web.apps_connections_open(app_token=fake.bot_token)) == (
-        "not_allowed_token_type")
+        "not_allowed_token_type"
+    )
     assert await error_of(web.apps_connections_open(app_token="xapp-1-A0NOPE-1-wrong")) == (
-        "invalid_auth")
+        "invalid_auth"
+    )
     assert await error_of(web.apps_connections_open(app_token="xapp-1-A0OTHER-1-noscope")) == (
-        "missing_scope")
+        "missing_scope"
+    )
     assert await error_of(web.api_call("apps.connections.open")) == "not_authed"
     # An app-level token opens connections and nothing else.
-    assert await error_of(
-        AsyncWebClient(token=fake.app_token, base_url=fake.base_url).conversations_list()
-    ) == "not_allowed_token_type"
+    assert (
+        await error_of(
+            AsyncWebClient(token=fake.app_token, base_url=fake.base_url).conversations_list()
+        )
+        == "not_allowed_token_type"
+    )
     errors = [c.error for c in fake.calls_of("apps.connections.open")]
     assert errors == ["not_allowed_token_type", "invalid_auth", "missing_scope", "not_authed"]
 
 
 async def test_socket_mode_client_with_a_bot_token_fails_to_connect(fake: FakeSlack) -> None:
-    client = SocketModeClient(app_token=fake.bot_token,
-                              web_client=AsyncWebClient(base_url=fake.base_url))
+    client = SocketModeClient(
+        app_token=fake.bot_token, web_client=AsyncWebClient(base_url=fake.base_url)
+    )
     try:
         with pytest.raises(SlackApiError) as info:
             await client.issue_new_wss_url()
@@ -181,8 +202,9 @@ async def test_apps_connections_open_is_tier_3(workspace: Workspace) -> None:
 
 
 async def test_a_websocket_url_is_good_for_one_connection(fake: FakeSlack) -> None:
-    url = (await AsyncWebClient(base_url=fake.base_url).apps_connections_open(
-        app_token=fake.app_token))["url"]
+    url = (
+        await AsyncWebClient(base_url=fake.base_url).apps_connections_open(app_token=fake.app_token)
+    )["url"]
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(url) as ws:
             hello = await ws.receive_json(timeout=5)
@@ -250,8 +272,12 @@ async def test_events_api_envelope_has_retry_fields_and_a_bare_ack(
         await client.send_socket_mode_response(SocketModeResponse(req.envelope_id))
 
     await clients.connect(listener)
-    event = {"type": "event_callback", "team_id": fake.team_id, "event_id": "Ev01",
-             "event": {"type": "app_home_opened", "user": "U0FAKE", "tab": "home"}}
+    event = {
+        "type": "event_callback",
+        "team_id": fake.team_id,
+        "event_id": "Ev01",
+        "event": {"type": "app_home_opened", "user": "U0FAKE", "tab": "home"},
+    }
     ack = await fake.deliver("events_api", event, retry_attempt=1, retry_reason="timeout")
     [req] = seen
     assert (req.type, req.accepts_response_payload) == ("events_api", False)
@@ -317,27 +343,33 @@ async def test_several_connections_take_turns_and_the_limit_is_enforced(
     await until(lambda: clients.received(two, "hello"))
     assert clients.received(two, "hello")[0]["num_connections"] == 2
     assert fake.socket_connections == 2
-    froms = {(await fake.deliver("slash_commands", slash_payload(fake)))["payload"]["from"]
-             for _ in range(4)}
+    froms = {
+        (await fake.deliver("slash_commands", slash_payload(fake)))["payload"]["from"]
+        for _ in range(4)
+    }
     assert froms == {"one", "two"}
 
     fake.socket.max_connections = 2
-    url = (await AsyncWebClient(base_url=fake.base_url).apps_connections_open(
-        app_token=fake.app_token))["url"]
+    url = (
+        await AsyncWebClient(base_url=fake.base_url).apps_connections_open(app_token=fake.app_token)
+    )["url"]
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
         message = await ws.receive_json(timeout=5)
         assert message["type"] == "disconnect" and message["reason"] == "too_many_websockets"
-        assert (await ws.receive(timeout=5)).type in (aiohttp.WSMsgType.CLOSE,
-                                                      aiohttp.WSMsgType.CLOSED)
+        assert (await ws.receive(timeout=5)).type in (
+            aiohttp.WSMsgType.CLOSE,
+            aiohttp.WSMsgType.CLOSED,
+        )
     assert fake.socket_connections == 2
 
 
 async def test_http_control_routes_deliver_and_report(fake: FakeSlack, clients: Clients) -> None:
     await clients.connect(await ack_with({"text": "pong"}))
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{fake.url}/_fake/socket_mode/deliver",
-                                json={"type": "slash_commands",
-                                      "payload": slash_payload(fake)}) as resp:
+        async with session.post(
+            f"{fake.url}/_fake/socket_mode/deliver",
+            json={"type": "slash_commands", "payload": slash_payload(fake)},
+        ) as resp:
             body = await resp.json()
         assert resp.status == 200 and body["ack"]["payload"] == {"text": "pong"}
         async with session.get(f"{fake.url}/_fake/socket_mode") as resp:
@@ -354,8 +386,11 @@ def test_thread_mode_sync_api() -> None:
         results: dict[str, Any] = {}
 
         async def app_side() -> None:
-            client = SocketModeClient(app_token=fake.app_token, ping_interval=0.5,
-                                      web_client=AsyncWebClient(base_url=fake.base_url))
+            client = SocketModeClient(
+                app_token=fake.app_token,
+                ping_interval=0.5,
+                web_client=AsyncWebClient(base_url=fake.base_url),
+            )
             client.socket_mode_request_listeners.append(await ack_with({"text": "hi"}))
             await client.connect()
             try:

@@ -197,8 +197,9 @@ async def test_foreground_socket_mode_envelopes_count_until_acknowledged() -> No
 
     handler = CountedSocketModeHandler.__new__(CountedSocketModeHandler)
     handler.app = Bolt()  # type: ignore[assignment]
-    request = SocketModeRequest(type="slash_commands", envelope_id="E1",
-                                payload={"command": "/backfill", "text": "status"})
+    request = SocketModeRequest(
+        type="slash_commands", envelope_id="E1", payload={"command": "/backfill", "text": "status"}
+    )
     await handler.handle(Client(), request)  # type: ignore[arg-type]
     assert acks == ["E1"] and seen == [1, 1]
     assert foreground().active == 0

@@ -45,8 +45,17 @@ class Context(dict[str, Any]):
     user_id = "U0CTX"
 
 
-SHAPES: list[Any] = [[1], "x", 3, None, {"state": [1]}, {"state": "x"}, {"state": {"values": 7}},
-                     {"state": {"values": [{"a": 1}]}}, {"state": {"values": None}}]
+SHAPES: list[Any] = [
+    [1],
+    "x",
+    3,
+    None,
+    {"state": [1]},
+    {"state": "x"},
+    {"state": {"values": 7}},
+    {"state": {"values": [{"a": 1}]}},
+    {"state": {"values": None}},
+]
 
 
 @pytest.mark.parametrize("view", SHAPES)
@@ -54,8 +63,10 @@ async def test_modal_submissions_of_any_shape_get_an_inline_error(
     view: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("handlers.modals.deps_of", lambda context: Deps())
-    for handler, block in ((handle_view_schedule, ids.SCHEDULE_CRON_BLOCK),
-                           (handle_view_run, ids.RUN_DAYS_BLOCK)):
+    for handler, block in (
+        (handle_view_schedule, ids.SCHEDULE_CRON_BLOCK),
+        (handle_view_run, ids.RUN_DAYS_BLOCK),
+    ):
         ack = Ack()
         body: dict[str, Any] = {"user": "U0ADMIN" if view == 3 else {"id": 7}}
         await handler(ack, body, view, object(), Context())  # type: ignore[arg-type]
@@ -84,23 +95,41 @@ class Slack:
         await asyncio.sleep(self.delay)
         half = len(self.channels) // 2
         if kwargs.get("cursor") == "page2":
-            return {"ok": True, "channels": self.channels[half:],
-                    "response_metadata": {"next_cursor": ""}}
-        return {"ok": True, "channels": self.channels[:half],
-                "response_metadata": {"next_cursor": "page2"}}
+            return {
+                "ok": True,
+                "channels": self.channels[half:],
+                "response_metadata": {"next_cursor": ""},
+            }
+        return {
+            "ok": True,
+            "channels": self.channels[:half],
+            "response_metadata": {"next_cursor": "page2"},
+        }
 
 
-CHANNELS = [{"id": "C0GENERAL", "name": "general"}, {"id": "C0RANDOM", "name": "random"},
-            {"id": "C0OLD", "name": "old", "is_archived": True}, {"id": "D0DM", "is_im": True}]
+CHANNELS = [
+    {"id": "C0GENERAL", "name": "general"},
+    {"id": "C0RANDOM", "name": "random"},
+    {"id": "C0OLD", "name": "old", "is_archived": True},
+    {"id": "D0DM", "is_im": True},
+]
 
 
 async def test_directory_one_walk_for_concurrent_checks_then_cached() -> None:
     slack = Slack(CHANNELS, delay=0.05)
     directory = ChannelDirectory()
-    checks = await asyncio.gather(*(
-        directory.check(slack, "T1", ids=["C0GENERAL", "C0MADEUP1"], names=["#Random", "old"],  # type: ignore[arg-type]
-                        timeout=5)
-        for _ in range(5)))
+    checks = await asyncio.gather(
+        *(
+            directory.check(
+                slack,
+                "T1",
+                ids=["C0GENERAL", "C0MADEUP1"],
+                names=["#Random", "old"],  # type: ignore[arg-type]
+                timeout=5,
+            )
+            for _ in range(5)
+        )
+    )
     assert slack.calls == 2  # one walk of two pages for all five
     check = checks[0]
     assert check.ids == ("C0GENERAL", "C0RANDOM")

@@ -35,31 +35,48 @@ def hold_write_lock(path: Path) -> sqlite3.Connection:
 
 async def next_answer(s: Scenario, since: int) -> str:
     """The text of the first response_url post after the first `since` (waits for it)."""
+
     def reply() -> str | None:
         posts = s.fake.response_posts[since:]
         if not posts:
             return None
         body = posts[0]["body"]
         return f"{body.get('text', '')}\n{body.get('blocks', '')}"
+
     return str(await s.eventually(reply, timeout=BOUND_S, what="an answer on the response_url"))
 
 
 def run_values() -> dict[str, Any]:
     return {
         ids.RUN_DAYS_BLOCK: {ids.RUN_DAYS_ACTION: {"type": "number_input", "value": "2"}},
-        ids.RUN_SCOPE_BLOCK: {ids.RUN_SCOPE_ACTION: {
-            "type": "radio_buttons", "selected_option": {"value": ids.SCOPE_ALL}}},
-        ids.RUN_CHANNELS_BLOCK: {ids.RUN_CHANNELS_ACTION: {
-            "type": "multi_conversations_select", "selected_conversations": []}},
+        ids.RUN_SCOPE_BLOCK: {
+            ids.RUN_SCOPE_ACTION: {
+                "type": "radio_buttons",
+                "selected_option": {"value": ids.SCOPE_ALL},
+            }
+        },
+        ids.RUN_CHANNELS_BLOCK: {
+            ids.RUN_CHANNELS_ACTION: {
+                "type": "multi_conversations_select",
+                "selected_conversations": [],
+            }
+        },
     }
 
 
 async def open_homes(s: Scenario, count: int) -> None:
     """Home tabs opened together: each one's publish is deferred work that reads the store."""
     for _ in range(count):
-        body = event_body({"type": "app_home_opened", "user": s.admin, "tab": "home",
-                           "channel": "D0SCENARIO", "event_ts": f"{time.time():.6f}"},
-                          team_id=s.team_id)
+        body = event_body(
+            {
+                "type": "app_home_opened",
+                "user": s.admin,
+                "tab": "home",
+                "channel": "D0SCENARIO",
+                "event_ts": f"{time.time():.6f}",
+            },
+            team_id=s.team_id,
+        )
         seen = await s.post(body, json_headers(body, s.fake.signing_secret), settle=False)
         assert seen.status == 200
 

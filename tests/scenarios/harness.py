@@ -164,15 +164,25 @@ class Scenario:
     def __init__(self, fake: FakeSlack, rt: Runtime, http: aiohttp.ClientSession) -> None:
         self.fake, self.rt, self.http = fake, rt, http
         self.url = f"http://127.0.0.1:{rt.port}/slack/events"
-        humans = [u for u in fake.workspace.users.values()
-                  if not u.get("is_bot") and not u.get("deleted") and u["id"] != "USLACKBOT"]
+        humans = [
+            u
+            for u in fake.workspace.users.values()
+            if not u.get("is_bot") and not u.get("deleted") and u["id"] != "USLACKBOT"
+        ]
         self.admin = next(u["id"] for u in humans if u.get("is_primary_owner"))
-        members = [u["id"] for u in humans if not (
-            u.get("is_admin") or u.get("is_owner") or u.get("is_primary_owner"))
-            and not u.get("is_restricted") and not u.get("is_ultra_restricted")]
+        members = [
+            u["id"]
+            for u in humans
+            if not (u.get("is_admin") or u.get("is_owner") or u.get("is_primary_owner"))
+            and not u.get("is_restricted")
+            and not u.get("is_ultra_restricted")
+        ]
         self.member, self.member2 = members[0], members[1]
-        self.channels = {c.name: c.id for c in fake.workspace.channels.values()
-                         if not c.is_im and not c.is_archived and not getattr(c, "is_private", False)}
+        self.channels = {
+            c.name: c.id
+            for c in fake.workspace.channels.values()
+            if not c.is_im and not c.is_archived and not getattr(c, "is_private", False)
+        }
 
     @property
     def team_id(self) -> str:
@@ -182,9 +192,14 @@ class Scenario:
     def _marks(self) -> tuple[int, int, int]:
         return (len(self.fake.response_posts), len(self.fake.view_events), len(self.fake.posts))
 
-    async def settle(self, since: tuple[int, int, int] | None = None, *,
-                     quiet: float = QUIET_S, limit: float = MAX_WAIT_S,
-                     expect: bool = False) -> None:
+    async def settle(
+        self,
+        since: tuple[int, int, int] | None = None,
+        *,
+        quiet: float = QUIET_S,
+        limit: float = MAX_WAIT_S,
+        expect: bool = False,
+    ) -> None:
         """Wait until nothing new reached Slack for `quiet` seconds (at most `limit`); with
         `expect`, first until something new arrived since `since` (the listener answers after
         its ack, and on SQLite its reads can queue behind a run's page commits)."""
@@ -204,13 +219,23 @@ class Scenario:
 
     def _seen_since(self, marks: tuple[int, int, int], status: int, ack: Any, ms: float) -> Seen:
         r, v, p = marks
-        return Seen(status, ack, ms,
-                    responses=[x["body"] for x in self.fake.response_posts[r:]],
-                    views=list(self.fake.view_events[v:]),
-                    posts=list(self.fake.posts[p:]))
+        return Seen(
+            status,
+            ack,
+            ms,
+            responses=[x["body"] for x in self.fake.response_posts[r:]],
+            views=list(self.fake.view_events[v:]),
+            posts=list(self.fake.posts[p:]),
+        )
 
-    async def post(self, body: str, headers: dict[str, str], *, settle: bool = True,
-                   expect_after_empty_ack: bool = False) -> Seen:
+    async def post(
+        self,
+        body: str,
+        headers: dict[str, str],
+        *,
+        settle: bool = True,
+        expect_after_empty_ack: bool = False,
+    ) -> Seen:
         """Send one signed request. With `expect_after_empty_ack`, an empty ack means the
         listener answers afterwards: wait for that answer before waiting for quiet."""
         marks = self._marks()
@@ -224,21 +249,46 @@ class Scenario:
             await self.settle(marks, expect=expect_after_empty_ack and ack == "" and status == 200)
         return self._seen_since(marks, status, ack, ms)
 
-    async def command(self, text_: str, user: str, *, team_id: str | None = None,
-                      channel_id: str = "C0SCENARIO", settle: bool = True) -> Seen:
+    async def command(
+        self,
+        text_: str,
+        user: str,
+        *,
+        team_id: str | None = None,
+        channel_id: str = "C0SCENARIO",
+        settle: bool = True,
+    ) -> Seen:
         body = slash_command_body(
-            text_, team_id=team_id or self.team_id, user_id=user, channel_id=channel_id,
+            text_,
+            team_id=team_id or self.team_id,
+            user_id=user,
+            channel_id=channel_id,
             response_url=self.fake.new_response_url(user, channel_id),
-            trigger_id=self.fake.new_trigger_id(user))
-        return await self.post(body, form_headers(body, self.fake.signing_secret), settle=settle,
-                               expect_after_empty_ack=team_id in (None, self.team_id))
+            trigger_id=self.fake.new_trigger_id(user),
+        )
+        return await self.post(
+            body,
+            form_headers(body, self.fake.signing_secret),
+            settle=settle,
+            expect_after_empty_ack=team_id in (None, self.team_id),
+        )
 
     async def home_opened(self, user: str, *, team_id: str | None = None) -> Seen:
-        body = event_body({"type": "app_home_opened", "user": user, "tab": "home",
-                           "channel": "D0SCENARIO", "event_ts": f"{time.time():.6f}"},
-                          team_id=team_id or self.team_id)
-        return await self.post(body, json_headers(body, self.fake.signing_secret),
-                               expect_after_empty_ack=team_id in (None, self.team_id))
+        body = event_body(
+            {
+                "type": "app_home_opened",
+                "user": user,
+                "tab": "home",
+                "channel": "D0SCENARIO",
+                "event_ts": f"{time.time():.6f}",
+            },
+            team_id=team_id or self.team_id,
+        )
+        return await self.post(
+            body,
+            json_headers(body, self.fake.signing_secret),
+            expect_after_empty_ack=team_id in (None, self.team_id),
+        )
 
     async def open_home(self, user: str) -> dict[str, Any]:
         seen = await self.home_opened(user)
@@ -248,36 +298,60 @@ class Scenario:
         assert home is not None
         return home
 
-    async def click(self, user: str, action_id: str, *, surface: dict[str, Any] | None = None,
-                    blocks: Any = None, value: str | None = None,
-                    selected: dict[str, Any] | None = None, container: str = "view",
-                    message: dict[str, Any] | None = None, team_id: str | None = None,
-                    ephemeral: bool = False, settle: bool = True,
-                    keep_view_team: bool = False) -> Seen:
+    async def click(
+        self,
+        user: str,
+        action_id: str,
+        *,
+        surface: dict[str, Any] | None = None,
+        blocks: Any = None,
+        value: str | None = None,
+        selected: dict[str, Any] | None = None,
+        container: str = "view",
+        message: dict[str, Any] | None = None,
+        team_id: str | None = None,
+        ephemeral: bool = False,
+        settle: bool = True,
+        keep_view_team: bool = False,
+    ) -> Seen:
         """A `block_actions` payload as Slack sends it when `user` clicks `action_id`.
 
         `surface` is the view (Home tab or modal) the button sits in; `message` the message
         (a DM, an ephemeral reply) for container "message". The button's block id and value
         are taken from what is shown unless given (forged payloads give them)."""
         team = team_id or self.team_id
-        shown_blocks = blocks if blocks is not None else (
-            (surface or {}).get("blocks") if container == "view" else (message or {}).get("blocks"))
+        shown_blocks = (
+            blocks
+            if blocks is not None
+            else (
+                (surface or {}).get("blocks")
+                if container == "view"
+                else (message or {}).get("blocks")
+            )
+        )
         found = find_element(shown_blocks, action_id) if shown_blocks is not None else None
         block_id, element = found if found else ("forged", {"type": "button"})
-        action: dict[str, Any] = {"action_id": action_id, "block_id": block_id,
-                                  "type": element.get("type", "button"),
-                                  "action_ts": f"{time.time():.6f}"}
+        action: dict[str, Any] = {
+            "action_id": action_id,
+            "block_id": block_id,
+            "type": element.get("type", "button"),
+            "action_ts": f"{time.time():.6f}",
+        }
         if value is not None or element.get("value") is not None:
             action["value"] = value if value is not None else element.get("value")
         if selected is not None:
             action["type"] = "static_select"
             action["selected_option"] = selected
         payload: dict[str, Any] = {
-            "type": "block_actions", "team": {"id": team, "domain": "fake"},
+            "type": "block_actions",
+            "team": {"id": team, "domain": "fake"},
             "user": {"id": user, "username": user, "name": user, "team_id": team},
-            "api_app_id": self.fake.workspace.app_id, "token": "deprecated",
-            "trigger_id": self.fake.new_trigger_id(user), "actions": [action],
-            "is_enterprise_install": False, "enterprise": None,
+            "api_app_id": self.fake.workspace.app_id,
+            "token": "deprecated",
+            "trigger_id": self.fake.new_trigger_id(user),
+            "actions": [action],
+            "is_enterprise_install": False,
+            "enterprise": None,
         }
         if container == "view":
             view = surface or {"id": "V0FORGED", "type": "home", "blocks": [], "hash": "x"}
@@ -288,37 +362,62 @@ class Scenario:
         else:
             msg = message or {}
             channel = str(msg.get("channel") or "D0SCENARIO")
-            payload["container"] = {"type": "message", "message_ts": msg.get("ts", "1.1"),
-                                    "channel_id": channel, "is_ephemeral": ephemeral}
+            payload["container"] = {
+                "type": "message",
+                "message_ts": msg.get("ts", "1.1"),
+                "channel_id": channel,
+                "is_ephemeral": ephemeral,
+            }
             payload["channel"] = {"id": channel, "name": "directmessage"}
             payload["message"] = {k: v for k, v in msg.items() if k in ("ts", "text", "blocks")}
             payload["response_url"] = self.fake.new_response_url(user, channel)
         body = interaction_body(payload)
-        return await self.post(body, form_headers(body, self.fake.signing_secret), settle=settle,
-                               expect_after_empty_ack=team == self.team_id)
+        return await self.post(
+            body,
+            form_headers(body, self.fake.signing_secret),
+            settle=settle,
+            expect_after_empty_ack=team == self.team_id,
+        )
 
-    async def submit(self, user: str, view: dict[str, Any], values: dict[str, Any], *,
-                     team_id: str | None = None, settle: bool = True,
-                     keep_view_team: bool = False) -> Seen:
+    async def submit(
+        self,
+        user: str,
+        view: dict[str, Any],
+        values: dict[str, Any],
+        *,
+        team_id: str | None = None,
+        settle: bool = True,
+        keep_view_team: bool = False,
+    ) -> Seen:
         """A `view_submission` of `view` (as fakeslack holds it) with `values` as its state."""
         team = team_id or self.team_id
         submitted = {**view, "state": {"values": values}}
         if team != self.team_id and not keep_view_team:  # a view of that other workspace
             submitted.update(team_id=team, app_installed_team_id=team)
         payload = {
-            "type": "view_submission", "team": {"id": team, "domain": "fake"},
+            "type": "view_submission",
+            "team": {"id": team, "domain": "fake"},
             "user": {"id": user, "username": user, "name": user, "team_id": team},
-            "api_app_id": self.fake.workspace.app_id, "token": "deprecated",
-            "trigger_id": self.fake.new_trigger_id(user), "view": submitted,
-            "response_urls": [], "is_enterprise_install": False, "enterprise": None,
+            "api_app_id": self.fake.workspace.app_id,
+            "token": "deprecated",
+            "trigger_id": self.fake.new_trigger_id(user),
+            "view": submitted,
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
         }
         body = interaction_body(payload)
-        return await self.post(body, form_headers(body, self.fake.signing_secret), settle=settle,
-                               expect_after_empty_ack=team == self.team_id)
+        return await self.post(
+            body,
+            form_headers(body, self.fake.signing_secret),
+            settle=settle,
+            expect_after_empty_ack=team == self.team_id,
+        )
 
     # -- waiting on the app -----------------------------------------------------------------------
-    async def eventually(self, predicate: Callable[[], Any], *, timeout: float = 15.0,
-                         what: str = "condition") -> Any:
+    async def eventually(
+        self, predicate: Callable[[], Any], *, timeout: float = 15.0, what: str = "condition"
+    ) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             result = predicate()
@@ -330,18 +429,22 @@ class Scenario:
                 raise AssertionError(f"timed out waiting for {what}")
             await asyncio.sleep(0.05)
 
-    async def wait_run_status(self, job_run_id: int, *statuses: str,
-                              timeout: float = 30.0) -> dict[str, Any]:
+    async def wait_run_status(
+        self, job_run_id: int, *statuses: str, timeout: float = 30.0
+    ) -> dict[str, Any]:
         async def check() -> dict[str, Any] | None:
             row = await self.run_row(job_run_id)
             return row if row and row["status"] in statuses else None
-        return await self.eventually(check, timeout=timeout,
-                                     what=f"run #{job_run_id} to become {statuses}")
+
+        return await self.eventually(
+            check, timeout=timeout, what=f"run #{job_run_id} to become {statuses}"
+        )
 
     async def wait_running(self, timeout: float = 10.0) -> dict[str, Any]:
         async def check() -> dict[str, Any] | None:
             rows = [r for r in await self.runs() if r["status"] == "running"]
             return rows[0] if rows else None
+
         return await self.eventually(check, timeout=timeout, what="a running run")
 
     async def idle(self, timeout: float = 60.0) -> None:
@@ -368,8 +471,9 @@ class Scenario:
         return await self.rows("SELECT * FROM backfill_job_runs ORDER BY job_run_id")
 
     async def run_row(self, job_run_id: int) -> dict[str, Any] | None:
-        rows = await self.rows("SELECT * FROM backfill_job_runs WHERE job_run_id = :id",
-                               id=job_run_id)
+        rows = await self.rows(
+            "SELECT * FROM backfill_job_runs WHERE job_run_id = :id", id=job_run_id
+        )
         return rows[0] if rows else None
 
     async def snapshot(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -385,10 +489,15 @@ class Scenario:
 
     async def dm_with(self, user: str, needle: str, *, timeout: float = 30.0) -> dict[str, Any]:
         """The newest DM to `user` whose text holds `needle` (waits for it)."""
+
         def find() -> dict[str, Any] | None:
-            hits = [m for m in self.dm_messages(user)
-                    if needle in f"{m.get('text', '')}\n{block_text(m.get('blocks'))}"]
+            hits = [
+                m
+                for m in self.dm_messages(user)
+                if needle in f"{m.get('text', '')}\n{block_text(m.get('blocks'))}"
+            ]
             return hits[-1] if hits else None
+
         return await self.eventually(find, timeout=timeout, what=f"a DM to {user} with {needle!r}")
 
     def validate_everything(self) -> int:
@@ -413,31 +522,36 @@ class Scenario:
         return checked
 
 
-def scenario_settings(fake: FakeSlack, database_url: str, tmp_path: Path,
-                      **env: str) -> Any:
-    return load_settings({
-        "SLACK_BOT_TOKEN": fake.bot_token,
-        "SLACK_SIGNING_SECRET": fake.signing_secret,
-        "SLACK_API_URL": fake.base_url,
-        "PORT": str(free_port()),
-        "DATABASE_URL": database_url,
-        "CHROMA_PATH": str(tmp_path / "chroma"),
-        "EMBEDDING": "hashing",
-        "LOG_LEVEL": "WARNING",
-        **env,
-    }, env_file=None)
+def scenario_settings(fake: FakeSlack, database_url: str, tmp_path: Path, **env: str) -> Any:
+    return load_settings(
+        {
+            "SLACK_BOT_TOKEN": fake.bot_token,
+            "SLACK_SIGNING_SECRET": fake.signing_secret,
+            "SLACK_API_URL": fake.base_url,
+            "PORT": str(free_port()),
+            "DATABASE_URL": database_url,
+            "CHROMA_PATH": str(tmp_path / "chroma"),
+            "EMBEDDING": "hashing",
+            "LOG_LEVEL": "WARNING",
+            **env,
+        },
+        env_file=None,
+    )
 
 
 @asynccontextmanager
-async def start_scenario(database_url: str, tmp_path: Path, *, seed: int = 11,
-                         messages: int = 1500, **env: str) -> AsyncIterator[Scenario]:
+async def start_scenario(
+    database_url: str, tmp_path: Path, *, seed: int = 11, messages: int = 1500, **env: str
+) -> AsyncIterator[Scenario]:
     workspace = generate(seed=seed, users=30, channels=6, messages=messages, days=20)
     fake = FakeSlack(workspace, time_compression=60)
     await fake.start()
     try:
         settings = scenario_settings(fake, database_url, tmp_path, **env)
-        async with running_app(settings, rate_minute_seconds=1.0) as rt, \
-                aiohttp.ClientSession() as http:
+        async with (
+            running_app(settings, rate_minute_seconds=1.0) as rt,
+            aiohttp.ClientSession() as http,
+        ):
             scenario = Scenario(fake, rt, http)
             # Progress DMs change at most every 3 s (Slack's chat.update tier); 1 s keeps the
             # suite short and still exercises the pacing.

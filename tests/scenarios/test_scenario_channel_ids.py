@@ -69,7 +69,8 @@ async def test_schedule_command_with_made_up_ids_stores_nothing(scenario: Scenar
     s = scenario
     general = s.channels["general"]
     seen = await s.command(
-        f'schedule "0 2 * * *" channels={general},{",".join(made_up(12))}', s.admin)
+        f'schedule "0 2 * * *" channels={general},{",".join(made_up(12))}', s.admin
+    )
     reply = seen.reply_text()
     assert "No channel found for" in reply and "C0MADEUP0000" in reply, reply
     assert await s.schedules() == []
@@ -92,24 +93,34 @@ async def test_forged_modal_submissions_with_made_up_ids_are_refused_inline(
     schedule_modal = (await s.command("schedule", s.admin)).opened[0]
     fake = made_up(9)
 
-    seen = await s.submit(s.member, run_modal, run_values(
-        days="1", scope=ids.SCOPE_CHOSEN, channels=[general, *fake]))
+    seen = await s.submit(
+        s.member, run_modal, run_values(days="1", scope=ids.SCOPE_CHOSEN, channels=[general, *fake])
+    )
     assert seen.status == 200 and seen.ack["response_action"] == "errors", seen.ack
     error = seen.ack["errors"][ids.RUN_CHANNELS_BLOCK]
     assert "No channel found for" in error and fake[0] in error and "more" in error, error
     assert "public channels" in error  # what is accepted
 
-    seen = await s.submit(s.admin, schedule_modal, schedule_values(
-        scope=ids.SCOPE_CHOSEN, channels=[*fake, general]))
+    seen = await s.submit(
+        s.admin, schedule_modal, schedule_values(scope=ids.SCOPE_CHOSEN, channels=[*fake, general])
+    )
     assert seen.status == 200 and seen.ack["response_action"] == "errors", seen.ack
     error = seen.ack["errors"][ids.SCHEDULE_CHANNELS_BLOCK]
     assert "No channel found for" in error and fake[0] in error, error
 
     for modal, values, block, user in (
-        (run_modal, run_values(days="1", scope=ids.SCOPE_CHOSEN, channels=made_up(1000)),
-         ids.RUN_CHANNELS_BLOCK, s.member),
-        (schedule_modal, schedule_values(scope=ids.SCOPE_CHOSEN, channels=made_up(1000)),
-         ids.SCHEDULE_CHANNELS_BLOCK, s.admin),
+        (
+            run_modal,
+            run_values(days="1", scope=ids.SCOPE_CHOSEN, channels=made_up(1000)),
+            ids.RUN_CHANNELS_BLOCK,
+            s.member,
+        ),
+        (
+            schedule_modal,
+            schedule_values(scope=ids.SCOPE_CHOSEN, channels=made_up(1000)),
+            ids.SCHEDULE_CHANNELS_BLOCK,
+            s.admin,
+        ),
     ):
         seen = await s.submit(user, modal, values)
         assert seen.ack["response_action"] == "errors", seen.ack
@@ -119,8 +130,9 @@ async def test_forged_modal_submissions_with_made_up_ids_are_refused_inline(
     assert s.fake.calls_of("conversations.info") == []
 
     # The same forms with real channels go through.
-    seen = await s.submit(s.admin, schedule_modal, schedule_values(
-        scope=ids.SCOPE_CHOSEN, channels=[general]))
+    seen = await s.submit(
+        s.admin, schedule_modal, schedule_values(scope=ids.SCOPE_CHOSEN, channels=[general])
+    )
     assert seen.ack == "", seen.ack
     await s.eventually(s.schedules, what="the schedule row")
 
@@ -133,8 +145,9 @@ async def test_modal_lookup_that_cannot_finish_in_time_acks_then_follows_up(
     s = scenario
     run_modal = (await s.command("run", s.member)).opened[0]
     s.fake.faults.slow(2.5, method="conversations.list")
-    seen = await s.submit(s.member, run_modal, run_values(
-        days="1", scope=ids.SCOPE_CHOSEN, channels=made_up(3)))
+    seen = await s.submit(
+        s.member, run_modal, run_values(days="1", scope=ids.SCOPE_CHOSEN, channels=made_up(3))
+    )
     assert seen.status == 200 and seen.ack == "", seen.ack
     dm = await s.dm_with(s.member, "No channel found for")
     assert "C0MADEUP0000" in dm["text"] and "not started" in dm["text"], dm["text"]
@@ -144,15 +157,20 @@ async def test_modal_lookup_that_cannot_finish_in_time_acks_then_follows_up(
 
 WRONG_TYPES: list[Any] = [
     {ids.RUN_DAYS_BLOCK: {ids.RUN_DAYS_ACTION: {"type": "number_input", "value": 5}}},
-    {ids.RUN_DAYS_BLOCK: {ids.RUN_DAYS_ACTION: {"value": ["1"]}},
-     ids.RUN_SCOPE_BLOCK: {ids.RUN_SCOPE_ACTION: {"selected_option": "chosen"}},
-     ids.RUN_CHANNELS_BLOCK: {ids.RUN_CHANNELS_ACTION: {"selected_conversations": "C1"}}},
+    {
+        ids.RUN_DAYS_BLOCK: {ids.RUN_DAYS_ACTION: {"value": ["1"]}},
+        ids.RUN_SCOPE_BLOCK: {ids.RUN_SCOPE_ACTION: {"selected_option": "chosen"}},
+        ids.RUN_CHANNELS_BLOCK: {ids.RUN_CHANNELS_ACTION: {"selected_conversations": "C1"}},
+    },
     {ids.RUN_DAYS_BLOCK: {ids.RUN_DAYS_ACTION: None}},
     {ids.RUN_DAYS_BLOCK: [1, 2]},
-    {ids.RUN_DAYS_BLOCK: {ids.RUN_DAYS_ACTION: {"value": {"n": 3}}},
-     ids.RUN_SCOPE_BLOCK: {ids.RUN_SCOPE_ACTION: {"selected_option": {"value": ["chosen"]}}},
-     ids.RUN_CHANNELS_BLOCK: {ids.RUN_CHANNELS_ACTION: {"selected_conversations": {"a": 1},
-                                                        "selected_options": 7}}},
+    {
+        ids.RUN_DAYS_BLOCK: {ids.RUN_DAYS_ACTION: {"value": {"n": 3}}},
+        ids.RUN_SCOPE_BLOCK: {ids.RUN_SCOPE_ACTION: {"selected_option": {"value": ["chosen"]}}},
+        ids.RUN_CHANNELS_BLOCK: {
+            ids.RUN_CHANNELS_ACTION: {"selected_conversations": {"a": 1}, "selected_options": 7}
+        },
+    },
     [],
     None,
     "values",
@@ -191,11 +209,16 @@ async def _submit_state(s: Scenario, user: str, modal: dict[str, Any], state: An
     from fakeslack.outgoing import form_headers, interaction_body
 
     payload = {
-        "type": "view_submission", "team": {"id": s.team_id, "domain": "fake"},
+        "type": "view_submission",
+        "team": {"id": s.team_id, "domain": "fake"},
         "user": {"id": user, "username": user, "name": user, "team_id": s.team_id},
-        "api_app_id": s.fake.workspace.app_id, "token": "deprecated",
-        "trigger_id": s.fake.new_trigger_id(user), "view": {**modal, "state": state},
-        "response_urls": [], "is_enterprise_install": False, "enterprise": None,
+        "api_app_id": s.fake.workspace.app_id,
+        "token": "deprecated",
+        "trigger_id": s.fake.new_trigger_id(user),
+        "view": {**modal, "state": state},
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
     }
     body = interaction_body(payload)
     return await s.post(body, form_headers(body, s.fake.signing_secret))
@@ -206,8 +229,9 @@ async def test_a_run_carrying_unknown_ids_skips_them_with_one_list_walk(scenario
     retried old run, a channel deleted since) is set up with one list walk and ends on its own."""
     s = scenario
     general = s.channels["general"]
-    run = await s.rt.deps.runs.start_manual(s.team_id, s.admin, days=1,
-                                            channel_ids=[*made_up(1000), general])
+    run = await s.rt.deps.runs.start_manual(
+        s.team_id, s.admin, days=1, channel_ids=[*made_up(1000), general]
+    )
     row = await s.wait_run_status(run.job_run_id, "success")
     assert row["channels_processed"] == 1
     assert s.fake.calls_of("conversations.info") == []

@@ -44,7 +44,8 @@ async def test_schedule_command_creates_then_replaces_the_row(scenario: Scenario
     general, random_ = s.channels["general"], s.channels["random"]
     seen = await s.command(
         f'schedule "0 2 * * *" days=3 channels=<#{general}|general>,#random tz=Europe/Paris',
-        s.admin)
+        s.admin,
+    )
     assert seen.status == 200 and seen.ack == ""
     assert "Schedule created" in seen.reply_text()
     assert all(r["response_type"] == "ephemeral" for r in seen.responses)
@@ -120,8 +121,9 @@ async def test_schedule_opens_the_modal_new_then_prefilled(ui: Scenario) -> None
     assert "Cron expression" in json.dumps(view["blocks"])
 
     general = s.channels["general"]
-    await s.command(f'schedule "15 3 * * 0" days=9 channels=<#{general}|general> '
-                    "tz=Asia/Tokyo", s.admin)
+    await s.command(
+        f'schedule "15 3 * * 0" days=9 channels=<#{general}|general> tz=Asia/Tokyo', s.admin
+    )
     seen = await s.command("schedule", s.admin)
     [view] = seen.opened
     assert view["title"]["text"] == "Edit schedule"
@@ -129,7 +131,9 @@ async def test_schedule_opens_the_modal_new_then_prefilled(ui: Scenario) -> None
     assert blocks[ids.SCHEDULE_CRON_BLOCK]["element"]["initial_value"] == "15 3 * * 0"
     assert blocks[ids.SCHEDULE_DAYS_BLOCK]["element"]["initial_value"] == "9"
     assert blocks[ids.SCHEDULE_TZ_BLOCK]["element"]["initial_value"] == "Asia/Tokyo"
-    assert blocks[ids.SCHEDULE_SCOPE_BLOCK]["element"]["initial_option"]["value"] == ids.SCOPE_CHOSEN
+    assert (
+        blocks[ids.SCHEDULE_SCOPE_BLOCK]["element"]["initial_option"]["value"] == ids.SCOPE_CHOSEN
+    )
     assert blocks[ids.SCHEDULE_CHANNELS_BLOCK]["element"]["initial_conversations"] == [general]
     metadata = json.loads(view["private_metadata"])
     assert metadata["editing"] is True and metadata["team"] == s.team_id
@@ -185,8 +189,14 @@ async def test_list_pause_resume_delete(scenario: Scenario) -> None:
 async def test_member_cannot_change_the_schedule_by_command(scenario: Scenario) -> None:
     s = scenario
     await s.command('schedule "0 2 * * *" days=4', s.admin)
-    for text in ('schedule "0 3 * * *"', "schedule", "pause", "delete",
-                 'schedule "0 3 * * *" days=2 channels=#general tz=UTC', "resume"):
+    for text in (
+        'schedule "0 3 * * *"',
+        "schedule",
+        "pause",
+        "delete",
+        'schedule "0 3 * * *" days=2 channels=#general tz=UTC',
+        "resume",
+    ):
         if text == "resume":
             await s.command("pause", s.admin)
         before = await s.schedules()

@@ -17,8 +17,12 @@ def everything(reply: dict[str, object]) -> str:
 
 async def test_parse_errors_echo_user_text_escaped(ui: Scenario) -> None:
     s = ui
-    for text in ("run days=<!channel>", "run days=<https://evil.example|click>",
-                 "history <!here>", "frobnicate <!channel> <@U0ADMIN01>"):
+    for text in (
+        "run days=<!channel>",
+        "run days=<https://evil.example|click>",
+        "history <!here>",
+        "frobnicate <!channel> <@U0ADMIN01>",
+    ):
         seen = await s.command(text, s.admin)
         assert seen.status == 200 and isinstance(seen.ack, dict), text
         shown = everything(seen.ack)

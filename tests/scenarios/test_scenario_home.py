@@ -11,31 +11,50 @@ from blocks import ids
 from tests.scenarios.harness import Scenario, action_ids, block_text, find_element
 
 
-def schedule_values(cron: str = "0 5 * * *", days: str = "4", tz: str = "Europe/Paris",
-                    scope: str = ids.SCOPE_ALL, channels: list[str] | None = None,
-                    cron_block: str = ids.SCHEDULE_CRON_BLOCK) -> dict[str, Any]:
+def schedule_values(
+    cron: str = "0 5 * * *",
+    days: str = "4",
+    tz: str = "Europe/Paris",
+    scope: str = ids.SCOPE_ALL,
+    channels: list[str] | None = None,
+    cron_block: str = ids.SCHEDULE_CRON_BLOCK,
+) -> dict[str, Any]:
     """`view.state.values` of the schedule modal as Slack sends them."""
     return {
         cron_block: {ids.SCHEDULE_CRON_ACTION: {"type": "plain_text_input", "value": cron}},
-        ids.SCHEDULE_DAYS_BLOCK: {ids.SCHEDULE_DAYS_ACTION: {"type": "number_input",
-                                                             "value": days}},
-        ids.SCHEDULE_TZ_BLOCK: {ids.SCHEDULE_TZ_ACTION: {"type": "plain_text_input",
-                                                         "value": tz}},
-        ids.SCHEDULE_SCOPE_BLOCK: {ids.SCHEDULE_SCOPE_ACTION: {
-            "type": "radio_buttons", "selected_option": {"value": scope}}},
-        ids.SCHEDULE_CHANNELS_BLOCK: {ids.SCHEDULE_CHANNELS_ACTION: {
-            "type": "multi_conversations_select", "selected_conversations": channels or []}},
+        ids.SCHEDULE_DAYS_BLOCK: {
+            ids.SCHEDULE_DAYS_ACTION: {"type": "number_input", "value": days}
+        },
+        ids.SCHEDULE_TZ_BLOCK: {ids.SCHEDULE_TZ_ACTION: {"type": "plain_text_input", "value": tz}},
+        ids.SCHEDULE_SCOPE_BLOCK: {
+            ids.SCHEDULE_SCOPE_ACTION: {
+                "type": "radio_buttons",
+                "selected_option": {"value": scope},
+            }
+        },
+        ids.SCHEDULE_CHANNELS_BLOCK: {
+            ids.SCHEDULE_CHANNELS_ACTION: {
+                "type": "multi_conversations_select",
+                "selected_conversations": channels or [],
+            }
+        },
     }
 
 
-def run_values(days: str = "20", scope: str = ids.SCOPE_ALL,
-               channels: list[str] | None = None) -> dict[str, Any]:
+def run_values(
+    days: str = "20", scope: str = ids.SCOPE_ALL, channels: list[str] | None = None
+) -> dict[str, Any]:
     return {
         ids.RUN_DAYS_BLOCK: {ids.RUN_DAYS_ACTION: {"type": "number_input", "value": days}},
-        ids.RUN_SCOPE_BLOCK: {ids.RUN_SCOPE_ACTION: {
-            "type": "radio_buttons", "selected_option": {"value": scope}}},
-        ids.RUN_CHANNELS_BLOCK: {ids.RUN_CHANNELS_ACTION: {
-            "type": "multi_conversations_select", "selected_conversations": channels or []}},
+        ids.RUN_SCOPE_BLOCK: {
+            ids.RUN_SCOPE_ACTION: {"type": "radio_buttons", "selected_option": {"value": scope}}
+        },
+        ids.RUN_CHANNELS_BLOCK: {
+            ids.RUN_CHANNELS_ACTION: {
+                "type": "multi_conversations_select",
+                "selected_conversations": channels or [],
+            }
+        },
     }
 
 
@@ -47,8 +66,11 @@ async def test_home_shows_schedule_run_in_progress_with_cancel_and_recent_runs(
 ) -> None:
     s = scenario
     home = await s.open_home(s.admin)
-    assert action_ids(home["blocks"]) >= {ids.HOME_SCHEDULE_CREATE, ids.HOME_RUN_NOW,
-                                          ids.HOME_REFRESH}
+    assert action_ids(home["blocks"]) >= {
+        ids.HOME_SCHEDULE_CREATE,
+        ids.HOME_RUN_NOW,
+        ids.HOME_REFRESH,
+    }
     assert "No runs yet" in block_text(home["blocks"])
 
     await s.command('schedule "0 2 * * *" days=5 tz=UTC', s.admin)
@@ -65,15 +87,22 @@ async def test_home_shows_schedule_run_in_progress_with_cancel_and_recent_runs(
     cancel = find_element(home["blocks"], ids.HOME_CANCEL_RUN)
     assert cancel is not None and cancel[1]["value"] == str(running["job_run_id"])  # …with Cancel
     assert "#1" in text and "Recent runs" in text  # recent runs
-    assert action_ids(home["blocks"]) >= {ids.HOME_SCHEDULE_EDIT, ids.HOME_SCHEDULE_PAUSE,
-                                          ids.HOME_SCHEDULE_DELETE}
+    assert action_ids(home["blocks"]) >= {
+        ids.HOME_SCHEDULE_EDIT,
+        ids.HOME_SCHEDULE_PAUSE,
+        ids.HOME_SCHEDULE_DELETE,
+    }
 
     member_home = await s.open_home(s.member)
     shown = action_ids(member_home["blocks"])
     assert "0 2 * * *" in block_text(member_home["blocks"])
-    assert not shown & {ids.HOME_SCHEDULE_CREATE, ids.HOME_SCHEDULE_EDIT,
-                        ids.HOME_SCHEDULE_PAUSE, ids.HOME_SCHEDULE_RESUME,
-                        ids.HOME_SCHEDULE_DELETE}, "members get a read-only Home"
+    assert not shown & {
+        ids.HOME_SCHEDULE_CREATE,
+        ids.HOME_SCHEDULE_EDIT,
+        ids.HOME_SCHEDULE_PAUSE,
+        ids.HOME_SCHEDULE_RESUME,
+        ids.HOME_SCHEDULE_DELETE,
+    }, "members get a read-only Home"
     assert ids.HOME_CANCEL_RUN not in shown, "not their run"
     s.fast_again()
     await s.wait_run_status(int(running["job_run_id"]), "success")
@@ -90,7 +119,10 @@ async def test_home_buttons_drive_the_schedule(scenario: Scenario) -> None:
     assert seen.status == 200 and seen.ack == ""  # valid: the modal closes
     [row] = await s.schedules()
     assert (row["cron_expression"], row["days_to_backfill"], row["timezone"]) == (
-        "0 5 * * *", 4, "Europe/Paris")
+        "0 5 * * *",
+        4,
+        "Europe/Paris",
+    )
     assert row["include_all_channels"] and row["created_by"] == s.admin
     assert seen.published  # the Home tab shows the new schedule
     home = s.fake.home_view(s.admin)
@@ -99,7 +131,9 @@ async def test_home_buttons_drive_the_schedule(scenario: Scenario) -> None:
     seen = await s.click(s.admin, ids.HOME_SCHEDULE_EDIT, surface=home)
     [modal] = seen.opened
     assert modal["title"]["text"] == "Edit schedule"
-    assert "0 5 * * *" in json.dumps(modal["blocks"]) and "Europe/Paris" in json.dumps(modal["blocks"])
+    assert "0 5 * * *" in json.dumps(modal["blocks"]) and "Europe/Paris" in json.dumps(
+        modal["blocks"]
+    )
 
     seen = await s.click(s.admin, ids.HOME_SCHEDULE_PAUSE, surface=home)
     [row] = await s.schedules()
@@ -129,7 +163,11 @@ async def test_home_run_now_refresh_and_cancel(ui: Scenario) -> None:
     seen = await s.submit(s.admin, s.fake.modal_stack(s.admin)[-1], run_values())
     assert seen.status == 200 and seen.ack == ""
     [row] = await s.runs()
-    assert row["status"] == "running" and row["triggered_by"] == s.admin and row["job_type"] == "manual"
+    assert (
+        row["status"] == "running"
+        and row["triggered_by"] == s.admin
+        and row["job_type"] == "manual"
+    )
 
     seen = await s.click(s.admin, ids.HOME_REFRESH, surface=home)
     # The run's own throttled refresh may publish too: the newest view is what the admin sees.
@@ -149,9 +187,15 @@ async def test_schedule_modal_preset_fills_the_cron_then_errors_land_on_the_righ
     s = ui
     seen = await s.command("schedule", s.admin)
     [modal] = seen.opened
-    seen = await s.click(s.admin, ids.SCHEDULE_PRESET_ACTION, surface=modal,
-                         selected={"value": "0 6 * * 1-5",
-                                   "text": {"type": "plain_text", "text": "Weekdays at 06:00"}})
+    seen = await s.click(
+        s.admin,
+        ids.SCHEDULE_PRESET_ACTION,
+        surface=modal,
+        selected={
+            "value": "0 6 * * 1-5",
+            "text": {"type": "plain_text", "text": "Weekdays at 06:00"},
+        },
+    )
     [updated] = seen.updated
     assert updated["id"] == modal["id"]
     cron_block = f"{ids.SCHEDULE_CRON_BLOCK}.r1"
@@ -168,10 +212,14 @@ async def test_schedule_modal_preset_fills_the_cron_then_errors_land_on_the_righ
         (schedule_values(tz="bad zone!", cron_block=cron_block), ids.SCHEDULE_TZ_BLOCK),
         (schedule_values(days="0", cron_block=cron_block), ids.SCHEDULE_DAYS_BLOCK),
         (schedule_values(days="1.5", cron_block=cron_block), ids.SCHEDULE_DAYS_BLOCK),
-        (schedule_values(scope=ids.SCOPE_CHOSEN, cron_block=cron_block),
-         ids.SCHEDULE_CHANNELS_BLOCK),
-        (schedule_values(channels=[s.channels["general"]], cron_block=cron_block),
-         ids.SCHEDULE_SCOPE_BLOCK),
+        (
+            schedule_values(scope=ids.SCOPE_CHOSEN, cron_block=cron_block),
+            ids.SCHEDULE_CHANNELS_BLOCK,
+        ),
+        (
+            schedule_values(channels=[s.channels["general"]], cron_block=cron_block),
+            ids.SCHEDULE_SCOPE_BLOCK,
+        ),
     ]
     for values, block in cases:
         seen = await s.submit(s.admin, current, values)
@@ -181,8 +229,13 @@ async def test_schedule_modal_preset_fills_the_cron_then_errors_land_on_the_righ
         assert await s.schedules() == []
 
     general = s.channels["general"]
-    seen = await s.submit(s.admin, current, schedule_values(
-        cron="0 6 * * 1-5", cron_block=cron_block, scope=ids.SCOPE_CHOSEN, channels=[general]))
+    seen = await s.submit(
+        s.admin,
+        current,
+        schedule_values(
+            cron="0 6 * * 1-5", cron_block=cron_block, scope=ids.SCOPE_CHOSEN, channels=[general]
+        ),
+    )
     assert seen.ack == ""
     [row] = await s.schedules()
     assert row["cron_expression"] == "0 6 * * 1-5"
@@ -195,13 +248,17 @@ async def test_schedule_modal_edit_replaces_the_row(scenario: Scenario) -> None:
     [before] = await s.schedules()
     seen = await s.command("schedule", s.admin)
     [modal] = seen.opened
-    seen = await s.submit(s.admin, modal, schedule_values(cron="45 23 * * 6", days="30",
-                                                          tz="America/Sao_Paulo"))
+    seen = await s.submit(
+        s.admin, modal, schedule_values(cron="45 23 * * 6", days="30", tz="America/Sao_Paulo")
+    )
     assert seen.ack == ""
     [after] = await s.schedules()
     assert after["schedule_id"] == before["schedule_id"] or after["schedule_id"] > 0
     assert (after["cron_expression"], after["days_to_backfill"], after["timezone"]) == (
-        "45 23 * * 6", 30, "America/Sao_Paulo")
+        "45 23 * * 6",
+        30,
+        "America/Sao_Paulo",
+    )
 
 
 # --- the run modal -----------------------------------------------------------------------------------
@@ -211,17 +268,20 @@ async def test_run_modal_submission_starts_or_refuses_inline(scenario: Scenario)
     s = scenario
     seen = await s.command("run", s.member)
     [modal] = seen.opened
-    for values, block in ((run_values(days="0"), ids.RUN_DAYS_BLOCK),
-                          (run_values(days="abc"), ids.RUN_DAYS_BLOCK),
-                          (run_values(scope=ids.SCOPE_CHOSEN), ids.RUN_CHANNELS_BLOCK)):
+    for values, block in (
+        (run_values(days="0"), ids.RUN_DAYS_BLOCK),
+        (run_values(days="abc"), ids.RUN_DAYS_BLOCK),
+        (run_values(scope=ids.SCOPE_CHOSEN), ids.RUN_CHANNELS_BLOCK),
+    ):
         seen = await s.submit(s.member, modal, values)
         assert seen.ack["response_action"] == "errors" and block in seen.ack["errors"]
     assert await s.runs() == []
 
     general = s.channels["general"]
     s.slow_history(0.4)
-    seen = await s.submit(s.member, modal, run_values(days="6", scope=ids.SCOPE_CHOSEN,
-                                                      channels=[general]))
+    seen = await s.submit(
+        s.member, modal, run_values(days="6", scope=ids.SCOPE_CHOSEN, channels=[general])
+    )
     assert seen.ack == ""
     [row] = await s.runs()
     assert row["triggered_by"] == s.member and row["job_type"] == "manual"

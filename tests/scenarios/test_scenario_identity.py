@@ -18,8 +18,14 @@ from tests.scenarios.test_scenario_home import schedule_values
 FOREIGN_ADMIN = "U0FOREIGNAD"
 NOT_A_MEMBER = "cannot act in this workspace"
 NO_WORKSPACE = "did not say which workspace"
-CHANGING_COMMANDS = ('schedule "5 5 * * *" tz=UTC', "pause", "resume", "delete", "run days=1",
-                     "cancel")
+CHANGING_COMMANDS = (
+    'schedule "5 5 * * *" tz=UTC',
+    "pause",
+    "resume",
+    "delete",
+    "run days=1",
+    "cancel",
+)
 
 
 def add_person(s: Scenario, user_id: str, **changes: Any) -> str:
@@ -34,8 +40,9 @@ async def schedule_and_home(s: Scenario) -> dict[str, Any]:
     return await s.open_home(s.admin)
 
 
-async def assert_refused_everywhere(s: Scenario, user: str, home: dict[str, Any],
-                                    refusal: str) -> None:
+async def assert_refused_everywhere(
+    s: Scenario, user: str, home: dict[str, Any], refusal: str
+) -> None:
     """Every changing command, Home button and modal submission by `user` changes nothing."""
     before = await s.snapshot()
     for text in CHANGING_COMMANDS:
@@ -44,8 +51,12 @@ async def assert_refused_everywhere(s: Scenario, user: str, home: dict[str, Any]
         assert refusal in seen.reply_text(), (text, seen.reply_text())
         assert "Nothing was changed" in seen.reply_text(), text
         assert await s.snapshot() == before, text
-    for action_id in (ids.HOME_SCHEDULE_PAUSE, ids.HOME_SCHEDULE_DELETE, ids.HOME_RUN_NOW,
-                      ids.HOME_SCHEDULE_EDIT):
+    for action_id in (
+        ids.HOME_SCHEDULE_PAUSE,
+        ids.HOME_SCHEDULE_DELETE,
+        ids.HOME_RUN_NOW,
+        ids.HOME_SCHEDULE_EDIT,
+    ):
         seen = await refused_click(s, user, action_id, home)
         assert seen.status == 200, action_id
         assert not seen.opened and not seen.published, action_id
@@ -91,9 +102,19 @@ async def test_grid_user_whose_home_team_lists_ours_is_an_admin_here(scenario: S
     """Enterprise Grid: `users.info` names the user's home workspace in `team_id` and every
     workspace of the org they belong to in `enterprise_user.teams`."""
     s = scenario
-    user = add_person(s, "W0GRIDADMIN", team_id=OTHER_TEAM, enterprise_user={
-        "id": "W0GRIDADMIN", "enterprise_id": "E0GRID", "enterprise_name": "Grid",
-        "is_admin": False, "is_owner": False, "teams": [OTHER_TEAM, s.team_id]})
+    user = add_person(
+        s,
+        "W0GRIDADMIN",
+        team_id=OTHER_TEAM,
+        enterprise_user={
+            "id": "W0GRIDADMIN",
+            "enterprise_id": "E0GRID",
+            "enterprise_name": "Grid",
+            "is_admin": False,
+            "is_owner": False,
+            "teams": [OTHER_TEAM, s.team_id],
+        },
+    )
     await s.command('schedule "0 2 * * *" days=4 tz=UTC', s.admin)
     seen = await s.command("pause", user)
     assert "Schedule paused" in seen.reply_text()
@@ -101,21 +122,35 @@ async def test_grid_user_whose_home_team_lists_ours_is_an_admin_here(scenario: S
 
 async def home_opened_unanswered(s: Scenario, user: str) -> Seen:
     """`app_home_opened` by `user`, waiting only for quiet (no Home tab is expected)."""
-    body = event_body({"type": "app_home_opened", "user": user, "tab": "home",
-                       "channel": "D0SCENARIO", "event_ts": f"{time.time():.6f}"},
-                      team_id=s.team_id)
+    body = event_body(
+        {
+            "type": "app_home_opened",
+            "user": user,
+            "tab": "home",
+            "channel": "D0SCENARIO",
+            "event_ts": f"{time.time():.6f}",
+        },
+        team_id=s.team_id,
+    )
     return await s.post(body, json_headers(body, s.fake.signing_secret))
 
 
-def enterprise_command_body(s: Scenario, text: str, user: str, *,
-                            team_id: str | None) -> str:
+def enterprise_command_body(s: Scenario, text: str, user: str, *, team_id: str | None) -> str:
     """A slash command from an org-wide install: `enterprise_id`, `is_enterprise_install`, and
     `team_id` only when given."""
     fields = {
-        "token": "deprecated", "team_domain": "fake", "enterprise_id": "E0GRID",
-        "enterprise_name": "Grid", "channel_id": "C0SCENARIO", "channel_name": "general",
-        "user_id": user, "user_name": "someone", "command": "/backfill", "text": text,
-        "api_app_id": "A0FAKE", "is_enterprise_install": "true",
+        "token": "deprecated",
+        "team_domain": "fake",
+        "enterprise_id": "E0GRID",
+        "enterprise_name": "Grid",
+        "channel_id": "C0SCENARIO",
+        "channel_name": "general",
+        "user_id": user,
+        "user_name": "someone",
+        "command": "/backfill",
+        "text": text,
+        "api_app_id": "A0FAKE",
+        "is_enterprise_install": "true",
         "response_url": s.fake.new_response_url(user, "C0SCENARIO"),
         "trigger_id": s.fake.new_trigger_id(user),
     }
@@ -137,13 +172,21 @@ async def test_enterprise_command_without_team_id_is_refused(scenario: Scenario)
         assert await s.snapshot() == before, text
     # The same org-wide install naming our workspace acts on it.
     body = enterprise_command_body(s, "pause", s.admin, team_id=s.team_id)
-    seen = await s.post(body, form_headers(body, s.fake.signing_secret),
-                        expect_after_empty_ack=True)
+    seen = await s.post(
+        body, form_headers(body, s.fake.signing_secret), expect_after_empty_ack=True
+    )
     assert "Schedule paused" in seen.reply_text()
 
 
-def team_null_action(s: Scenario, user: str, action_id: str, home: dict[str, Any], *,
-                     user_team: str | None, view_team: str | None) -> str:
+def team_null_action(
+    s: Scenario,
+    user: str,
+    action_id: str,
+    home: dict[str, Any],
+    *,
+    user_team: str | None,
+    view_team: str | None,
+) -> str:
     """`block_actions` from an org-wide install: `team` null; the workspace, if any, is in
     `user.team_id` or `view.team_id`."""
     view = {k: v for k, v in home.items() if k not in ("team_id", "app_installed_team_id")}
@@ -153,12 +196,24 @@ def team_null_action(s: Scenario, user: str, action_id: str, home: dict[str, Any
     if user_team is not None:
         person["team_id"] = user_team
     payload = {
-        "type": "block_actions", "team": None, "enterprise": {"id": "E0GRID", "name": "Grid"},
-        "is_enterprise_install": True, "user": person, "api_app_id": s.fake.workspace.app_id,
-        "token": "deprecated", "trigger_id": s.fake.new_trigger_id(user),
-        "container": {"type": "view", "view_id": view.get("id")}, "view": view,
-        "actions": [{"action_id": action_id, "block_id": "b", "type": "button",
-                     "action_ts": f"{time.time():.6f}"}],
+        "type": "block_actions",
+        "team": None,
+        "enterprise": {"id": "E0GRID", "name": "Grid"},
+        "is_enterprise_install": True,
+        "user": person,
+        "api_app_id": s.fake.workspace.app_id,
+        "token": "deprecated",
+        "trigger_id": s.fake.new_trigger_id(user),
+        "container": {"type": "view", "view_id": view.get("id")},
+        "view": view,
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": "b",
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
     }
     return interaction_body(payload)
 
@@ -172,16 +227,17 @@ async def test_action_with_team_null_is_refused_or_resolved(scenario: Scenario) 
         seen = await s.post(body, form_headers(body, s.fake.signing_secret))
         assert seen.status == 200 and seen.nothing_reached_slack(), action_id
         assert await s.snapshot() == before, action_id
-        body = team_null_action(s, s.admin, action_id, home, user_team=None,
-                                view_team=OTHER_TEAM)
+        body = team_null_action(s, s.admin, action_id, home, user_team=None, view_team=OTHER_TEAM)
         seen = await s.post(body, form_headers(body, s.fake.signing_secret))
         assert seen.status == 200 and seen.nothing_reached_slack(), action_id
         assert await s.snapshot() == before, action_id
     # `user.team_id` names our workspace: the click acts on it.
-    body = team_null_action(s, s.admin, ids.HOME_SCHEDULE_PAUSE, home, user_team=s.team_id,
-                            view_team=None)
-    seen = await s.post(body, form_headers(body, s.fake.signing_secret),
-                        expect_after_empty_ack=True)
+    body = team_null_action(
+        s, s.admin, ids.HOME_SCHEDULE_PAUSE, home, user_team=s.team_id, view_team=None
+    )
+    seen = await s.post(
+        body, form_headers(body, s.fake.signing_secret), expect_after_empty_ack=True
+    )
     [row] = await s.schedules()
     assert not row["is_active"]
 
@@ -210,8 +266,11 @@ async def test_guests_deactivated_accounts_and_bots_cannot_change_anything(
     # The generated workspace's own deactivated member and bot user cannot start runs.
     users = s.fake.workspace.users.values()
     plain_deleted = next(u["id"] for u in users if u.get("deleted"))
-    plain_bot = next(u["id"] for u in users if u.get("is_bot") and u["id"] != "USLACKBOT"
-                     and u["id"] != s.fake.workspace.bot_user_id)
+    plain_bot = next(
+        u["id"]
+        for u in users
+        if u.get("is_bot") and u["id"] != "USLACKBOT" and u["id"] != s.fake.workspace.bot_user_id
+    )
     for user in (plain_deleted, plain_bot):
         seen = await s.command("run days=1", user)
         assert "Nothing was changed" in seen.reply_text(), user
@@ -250,8 +309,11 @@ async def test_deactivated_users_home_is_never_published_nor_refreshed(
     await s.wait_running()
     # Refreshes go to recent viewers while the run makes progress: the admin's, not theirs.
     await s.open_home(s.admin)
-    await s.eventually(lambda: len(s.fake.calls_of("views.publish")) >= 3, timeout=30,
-                       what="Home refreshes during the run")
+    await s.eventually(
+        lambda: len(s.fake.calls_of("views.publish")) >= 3,
+        timeout=30,
+        what="Home refreshes during the run",
+    )
     s.fast_again()
     await s.idle()
     published_to = {str(c.args.get("user_id")) for c in s.fake.calls_of("views.publish")}
@@ -261,10 +323,22 @@ async def test_deactivated_users_home_is_never_published_nor_refreshed(
 async def test_event_body_without_team_is_acknowledged_and_ignored(scenario: Scenario) -> None:
     """An `app_home_opened` with no team anywhere: 200, nothing published."""
     s = scenario
-    body = json.dumps({"token": "deprecated", "api_app_id": "A0FAKE", "type": "event_callback",
-                       "event": {"type": "app_home_opened", "user": s.admin, "tab": "home",
-                                 "channel": "D0SCENARIO", "event_ts": f"{time.time():.6f}"},
-                       "event_id": f"Ev{time.time_ns()}", "event_time": int(time.time())})
+    body = json.dumps(
+        {
+            "token": "deprecated",
+            "api_app_id": "A0FAKE",
+            "type": "event_callback",
+            "event": {
+                "type": "app_home_opened",
+                "user": s.admin,
+                "tab": "home",
+                "channel": "D0SCENARIO",
+                "event_ts": f"{time.time():.6f}",
+            },
+            "event_id": f"Ev{time.time_ns()}",
+            "event_time": int(time.time()),
+        }
+    )
     seen: Seen = await s.post(body, json_headers(body, s.fake.signing_secret))
     assert seen.status == 200 and not seen.published
 

@@ -11,8 +11,13 @@ from blocks import ids
 from tests.scenarios.harness import Scenario, action_ids, start_scenario
 from tests.scenarios.test_scenario_home import run_values, schedule_values
 
-ADMIN_HOME_ACTIONS = (ids.HOME_SCHEDULE_CREATE, ids.HOME_SCHEDULE_EDIT, ids.HOME_SCHEDULE_PAUSE,
-                      ids.HOME_SCHEDULE_RESUME, ids.HOME_SCHEDULE_DELETE)
+ADMIN_HOME_ACTIONS = (
+    ids.HOME_SCHEDULE_CREATE,
+    ids.HOME_SCHEDULE_EDIT,
+    ids.HOME_SCHEDULE_PAUSE,
+    ids.HOME_SCHEDULE_RESUME,
+    ids.HOME_SCHEDULE_DELETE,
+)
 
 
 async def test_member_forging_admin_home_buttons_changes_nothing(scenario: Scenario) -> None:
@@ -51,9 +56,12 @@ async def test_member_forging_the_admins_schedule_modal_changes_nothing(
     assert await s.snapshot() == before
 
     # And a preset pick forged on it: no views.update for a member.
-    seen = await s.click(s.member, ids.SCHEDULE_PRESET_ACTION, surface=admin_modal,
-                         selected={"value": "0 * * * *",
-                                   "text": {"type": "plain_text", "text": "Every hour"}})
+    seen = await s.click(
+        s.member,
+        ids.SCHEDULE_PRESET_ACTION,
+        surface=admin_modal,
+        selected={"value": "0 * * * *", "text": {"type": "plain_text", "text": "Every hour"}},
+    )
     assert not seen.updated
     assert json.loads(s.fake.modal_stack(s.admin)[-1]["private_metadata"])["rev"] == 0
     assert await s.snapshot() == before
@@ -93,9 +101,16 @@ async def test_members_cannot_run_when_members_can_run_is_false(tmp_path: Path) 
         [admin_run_modal] = seen.opened
         seen = await s.submit(s.member, admin_run_modal, run_values())  # forged
         assert seen.ack["response_action"] == "errors"
-        assert "Only workspace admins can start a backfill" in seen.ack["errors"][ids.RUN_DAYS_BLOCK]
-        seen = await s.click(s.member, ids.DM_RETRY_RUN, container="message",
-                             message={"ts": "1.1", "blocks": []}, value="1")  # forged
+        assert (
+            "Only workspace admins can start a backfill" in seen.ack["errors"][ids.RUN_DAYS_BLOCK]
+        )
+        seen = await s.click(
+            s.member,
+            ids.DM_RETRY_RUN,
+            container="message",
+            message={"ts": "1.1", "blocks": []},
+            value="1",
+        )  # forged
         assert "Only workspace admins can start a backfill" in seen.reply_text()
         assert await s.runs() == []
 

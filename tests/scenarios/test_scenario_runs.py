@@ -50,9 +50,13 @@ async def test_run_command_stores_a_row_replies_then_dms_the_summary(scenario: S
 
 async def test_run_command_bad_arguments_are_refused_and_store_nothing(scenario: Scenario) -> None:
     s = scenario
-    for text, accepted in (("run days=0", "days=N"), ("run days=366", "days=N"),
-                           ("run days=x", "days=N"), ("run channels=#nowhere", "#nowhere"),
-                           ("run please", "run")):
+    for text, accepted in (
+        ("run days=0", "days=N"),
+        ("run days=366", "days=N"),
+        ("run days=x", "days=N"),
+        ("run channels=#nowhere", "#nowhere"),
+        ("run please", "run"),
+    ):
         seen = await s.command(text, s.admin)
         assert accepted in seen.reply_text(), (text, seen.reply_text())
     assert await s.runs() == []
@@ -107,8 +111,13 @@ async def test_member_runs_and_cancels_only_their_own(scenario: Scenario) -> Non
     # Its starter can: from the status reply's Cancel button.
     status = await s.command("status", s.member)
     [reply] = status.responses
-    seen = await s.click(s.member, ids.REPLY_CANCEL_RUN, container="message",
-                         message={"ts": "1.1", "blocks": reply["blocks"]}, ephemeral=True)
+    seen = await s.click(
+        s.member,
+        ids.REPLY_CANCEL_RUN,
+        container="message",
+        message={"ts": "1.1", "blocks": reply["blocks"]},
+        ephemeral=True,
+    )
     assert f"Cancelling run #{run['job_run_id']}" in seen.reply_text()
     await s.wait_run_status(int(run["job_run_id"]), "cancelled")  # type: ignore[arg-type]
     summary = await s.dm_with(s.member, "cancelled")
@@ -158,17 +167,37 @@ async def test_stale_cancel_button_does_not_cancel_a_newer_run(scenario: Scenari
     await s.idle()
     second = await start_slow_run(s, s.admin)
     assert second["job_run_id"] == 2
-    blocks = stale[0]["blocks"] if stale else [{
-        "type": "actions", "block_id": ids.REPLY_RUN_ACTIONS_BLOCK,
-        "elements": [{"type": "button", "action_id": ids.REPLY_CANCEL_RUN, "value": "1",
-                      "text": {"type": "plain_text", "text": "Cancel run"}}]}]
-    seen = await s.click(s.admin, ids.REPLY_CANCEL_RUN, container="message",
-                         message={"ts": "1.1", "blocks": blocks}, ephemeral=True)
+    blocks = (
+        stale[0]["blocks"]
+        if stale
+        else [
+            {
+                "type": "actions",
+                "block_id": ids.REPLY_RUN_ACTIONS_BLOCK,
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": ids.REPLY_CANCEL_RUN,
+                        "value": "1",
+                        "text": {"type": "plain_text", "text": "Cancel run"},
+                    }
+                ],
+            }
+        ]
+    )
+    seen = await s.click(
+        s.admin,
+        ids.REPLY_CANCEL_RUN,
+        container="message",
+        message={"ts": "1.1", "blocks": blocks},
+        ephemeral=True,
+    )
     assert "Cancelling run #2" not in seen.reply_text()
     assert "Run #1 has already ended" in seen.reply_text()
     row = await s.run_row(2)
-    assert row is not None and row["cancel_requested_by"] is None, \
+    assert row is not None and row["cancel_requested_by"] is None, (
         "the Cancel of run #1 cancelled run #2"
+    )
     s.fast_again()
     await s.wait_run_status(2, "success")
     await s.idle()
@@ -190,8 +219,7 @@ async def test_failed_run_dm_offers_retry_which_starts_a_new_run(scenario: Scena
     await s.dm_with(s.member, "Backfill finished: run #2")
 
     # Retrying a successful run is refused, and creates nothing.
-    seen = await s.click(s.member, ids.DM_RETRY_RUN, container="message", message=dm,
-                         value="2")
+    seen = await s.click(s.member, ids.DM_RETRY_RUN, container="message", message=dm, value="2")
     assert "finished successfully" in seen.reply_text()
     assert len(await s.runs()) == 2
     await s.idle()

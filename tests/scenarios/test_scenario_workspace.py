@@ -23,8 +23,17 @@ async def test_requests_for_another_workspace_are_refused_and_change_nothing(
     [run_modal] = seen.opened
     before = await s.snapshot()
 
-    for text in ('schedule "5 5 * * *"', "schedule", "run", "run days=2", "pause", "delete",
-                 "cancel", "status", "help"):
+    for text in (
+        'schedule "5 5 * * *"',
+        "schedule",
+        "run",
+        "run days=2",
+        "pause",
+        "delete",
+        "cancel",
+        "status",
+        "help",
+    ):
         seen = await s.command(text, s.admin, team_id=OTHER_TEAM)
         assert seen.status == 200
         assert seen.ack["response_type"] == "ephemeral"
@@ -37,16 +46,28 @@ async def test_requests_for_another_workspace_are_refused_and_change_nothing(
     assert seen.status == 200 and not seen.published
     assert len(s.fake.calls_of("views.publish")) == publishes
 
-    for action_id in (ids.HOME_SCHEDULE_PAUSE, ids.HOME_SCHEDULE_DELETE, ids.HOME_RUN_NOW,
-                      ids.HOME_SCHEDULE_EDIT, ids.HOME_REFRESH):
+    for action_id in (
+        ids.HOME_SCHEDULE_PAUSE,
+        ids.HOME_SCHEDULE_DELETE,
+        ids.HOME_RUN_NOW,
+        ids.HOME_SCHEDULE_EDIT,
+        ids.HOME_REFRESH,
+    ):
         seen = await s.click(s.admin, action_id, surface=home, team_id=OTHER_TEAM)
         assert seen.status == 200 and seen.nothing_reached_slack(), action_id
-    seen = await s.click(s.admin, ids.DM_RETRY_RUN, container="message",
-                         message={"ts": "1.1", "blocks": []}, value="1", team_id=OTHER_TEAM)
+    seen = await s.click(
+        s.admin,
+        ids.DM_RETRY_RUN,
+        container="message",
+        message={"ts": "1.1", "blocks": []},
+        value="1",
+        team_id=OTHER_TEAM,
+    )
     assert seen.status == 200 and seen.nothing_reached_slack()
 
-    seen = await s.submit(s.admin, schedule_modal, schedule_values(cron="* * * * *"),
-                          team_id=OTHER_TEAM)
+    seen = await s.submit(
+        s.admin, schedule_modal, schedule_values(cron="* * * * *"), team_id=OTHER_TEAM
+    )
     assert seen.status == 200 and seen.nothing_reached_slack()
     seen = await s.submit(s.admin, run_modal, run_values(), team_id=OTHER_TEAM)
     assert seen.status == 200 and seen.nothing_reached_slack()
@@ -69,10 +90,16 @@ async def test_request_from_another_team_carrying_a_view_of_ours_is_refused(
     [schedule_modal] = seen.opened
     before = await s.snapshot()
     for action_id in (ids.HOME_SCHEDULE_PAUSE, ids.HOME_SCHEDULE_DELETE):
-        seen = await s.click(s.admin, action_id, surface=home, team_id=OTHER_TEAM,
-                             keep_view_team=True)
+        seen = await s.click(
+            s.admin, action_id, surface=home, team_id=OTHER_TEAM, keep_view_team=True
+        )
         assert seen.status == 200 and seen.nothing_reached_slack(), action_id
-    seen = await s.submit(s.admin, schedule_modal, schedule_values(cron="* * * * *"),
-                          team_id=OTHER_TEAM, keep_view_team=True)
+    seen = await s.submit(
+        s.admin,
+        schedule_modal,
+        schedule_values(cron="* * * * *"),
+        team_id=OTHER_TEAM,
+        keep_view_team=True,
+    )
     assert seen.status == 200 and seen.nothing_reached_slack()
     assert await s.snapshot() == before

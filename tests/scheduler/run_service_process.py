@@ -79,8 +79,13 @@ class StubEngine:
     """Quacks like `BackfillEngine.run`: `pages` pages of `page_s` seconds each, stopping at a
     page boundary when `cancel` is set. Records the order runs started in."""
 
-    def __init__(self, pages: int = 5, page_s: float = 0.05, error: str | None = None,
-                 error_kind: str | None = None) -> None:
+    def __init__(
+        self,
+        pages: int = 5,
+        page_s: float = 0.05,
+        error: str | None = None,
+        error_kind: str | None = None,
+    ) -> None:
         self.pages, self.page_s = pages, page_s
         self.error, self.error_kind = error, error_kind
         self.started: list[int] = []
@@ -88,8 +93,9 @@ class StubEngine:
         self.running = 0
         self.max_running = 0
 
-    async def run(self, request: RunRequest, *, progress: Any = None,
-                  cancel: asyncio.Event | None = None) -> RunResult:
+    async def run(
+        self, request: RunRequest, *, progress: Any = None, cancel: asyncio.Event | None = None
+    ) -> RunResult:
         self.started.append(request.job_run_id)
         self.running += 1
         self.max_running = max(self.max_running, self.running)
@@ -102,9 +108,20 @@ class StubEngine:
                 await asyncio.sleep(self.page_s)
                 result.messages_collected += 10
                 if progress is not None:
-                    await progress(Progress(page // 2, self.pages // 2, result.messages_collected,
-                                            result.messages_collected, "general", page, 0, 0.0,
-                                            0.0, None))
+                    await progress(
+                        Progress(
+                            page // 2,
+                            self.pages // 2,
+                            result.messages_collected,
+                            result.messages_collected,
+                            "general",
+                            page,
+                            0,
+                            0.0,
+                            0.0,
+                            None,
+                        )
+                    )
             result.channels_processed = self.pages // 2
             if self.error and not result.cancelled:
                 result.error, result.error_kind = self.error, self.error_kind
@@ -136,8 +153,13 @@ async def open_node(
     vectors = await ChromaVectorStore.open(str(chroma_path), None, "hashing")
     gateway: SlackGateway | None = None
     if engine is None:
-        gateway = SlackGateway(token, base_url=slack_url, profile=FAST, backoff_base=0.02,
-                               max_attempts=gateway_attempts)
+        gateway = SlackGateway(
+            token,
+            base_url=slack_url,
+            profile=FAST,
+            backoff_base=0.02,
+            max_attempts=gateway_attempts,
+        )
         engine = BackfillEngine(gateway, sessions, vectors, EngineConfig())
     client = AsyncWebClient(token=token, base_url=slack_url)
     notifier = Notifier(client, progress_interval_s=progress_interval_s, clock=clock)
@@ -150,8 +172,14 @@ async def open_node(
     service_kw.setdefault("heartbeat_s", 0.3)
     service_kw.setdefault("stale_after_s", 1.5)
     service_kw.setdefault("retry_backoff", (0.2, 0.4))
-    service = RunService(sessions=sessions, engine=engine, notifier=notifier,
-                         schedules=schedules, clock=clock, **service_kw)
+    service = RunService(
+        sessions=sessions,
+        engine=engine,
+        notifier=notifier,
+        schedules=schedules,
+        clock=clock,
+        **service_kw,
+    )
     node = Node(sql, sessions, vectors, gateway, client, notifier, schedules, service)
     service.add_listener(node.events.append)
     await service.start()
@@ -166,16 +194,16 @@ async def open_node(
 
 async def crash(service: RunService) -> None:
     """Stop `service` the way SIGKILL would: tasks die, nothing is written (no release)."""
-    service._stopping = True  # noqa: SLF001 - test double of a killed process
-    await service._pulse.stop()  # noqa: SLF001
-    for job in service._jobs.values():  # noqa: SLF001
+    service._stopping = True
+    await service._pulse.stop()
+    for job in service._jobs.values():
         job.lost = True
-    for task in service._workers:  # noqa: SLF001
+    for task in service._workers:
         task.cancel()
-    await asyncio.gather(*service._workers, return_exceptions=True)  # noqa: SLF001
-    service._workers = []  # noqa: SLF001
-    service._jobs.clear()  # noqa: SLF001
-    service._started = False  # noqa: SLF001
+    await asyncio.gather(*service._workers, return_exceptions=True)
+    service._workers = []
+    service._jobs.clear()
+    service._started = False
 
 
 # -- the runner script ------------------------------------------------------------------------
@@ -198,8 +226,13 @@ async def _main(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     clock = clock_with_offset(args.offset)
     async with open_node(
-        args.database_url, Path(args.chroma), slack_url=args.slack_url, token=args.token,
-        clock=clock, heartbeat_s=args.heartbeat, stale_after_s=args.stale_after,
+        args.database_url,
+        Path(args.chroma),
+        slack_url=args.slack_url,
+        token=args.token,
+        clock=clock,
+        heartbeat_s=args.heartbeat,
+        stale_after_s=args.stale_after,
         migrate_first=True,
     ) as node:
         node.service.add_listener(

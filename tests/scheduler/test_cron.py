@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -306,7 +307,7 @@ def test_dst_hourly_schedule_never_fires_closer_than_the_minimum_interval() -> N
     spec = validate_schedule("*/15 * * * *", "Europe/Paris")
     for start in (utc(2025, 3, 29, 23), utc(2025, 10, 25, 23)):
         fires = _fires(spec, start, 24)
-        gaps = {b - a for a, b in zip(fires, fires[1:], strict=False)}
+        gaps = {b - a for a, b in itertools.pairwise(fires)}
         assert gaps == {timedelta(minutes=15)}
 
 

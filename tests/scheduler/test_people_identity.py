@@ -20,28 +20,36 @@ from scheduler.people import (
 )
 
 OURS, THEIRS = "T0OURS0001", "T0THEIRS01"
-ADMIN: dict[str, Any] = {"id": "U0ADMIN001", "team_id": OURS, "is_admin": True,
-                         "is_owner": False, "is_primary_owner": False}
+ADMIN: dict[str, Any] = {
+    "id": "U0ADMIN001",
+    "team_id": OURS,
+    "is_admin": True,
+    "is_owner": False,
+    "is_primary_owner": False,
+}
 
 
-@pytest.mark.parametrize(("changes", "standing", "admin"), [
-    ({}, MEMBER, True),
-    ({"is_admin": False, "is_owner": True}, MEMBER, True),
-    ({"is_admin": False, "is_primary_owner": True}, MEMBER, True),
-    ({"is_admin": False}, MEMBER, False),
-    ({"team_id": THEIRS}, STRANGER, False),  # a Slack Connect admin of another organisation
-    ({"team_id": None}, STRANGER, False),
-    ({"is_stranger": True}, STRANGER, False),
-    ({"team_id": THEIRS, "enterprise_user": {"teams": [THEIRS, OURS]}}, MEMBER, True),
-    ({"team_id": THEIRS, "enterprise_user": {"teams": [THEIRS]}}, STRANGER, False),
-    ({"is_admin": False, "enterprise_user": {"is_admin": True, "teams": [OURS]}}, MEMBER, True),
-    ({"is_restricted": True}, GUEST, False),
-    ({"is_ultra_restricted": True}, GUEST, False),
-    ({"deleted": True}, DEACTIVATED, False),
-    ({"is_bot": True}, BOT, False),
-    ({"is_workflow_bot": True}, BOT, False),
-    ({"id": "USLACKBOT"}, BOT, False),
-])
+@pytest.mark.parametrize(
+    ("changes", "standing", "admin"),
+    [
+        ({}, MEMBER, True),
+        ({"is_admin": False, "is_owner": True}, MEMBER, True),
+        ({"is_admin": False, "is_primary_owner": True}, MEMBER, True),
+        ({"is_admin": False}, MEMBER, False),
+        ({"team_id": THEIRS}, STRANGER, False),  # a Slack Connect admin of another organisation
+        ({"team_id": None}, STRANGER, False),
+        ({"is_stranger": True}, STRANGER, False),
+        ({"team_id": THEIRS, "enterprise_user": {"teams": [THEIRS, OURS]}}, MEMBER, True),
+        ({"team_id": THEIRS, "enterprise_user": {"teams": [THEIRS]}}, STRANGER, False),
+        ({"is_admin": False, "enterprise_user": {"is_admin": True, "teams": [OURS]}}, MEMBER, True),
+        ({"is_restricted": True}, GUEST, False),
+        ({"is_ultra_restricted": True}, GUEST, False),
+        ({"deleted": True}, DEACTIVATED, False),
+        ({"is_bot": True}, BOT, False),
+        ({"is_workflow_bot": True}, BOT, False),
+        ({"id": "USLACKBOT"}, BOT, False),
+    ],
+)
 def test_admin_needs_the_role_and_membership_of_this_workspace(
     changes: dict[str, Any], standing: str, admin: bool
 ) -> None:

@@ -37,19 +37,37 @@ def workspace(seed: int = 8, messages: int = 900) -> fakeslack.Workspace:
     return fakeslack.generate(seed, users=20, channels=8, messages=messages, days=30, now=NOW)
 
 
-async def test_runs_two_instances_one_run_per_fire_and_one_lock(postgres_url: str, tmp_path: Path) -> None:
+async def test_runs_two_instances_one_run_per_fire_and_one_lock(
+    postgres_url: str, tmp_path: Path
+) -> None:
     ws = workspace()
     clock = shifted_clock(NOW)
     async with AsyncExitStack() as stack:
         fake = await stack.enter_async_context(FakeSlack(ws, rate_limits=False))
         # Slow pages keep the run going until the other process's cancel reaches it.
         fake.faults.slow(0.3, method="conversations.history")
-        a = await stack.enter_async_context(open_node(
-            postgres_url, tmp_path / "a", slack_url=fake.base_url, token=fake.bot_token, clock=clock))
-        b = await stack.enter_async_context(open_node(
-            postgres_url, tmp_path / "b", slack_url=fake.base_url, token=fake.bot_token, clock=clock,
-            migrate_first=False))
-        schedule = await a.schedules.save(ws.team_id, ScheduleSpec("0 * * * *", "UTC", 7, True, ()), ADMIN)
+        a = await stack.enter_async_context(
+            open_node(
+                postgres_url,
+                tmp_path / "a",
+                slack_url=fake.base_url,
+                token=fake.bot_token,
+                clock=clock,
+            )
+        )
+        b = await stack.enter_async_context(
+            open_node(
+                postgres_url,
+                tmp_path / "b",
+                slack_url=fake.base_url,
+                token=fake.bot_token,
+                clock=clock,
+                migrate_first=False,
+            )
+        )
+        schedule = await a.schedules.save(
+            ws.team_id, ScheduleSpec("0 * * * *", "UTC", 7, True, ()), ADMIN
+        )
         fire = schedule.next_run_at - timedelta(hours=1)
         rows = await asyncio.gather(
             a.service.on_schedule_fire(ws.team_id, schedule.schedule_id, fire),
@@ -72,20 +90,29 @@ async def test_runs_two_instances_one_run_per_fire_and_one_lock(postgres_url: st
         assert history[0].fire_time == fire
 
 
-async def test_runs_crashed_instance_run_resumed_by_another(postgres_url: str, tmp_path: Path) -> None:
+async def test_runs_crashed_instance_run_resumed_by_another(
+    postgres_url: str, tmp_path: Path
+) -> None:
     ws = workspace(seed=12, messages=1500)
     clock = shifted_clock(NOW)
     async with FakeSlack(ws, rate_limits=False) as fake:
         fake.faults.slow(0.03, method="conversations.history")
-        async with open_node(postgres_url, tmp_path / "a", slack_url=fake.base_url,
-                             token=fake.bot_token, clock=clock) as a:
+        async with open_node(
+            postgres_url, tmp_path / "a", slack_url=fake.base_url, token=fake.bot_token, clock=clock
+        ) as a:
             row = await a.service.start_manual(ws.team_id, ADMIN, days=30)
             while len(fake.calls_of("conversations.history")) < 6:
                 await asyncio.sleep(0.02)
             await crash(a.service)
         t0 = time.monotonic()
-        async with open_node(postgres_url, tmp_path / "b", slack_url=fake.base_url,
-                             token=fake.bot_token, clock=clock, migrate_first=False) as b:
+        async with open_node(
+            postgres_url,
+            tmp_path / "b",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=clock,
+            migrate_first=False,
+        ) as b:
             while not any(e.kind == "started" for e in b.events):
                 assert time.monotonic() - t0 < 30, "not resumed within 30 s"
                 await asyncio.sleep(0.05)
@@ -96,13 +123,21 @@ async def test_runs_crashed_instance_run_resumed_by_another(postgres_url: str, t
             assert await stored_keys(b, ws.team_id) == truth.must_store
 
 
-async def test_runs_graceful_stop_releases_for_immediate_resume(database_url: str, tmp_path: Path) -> None:
+async def test_runs_graceful_stop_releases_for_immediate_resume(
+    database_url: str, tmp_path: Path
+) -> None:
     ws = workspace(seed=13, messages=1500)
     clock = shifted_clock(NOW)
     async with FakeSlack(ws, rate_limits=False) as fake:
         fake.faults.slow(0.03, method="conversations.history")
-        async with open_node(database_url, tmp_path / "a", slack_url=fake.base_url,
-                             token=fake.bot_token, clock=clock, stale_after_s=60) as a:
+        async with open_node(
+            database_url,
+            tmp_path / "a",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=clock,
+            stale_after_s=60,
+        ) as a:
             row = await a.service.start_manual(ws.team_id, ADMIN, days=30)
             while len(fake.calls_of("conversations.history")) < 6:
                 await asyncio.sleep(0.02)
@@ -110,9 +145,15 @@ async def test_runs_graceful_stop_releases_for_immediate_resume(database_url: st
             kept = await a.service.get(row.job_run_id)
             assert kept is not None and kept.status == "running"
             assert kept.heartbeat_at == datetime(1970, 1, 1, tzinfo=UTC)
-        async with open_node(database_url, tmp_path / "b", slack_url=fake.base_url,
-                             token=fake.bot_token, clock=clock, stale_after_s=60,
-                             migrate_first=False) as b:
+        async with open_node(
+            database_url,
+            tmp_path / "b",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=clock,
+            stale_after_s=60,
+            migrate_first=False,
+        ) as b:
             await asyncio.sleep(0.5)
             assert any(e.kind == "started" for e in b.events)  # at once, not after 60 s
             await b.service.wait_idle()
@@ -127,23 +168,63 @@ async def test_runs_graceful_stop_releases_for_immediate_resume(database_url: st
 
 def _spawn(args: list[str]) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env)
+    return subprocess.Popen(
+        [sys.executable, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
 
 
 def _fakeslack(tmp: Path, messages: int) -> tuple[subprocess.Popen[str], dict[str, object]]:
-    proc = _spawn(["-m", "fakeslack", "--seed", "21", "--users", "20", "--channels", "8",
-                   "--messages", str(messages), "--days", "30", "--now", str(NOW),
-                   "--no-rate-limits", "--log-level", "WARNING"])
+    proc = _spawn(
+        [
+            "-m",
+            "fakeslack",
+            "--seed",
+            "21",
+            "--users",
+            "20",
+            "--channels",
+            "8",
+            "--messages",
+            str(messages),
+            "--days",
+            "30",
+            "--now",
+            str(NOW),
+            "--no-rate-limits",
+            "--log-level",
+            "WARNING",
+        ]
+    )
     assert proc.stdout is not None
     return proc, json.loads(proc.stdout.readline())
 
 
-def _node(db: str, info: dict[str, object], chroma: Path, offset: float, *extra: str) -> subprocess.Popen[str]:
-    return _spawn([str(ROOT / "tests/scheduler/run_service_process.py"), "--database-url", db,
-                   "--slack-url", str(info["url"]), "--token", str(info["bot_token"]),
-                   "--workspace", str(info["team_id"]), "--chroma", str(chroma),
-                   "--offset", str(offset), *extra])
+def _node(
+    db: str, info: dict[str, object], chroma: Path, offset: float, *extra: str
+) -> subprocess.Popen[str]:
+    return _spawn(
+        [
+            str(ROOT / "tests/scheduler/run_service_process.py"),
+            "--database-url",
+            db,
+            "--slack-url",
+            str(info["url"]),
+            "--token",
+            str(info["bot_token"]),
+            "--workspace",
+            str(info["team_id"]),
+            "--chroma",
+            str(chroma),
+            "--offset",
+            str(offset),
+            *extra,
+        ]
+    )
 
 
 def _runs(db: str) -> list[BackfillJobRun]:
@@ -174,14 +255,30 @@ def test_runs_processes_one_run_per_fire_time(postgres_url: str, tmp_path: Path)
     offset = NOW - time.time()
     nodes: list[subprocess.Popen[str]] = []
     try:
-        schedule_id = _create_schedule(postgres_url, str(info["team_id"]), offset, slack, info, tmp_path)
+        schedule_id = _create_schedule(
+            postgres_url, str(info["team_id"]), offset, slack, info, tmp_path
+        )
         fire = NOW - 3600
         start_at = time.time() + 4  # both fire at the same instant, after start-up
         for name in ("p1", "p2"):
-            nodes.append(_node(postgres_url, info, tmp_path / name, offset, "--schedule-id",
-                               str(schedule_id), "--fire-time", str(fire), "--start-at", str(start_at),
-                               "--exit-when-idle"))
-        outs = [json.loads(line) for p in nodes for line in p.communicate(timeout=120)[0].splitlines()]
+            nodes.append(
+                _node(
+                    postgres_url,
+                    info,
+                    tmp_path / name,
+                    offset,
+                    "--schedule-id",
+                    str(schedule_id),
+                    "--fire-time",
+                    str(fire),
+                    "--start-at",
+                    str(start_at),
+                    "--exit-when-idle",
+                )
+            )
+        outs = [
+            json.loads(line) for p in nodes for line in p.communicate(timeout=120)[0].splitlines()
+        ]
         fired = [o for o in outs if o["kind"] == "fired"]
         assert len(fired) == 2 and sum(o["job_run_id"] is not None for o in fired) == 1
         runs = _runs(postgres_url)
@@ -190,7 +287,9 @@ def test_runs_processes_one_run_per_fire_time(postgres_url: str, tmp_path: Path)
         _stop(*nodes, slack)
 
 
-def _create_schedule(db: str, team: str, offset: float, slack: object, info: dict[str, object], tmp: Path) -> int:
+def _create_schedule(
+    db: str, team: str, offset: float, slack: object, info: dict[str, object], tmp: Path
+) -> int:
     async def make() -> int:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -201,11 +300,16 @@ def _create_schedule(db: str, team: str, offset: float, slack: object, info: dic
         await migrate(db)
         engine = create_engine(db)
         try:
+
             async def on_fire(*_: object) -> None:
                 return None
 
-            service = ScheduleService(make_sessionmaker(engine), AsyncIOScheduler(timezone=UTC),
-                                      on_fire, clock=clock_with_offset(offset))
+            service = ScheduleService(
+                make_sessionmaker(engine),
+                AsyncIOScheduler(timezone=UTC),
+                on_fire,
+                clock=clock_with_offset(offset),
+            )
             saved = await service.save(team, ScheduleSpec("0 * * * *", "UTC", 7, True, ()), ADMIN)
             return saved.schedule_id
         finally:
@@ -214,12 +318,16 @@ def _create_schedule(db: str, team: str, offset: float, slack: object, info: dic
     return asyncio.run(make())
 
 
-def test_runs_process_killed_mid_run_is_resumed_without_duplicates(postgres_url: str, tmp_path: Path) -> None:
+def test_runs_process_killed_mid_run_is_resumed_without_duplicates(
+    postgres_url: str, tmp_path: Path
+) -> None:
     slack, info = _fakeslack(tmp_path, 2500)
     offset = NOW - time.time()
     procs: list[subprocess.Popen[str]] = [slack]
     try:
-        first = _node(postgres_url, info, tmp_path / "p1", offset, "--manual-user", ADMIN, "--days", "30")
+        first = _node(
+            postgres_url, info, tmp_path / "p1", offset, "--manual-user", ADMIN, "--days", "30"
+        )
         procs.append(first)
         assert first.stdout is not None
         while json.loads(first.stdout.readline())["kind"] != "started":
@@ -230,8 +338,9 @@ def test_runs_process_killed_mid_run_is_resumed_without_duplicates(postgres_url:
         runs = _runs(postgres_url)
         assert len(runs) == 1 and runs[0].status == "running"
         t0 = time.monotonic()
-        second = _node(postgres_url, info, tmp_path / "p2", offset, "--until-finished",
-                       "--stale-after", "3")
+        second = _node(
+            postgres_url, info, tmp_path / "p2", offset, "--until-finished", "--stale-after", "3"
+        )
         procs.append(second)
         out = second.communicate(timeout=120)[0]
         assert time.monotonic() - t0 < 90
@@ -256,7 +365,11 @@ def _message_keys(db: str, team: str) -> list[tuple[str, str]]:
         try:
             t = Message.__table__
             async with make_sessionmaker(engine)() as session:
-                rows = (await session.execute(select(t.c.channel_id, t.c.ts).where(t.c.workspace_id == team))).all()
+                rows = (
+                    await session.execute(
+                        select(t.c.channel_id, t.c.ts).where(t.c.workspace_id == team)
+                    )
+                ).all()
                 return [(r[0], r[1]) for r in rows]
         finally:
             await engine.dispose()

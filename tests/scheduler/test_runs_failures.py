@@ -4,6 +4,7 @@ page, a refused DM never fails a run, and progress DMs are spaced out."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +22,9 @@ def workspace(seed: int = 9, messages: int = 500) -> fakeslack.Workspace:
 
 
 def creator(ws: fakeslack.Workspace) -> str:
-    return sorted(u for u, user in ws.users.items() if not user.get("is_bot") and not user.get("deleted"))[0]
+    return min(
+        u for u, user in ws.users.items() if not user.get("is_bot") and not user.get("deleted")
+    )
 
 
 def dm_dump(fake: FakeSlack, user: str) -> str:
@@ -29,20 +32,32 @@ def dm_dump(fake: FakeSlack, user: str) -> str:
 
 
 async def scheduled_fire(node, ws, user):  # type: ignore[no-untyped-def]
-    schedule = await node.schedules.save(ws.team_id, ScheduleSpec("0 * * * *", "UTC", 7, True, ()), user)
+    schedule = await node.schedules.save(
+        ws.team_id, ScheduleSpec("0 * * * *", "UTC", 7, True, ()), user
+    )
     fire = schedule.next_run_at - timedelta(hours=1)
     row = await node.service.on_schedule_fire(ws.team_id, schedule.schedule_id, fire)
     assert row is not None
     return row
 
 
-async def test_runs_transient_failure_retried_by_resuming_the_same_run(database_url: str, tmp_path: Path) -> None:
+async def test_runs_transient_failure_retried_by_resuming_the_same_run(
+    database_url: str, tmp_path: Path
+) -> None:
     ws = workspace()
     user = creator(ws)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        database_url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=shifted_clock(NOW), gateway_attempts=2, run_retries=2,
-    ) as node:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            database_url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=shifted_clock(NOW),
+            gateway_attempts=2,
+            run_retries=2,
+        ) as node,
+    ):
         # Every history call fails 3 times in a row: more than the gateway's 2 attempts.
         fake.faults.http_error(500, count=3, method="conversations.history")
         row = await scheduled_fire(node, ws, user)
@@ -62,13 +77,21 @@ async def test_runs_transient_failure_retried_by_resuming_the_same_run(database_
         assert await stored_keys(node, ws.team_id) == truth.must_store
 
 
-async def test_runs_permanent_failure_pauses_schedule_and_is_not_retried(database_url: str, tmp_path: Path) -> None:
+async def test_runs_permanent_failure_pauses_schedule_and_is_not_retried(
+    database_url: str, tmp_path: Path
+) -> None:
     ws = workspace(seed=4, messages=200)
     user = creator(ws)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        database_url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=shifted_clock(NOW),
-    ) as node:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            database_url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=shifted_clock(NOW),
+        ) as node,
+    ):
         fake.faults.api_error("invalid_auth", count=1, method="conversations.list")
         row = await scheduled_fire(node, ws, user)
         await node.service.wait_idle()
@@ -93,10 +116,16 @@ async def test_runs_cancel_stops_within_one_page(tmp_path: Path) -> None:
     ws = workspace(seed=2, messages=1500)
     user = creator(ws)
     url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=shifted_clock(NOW),
-    ) as node:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=shifted_clock(NOW),
+        ) as node,
+    ):
         fake.faults.slow(0.05, method="conversations.history")
         row = await node.service.start_manual(ws.team_id, user, days=30)
         while not fake.calls_of("conversations.history")[3:]:
@@ -117,10 +146,16 @@ async def test_runs_dm_refused_does_not_fail_run_and_progress_is_spaced(tmp_path
     ws = workspace(seed=6, messages=1200)
     user = creator(ws)
     url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=shifted_clock(NOW),
-    ) as node:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=shifted_clock(NOW),
+        ) as node,
+    ):
         # The first DM (progress) is refused; the run carries on and the summary still goes.
         fake.faults.api_error("channel_not_found", count=1, method="chat.postMessage")
         row = await node.service.start_manual(ws.team_id, user, days=30)
@@ -134,7 +169,7 @@ async def test_runs_dm_refused_does_not_fail_run_and_progress_is_spaced(tmp_path
         await node.service.wait_idle()
         updates = [c.t_mono for c in fake.calls_of("chat.update") if c.ok]
         assert len(updates) >= 2
-        assert all(b - a >= 2.95 for a, b in zip(updates, updates[1:]))
+        assert all(b - a >= 2.95 for a, b in itertools.pairwise(updates))
         dump = dm_dump(fake, user)
         assert f"run #{row2.job_run_id}" in dump and fake.bot_token not in dump
         progress_posts = [p for p in fake.posts if p["kind"] == "update"]

@@ -36,22 +36,35 @@ async def stored_keys(node, workspace_id: str) -> set[tuple[str, str]]:  # type:
 
     t = Message.__table__
     async with node.sessions() as session:
-        rows = (await session.execute(select(t.c.channel_id, t.c.ts).where(
-            t.c.workspace_id == workspace_id))).all()
+        rows = (
+            await session.execute(
+                select(t.c.channel_id, t.c.ts).where(t.c.workspace_id == workspace_id)
+            )
+        ).all()
     return {(r[0], r[1]) for r in rows}
 
 
 def a_member(ws: fakeslack.Workspace) -> str:
-    return sorted(u for u, user in ws.users.items() if not user.get("is_bot") and not user.get("deleted"))[0]
+    return min(
+        u for u, user in ws.users.items() if not user.get("is_bot") and not user.get("deleted")
+    )
 
 
-async def test_runs_manual_run_stores_ground_truth_and_reports(database_url: str, tmp_path: Path) -> None:
+async def test_runs_manual_run_stores_ground_truth_and_reports(
+    database_url: str, tmp_path: Path
+) -> None:
     ws = workspace()
     user = a_member(ws)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        database_url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=shifted_clock(NOW),
-    ) as node:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            database_url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=shifted_clock(NOW),
+        ) as node,
+    ):
         row = await node.service.start_manual(ws.team_id, user, days=7)
         assert row.status == "running" and row.job_type == "manual" and row.triggered_by == user
         current = await node.service.current(ws.team_id)
@@ -87,14 +100,24 @@ async def test_runs_manual_run_stores_ground_truth_and_reports(database_url: str
         assert kinds[0] == "queued" and "started" in kinds and kinds[-1] == "finished"
 
 
-async def test_runs_scheduled_fire_records_run_and_moves_schedule(database_url: str, tmp_path: Path) -> None:
+async def test_runs_scheduled_fire_records_run_and_moves_schedule(
+    database_url: str, tmp_path: Path
+) -> None:
     ws = workspace(seed=3, messages=300)
     clock = shifted_clock(NOW)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        database_url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=clock,
-    ) as node:
-        schedule = await node.schedules.save(ws.team_id, ScheduleSpec("*/30 * * * *", "UTC", 7, True, ()), ADMIN)
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            database_url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=clock,
+        ) as node,
+    ):
+        schedule = await node.schedules.save(
+            ws.team_id, ScheduleSpec("*/30 * * * *", "UTC", 7, True, ()), ADMIN
+        )
         fire = schedule.next_run_at - timedelta(minutes=30)
         row = await node.service.on_schedule_fire(ws.team_id, schedule.schedule_id, fire)
         assert row is not None and row.job_type == "scheduled" and row.triggered_by is None
@@ -115,10 +138,17 @@ async def test_runs_dst_second_fire_of_the_same_wall_time_is_skipped(tmp_path: P
     ws = workspace(seed=5, messages=50)
     url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
     stub = StubEngine(pages=2, page_s=0.01)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=lambda: datetime(2024, 11, 3, 4, 0, tzinfo=UTC), engine=stub,
-    ) as node:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=lambda: datetime(2024, 11, 3, 4, 0, tzinfo=UTC),
+            engine=stub,
+        ) as node,
+    ):
         schedule = await node.schedules.save(
             ws.team_id, ScheduleSpec("30 1 * * *", "America/New_York", 7, True, ()), ADMIN
         )
@@ -137,10 +167,19 @@ async def test_runs_concurrency_bounded_and_in_order(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
     ws = workspace(seed=5, messages=50)
     stub = StubEngine(pages=6, page_s=0.05)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=shifted_clock(NOW), engine=stub, run_concurrency=2, progress_interval_s=0.0,
-    ) as node:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=shifted_clock(NOW),
+            engine=stub,
+            run_concurrency=2,
+            progress_interval_s=0.0,
+        ) as node,
+    ):
         rows = [await node.service.start_manual(f"T{i:04d}", ADMIN, days=1) for i in range(5)]
         await node.service.wait_idle()
         assert stub.max_running == 2
@@ -153,10 +192,17 @@ async def test_runs_members_cancel_only_their_own_runs(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
     ws = workspace(seed=5, messages=50)
     stub = StubEngine(pages=400, page_s=0.02)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=shifted_clock(NOW), engine=stub,
-    ) as node:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=shifted_clock(NOW),
+            engine=stub,
+        ) as node,
+    ):
         with pytest.raises(RunRefused, match="nothing|no backfill"):
             await node.service.cancel(ws.team_id, "UMEMBER1", is_admin=False)
         row = await node.service.start_manual(ws.team_id, "UMEMBER1", days=1)
@@ -180,14 +226,21 @@ async def test_runs_dms_show_times_in_the_recipient_zone(database_url: str, tmp_
     """The summary's start time is in the recipient's own Slack zone (`users.info`), looked up
     once; a user Slack gives no zone for gets UTC."""
     ws = workspace(seed=11, messages=200)
-    tokyo, nowhere = sorted(u for u, user in ws.users.items()
-                            if not user.get("is_bot") and not user.get("deleted"))[:2]
+    tokyo, nowhere = sorted(
+        u for u, user in ws.users.items() if not user.get("is_bot") and not user.get("deleted")
+    )[:2]
     ws.users[tokyo]["tz"] = "Asia/Tokyo"
     ws.users[nowhere].pop("tz", None)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        database_url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=shifted_clock(NOW),
-    ) as node:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            database_url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=shifted_clock(NOW),
+        ) as node,
+    ):
         for user in (tokyo, nowhere):
             await node.service.start_manual(ws.team_id, user, days=7)
             await node.service.wait_idle()
@@ -211,10 +264,16 @@ async def test_runs_log_lines_of_a_run_name_its_ids_in_json_logs(tmp_path: Path)
     root.setLevel(logging.INFO)
     ws = workspace(messages=120)
     try:
-        async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-            f"sqlite+aiosqlite:///{tmp_path}/db.sqlite", tmp_path / "chroma",
-            slack_url=fake.base_url, token=fake.bot_token, clock=shifted_clock(NOW),
-        ) as node:
+        async with (
+            FakeSlack(ws, rate_limits=False) as fake,
+            open_node(
+                f"sqlite+aiosqlite:///{tmp_path}/db.sqlite",
+                tmp_path / "chroma",
+                slack_url=fake.base_url,
+                token=fake.bot_token,
+                clock=shifted_clock(NOW),
+            ) as node,
+        ):
             row = await node.service.start_manual(ws.team_id, a_member(ws), days=7)
             await node.service.wait_idle()
     finally:

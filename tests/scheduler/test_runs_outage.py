@@ -62,8 +62,9 @@ def private_postgres() -> Iterator[RestartablePostgres]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def outage(request: pytest.FixtureRequest, tmp_path: Path,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[Outage]:
+def outage(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Outage]:
     if request.param == "postgresql":
         server: RestartablePostgres = request.getfixturevalue("private_postgres")
         url = create_postgres_database(server.base_url)
@@ -106,8 +107,9 @@ def workspace(seed: int = 12, messages: int = 1500) -> fakeslack.Workspace:
 
 
 def creator(ws: fakeslack.Workspace) -> str:
-    return min(u for u, user in ws.users.items()
-               if not user.get("is_bot") and not user.get("deleted"))
+    return min(
+        u for u, user in ws.users.items() if not user.get("is_bot") and not user.get("deleted")
+    )
 
 
 def dm_dump(fake: FakeSlack, user: str) -> str:
@@ -141,22 +143,32 @@ async def test_runs_outage_mid_run_resumes_and_completes(
     ws = workspace()
     user = creator(ws)
     caplog.set_level(logging.WARNING)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        outage.url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=shifted_clock(NOW),
-    ) as node:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            outage.url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=shifted_clock(NOW),
+        ) as node,
+    ):
         fake.faults.slow(0.05, method="conversations.history")
         row = await node.service.start_manual(ws.team_id, user, days=30)
-        await eventually(lambda: len(fake.calls_of("conversations.history")) >= 6, 30,
-                         "some pages written")
+        await eventually(
+            lambda: len(fake.calls_of("conversations.history")) >= 6, 30, "some pages written"
+        )
         await asyncio.to_thread(outage.down)
         # Long enough for the run to hit the outage, for several missed heartbeats and for its
         # heartbeat to go stale (1.5 s here).
         await asyncio.sleep(4)
         await asyncio.to_thread(outage.up)
         await eventually(lambda: run_status(node, row.job_run_id), BACK_WITHIN_S, "the run row")
-        await eventually(lambda: _is(run_status(node, row.job_run_id), "success"),
-                         BACK_WITHIN_S, "the run to finish after the database came back")
+        await eventually(
+            lambda: _is(run_status(node, row.job_run_id), "success"),
+            BACK_WITHIN_S,
+            "the run to finish after the database came back",
+        )
         await node.service.wait_idle()
         done = await node.service.get(row.job_run_id)
         assert done is not None and done.status == "success"
@@ -182,24 +194,34 @@ async def test_runs_outage_when_the_end_is_written_keeps_the_run_in_hand(
     ws = workspace(seed=3, messages=100)
     user = creator(ws)
     stub = StubEngine(pages=12, page_s=0.25)  # 3 s, touching no database
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        outage.url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=shifted_clock(NOW), engine=stub,
-    ) as node:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            outage.url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=shifted_clock(NOW),
+            engine=stub,
+        ) as node,
+    ):
         row = await node.service.start_manual(ws.team_id, user, days=3)
         await eventually(lambda: stub.started, 10, "the run to start")
         await asyncio.to_thread(outage.down)
         await eventually(lambda: stub.running == 0, 10, "the engine to return")
         await asyncio.sleep(2)  # its end cannot be written yet
         await asyncio.to_thread(outage.up)
-        await eventually(lambda: _is(run_status(node, row.job_run_id), "success"),
-                         BACK_WITHIN_S, "the run's end to be written")
+        await eventually(
+            lambda: _is(run_status(node, row.job_run_id), "success"),
+            BACK_WITHIN_S,
+            "the run's end to be written",
+        )
         await node.service.wait_idle()
         assert "Backfill finished" in dm_dump(fake, user)
         assert stub.started == [row.job_run_id]  # ended where it was, not run again
         # Cancel works again: a new run is accepted and can be cancelled.
         slow = StubEngine(pages=200, page_s=0.05)
-        node.service._engine = slow  # noqa: SLF001 - a longer run for the cancel
+        node.service._engine = slow
         again = await node.service.start_manual(ws.team_id, user, days=3)
         await eventually(lambda: slow.started, 10, "the second run to start")
         await node.service.cancel(ws.team_id, user, is_admin=True)
@@ -213,12 +235,21 @@ async def test_runs_outage_schedule_fire_runs_once_the_database_is_back(
     ws = workspace(seed=5, messages=100)
     user = creator(ws)
     stub = StubEngine(pages=2, page_s=0.05)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        outage.url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=shifted_clock(NOW), engine=stub,
-    ) as node, running_schedules(node) as (schedules, scheduler):
-        saved = await schedules.save(ws.team_id, ScheduleSpec("0 3 * * *", "UTC", 7, True, ()),
-                                     user)
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            outage.url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=shifted_clock(NOW),
+            engine=stub,
+        ) as node,
+        running_schedules(node) as (schedules, scheduler),
+    ):
+        saved = await schedules.save(
+            ws.team_id, ScheduleSpec("0 3 * * *", "UTC", 7, True, ()), user
+        )
         await asyncio.to_thread(outage.down)
         fire = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
         scheduler.modify_job(job_id(ws.team_id), next_run_time=fire)
@@ -228,8 +259,11 @@ async def test_runs_outage_schedule_fire_runs_once_the_database_is_back(
 
         async def fired_run() -> Any:
             try:
-                return [r for r in await node.service.history(ws.team_id)
-                        if r.fire_time == fire and r.status == "success"]
+                return [
+                    r
+                    for r in await node.service.history(ws.team_id)
+                    if r.fire_time == fire and r.status == "success"
+                ]
             except Exception:  # noqa: BLE001 - still coming back
                 return None
 
@@ -262,18 +296,33 @@ async def test_runs_outage_own_stale_run_not_in_hand_is_taken_over(
     ws = workspace(seed=6, messages=100)
     user = creator(ws)
     stub = StubEngine(pages=2, page_s=0.05)
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        database_url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=shifted_clock(NOW), engine=stub,
-    ) as node:
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            database_url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=shifted_clock(NOW),
+            engine=stub,
+        ) as node,
+    ):
         async with node.sessions.begin() as session:
             await repo.ensure_workspace_row(session, ws.team_id)
             stranded = await repo.insert_run(
-                session, workspace_id=ws.team_id, job_type="manual", owner=node.service.owner,
-                now=datetime.fromtimestamp(NOW - 600, UTC), triggered_by=user, days=3,
+                session,
+                workspace_id=ws.team_id,
+                job_type="manual",
+                owner=node.service.owner,
+                now=datetime.fromtimestamp(NOW - 600, UTC),
+                triggered_by=user,
+                days=3,
             )
-        await eventually(lambda: _is(run_status(node, stranded.job_run_id), "success"), 30,
-                         "the stranded run to be taken over and finish")
+        await eventually(
+            lambda: _is(run_status(node, stranded.job_run_id), "success"),
+            30,
+            "the stranded run to be taken over and finish",
+        )
         await node.service.wait_idle()
         assert stub.started == [stranded.job_run_id]
         assert "Backfill finished" in dm_dump(fake, user)

@@ -47,12 +47,17 @@ async def test_schedule_fires_a_scheduled_run_in_its_time_zone_across_dst(
     database_url: str, tmp_path: Path, clock: FakeClock
 ) -> None:
     fire = datetime(2025, 3, 30, 1, 30, tzinfo=UTC)  # "30 2 * * *" Paris: 02:30 does not exist
-    ws = fakeslack.generate(11, users=20, channels=5, messages=300, days=20,
-                            now=fire.timestamp())
-    async with FakeSlack(ws, rate_limits=False) as fake, open_node(
-        database_url, tmp_path / "chroma", slack_url=fake.base_url, token=fake.bot_token,
-        clock=clock,
-    ) as node:
+    ws = fakeslack.generate(11, users=20, channels=5, messages=300, days=20, now=fire.timestamp())
+    async with (
+        FakeSlack(ws, rate_limits=False) as fake,
+        open_node(
+            database_url,
+            tmp_path / "chroma",
+            slack_url=fake.base_url,
+            token=fake.bot_token,
+            clock=clock,
+        ) as node,
+    ):
         scheduler = node.schedules._scheduler  # the node's own, started here with the fake clock
         scheduler.start()
         try:

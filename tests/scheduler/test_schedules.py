@@ -523,7 +523,9 @@ def test_schedules_job_function_is_module_level_taking_ids() -> None:
 
 
 async def test_schedules_close_lets_a_fire_in_flight_finish(
-    sessions: async_sessionmaker[AsyncSession], scheduler: AsyncIOScheduler, fires: Fires,
+    sessions: async_sessionmaker[AsyncSession],
+    scheduler: AsyncIOScheduler,
+    fires: Fires,
     clock: FakeClock,
 ) -> None:
     """Shutting down waits for a fire that has started (it holds database connections) and

@@ -16,8 +16,16 @@ from tests.support.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SETTING_NAMES = (
-    "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "PORT",
-    "DATABASE_URL", "CHROMA_PATH", "CHROMA_URL", "EMBEDDING", "LOG_LEVEL",
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "SLACK_API_URL",
+    "PORT",
+    "DATABASE_URL",
+    "CHROMA_PATH",
+    "CHROMA_URL",
+    "EMBEDDING",
+    "LOG_LEVEL",
 )
 
 
@@ -27,12 +35,17 @@ class AppProcess:
     def __init__(self, settings: dict[str, str], workdir: Path) -> None:
         self.port = int(settings.get("PORT") or free_port())
         env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
-        env.update(settings, PORT=str(self.port), PYTHONPATH=str(REPO), ANONYMIZED_TELEMETRY="False")
+        env.update(
+            settings, PORT=str(self.port), PYTHONPATH=str(REPO), ANONYMIZED_TELEMETRY="False"
+        )
         self.output_path = workdir / "app-output.log"
-        self._out = open(self.output_path, "wb")
+        self._out = open(self.output_path, "wb")  # noqa: SIM115 - open for the process's life
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "run"], cwd=workdir, env=env,
-            stdout=self._out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "app", "run"],
+            cwd=workdir,
+            env=env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
         )
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -50,8 +63,9 @@ class AppProcess:
         raise AssertionError(f"app did not become healthy: {self.output()}")
 
     def post(self, path: str, body: str, headers: dict[str, str]) -> tuple[int, str]:
-        req = urllib.request.Request(f"{self.url}{path}", data=body.encode(), headers=headers,
-                                     method="POST")
+        req = urllib.request.Request(
+            f"{self.url}{path}", data=body.encode(), headers=headers, method="POST"
+        )
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 return resp.status, resp.read().decode()
@@ -75,7 +89,9 @@ class AppProcess:
         return self.output_path.read_text(errors="replace")
 
 
-def app_settings(api_url: str, bot_token: str, signing_secret: str, workdir: Path) -> dict[str, str]:
+def app_settings(
+    api_url: str, bot_token: str, signing_secret: str, workdir: Path
+) -> dict[str, str]:
     return {
         "SLACK_BOT_TOKEN": bot_token,
         "SLACK_SIGNING_SECRET": signing_secret,

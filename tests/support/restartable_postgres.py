@@ -32,8 +32,17 @@ class RestartablePostgres:
             shutil.chown(self.root, "postgres", "postgres")
         self.port = free_port()
         self.base_url = f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}"
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E",
-                  "UTF8", "--no-sync")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
 
     @property
     def url(self) -> str:
@@ -42,8 +51,12 @@ class RestartablePostgres:
 
     def _run(self, tool: str, *args: str) -> None:
         try:
-            subprocess.run(_as_postgres_user([str(self._bindir / tool), *args]), check=True,
-                           capture_output=True, timeout=120)
+            subprocess.run(
+                _as_postgres_user([str(self._bindir / tool), *args]),
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             log = (self.root / "log").read_text() if (self.root / "log").exists() else ""
             stderr = getattr(exc, "stderr", b"") or b""
@@ -56,8 +69,19 @@ class RestartablePostgres:
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
         )
-        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"),
-                  "-w", "-t", "60", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """`pg_ctl stop -m fast`: sessions are cut (admin shutdown), new connections refused."""
@@ -65,9 +89,11 @@ class RestartablePostgres:
 
     def close(self) -> None:
         subprocess.run(
-            _as_postgres_user([str(self._bindir / "pg_ctl"), "-D", str(self.data), "-m",
-                               "immediate", "stop"]),
-            check=False, capture_output=True,
+            _as_postgres_user(
+                [str(self._bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]
+            ),
+            check=False,
+            capture_output=True,
         )
         shutil.rmtree(self.root, ignore_errors=True)
 

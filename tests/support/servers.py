@@ -35,7 +35,9 @@ def _postgres_bin_dir() -> Path:
         return Path(os.path.realpath(pg_ctl)).parent
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     if not candidates:
-        raise ServerUnavailable("PostgreSQL binaries (pg_ctl) not found; apt-get install postgresql")
+        raise ServerUnavailable(
+            "PostgreSQL binaries (pg_ctl) not found; apt-get install postgresql"
+        )
     return Path(candidates[-1]).parent
 
 
@@ -58,10 +60,20 @@ def postgres_server() -> Iterator[str]:
     try:
         subprocess.run(
             _as_postgres_user(
-                [str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                 "--auth=trust", "-E", "UTF8", "--no-sync"]
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
             ),
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         opts = (
             f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
@@ -69,10 +81,22 @@ def postgres_server() -> Iterator[str]:
         )
         subprocess.run(
             _as_postgres_user(
-                [str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l",
-                 str(root / "log"), "-w", "-t", "60", "start"]
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    opts,
+                    "-l",
+                    str(root / "log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
             ),
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
     except subprocess.CalledProcessError as exc:
         log = (root / "log").read_text() if (root / "log").exists() else ""
@@ -85,6 +109,7 @@ def postgres_server() -> Iterator[str]:
         subprocess.run(
             _as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
             capture_output=True,
+            check=False,  # already stopped is fine
         )
         shutil.rmtree(root, ignore_errors=True)
 
@@ -97,10 +122,11 @@ def chroma_server() -> Iterator[str]:
         raise ServerUnavailable("the `chroma` CLI (from the chromadb package) was not found")
     root = Path(tempfile.mkdtemp(prefix="backfill-chroma-"))
     port = free_port()
-    log = open(root / "log", "wb")
+    log = open(root / "log", "wb")  # noqa: SIM115 - open for the server's life
     proc = subprocess.Popen(
         [chroma, "run", "--path", str(root / "data"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
