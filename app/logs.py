@@ -9,18 +9,15 @@ object per line with `timestamp`, `level`, `logger`, `message`, and the `workspa
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Iterable
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
+from blocks.limits import REDACTED, redact_tokens
 from scheduler.log_context import current_ids
 
-# Slack token shapes: bot, user, app-level, refresh and config tokens.
-TOKEN_PATTERN = re.compile(r"\b(?:xox[abprse]|xapp|xoxe\.xox[bp])-[A-Za-z0-9-]+")
-REDACTED = "[redacted]"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_FORMATS = ("text", "json")
 
@@ -35,7 +32,7 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
-        return TOKEN_PATTERN.sub(REDACTED, text)
+        return redact_tokens(text)
 
 
 class RedactingFormatter(logging.Formatter):

@@ -2,7 +2,8 @@
 
 Pure: plain data in, a `modal` view dict out; `parse_*_submission(view["state"]["values"])` return
 the form's values or `{block_id: message}` for `ack(response_action="errors", errors=…)`, and never
-raise whatever the payload holds. Imports only `blocks.*` and `slack_sdk.models`.
+raise whatever the payload holds. Imports only `blocks.*` and `slack_sdk.models`; the days range,
+cron length, channel cap and id shapes and the time-zone shape come from `blocks.limits`.
 
 Presets: the preset menu (`ids.SCHEDULE_PRESET_ACTION`, option value = the preset's cron) sends a
 `block_actions` payload. Its listener answers with `views.update(view_id=…, hash=…,
@@ -40,17 +41,23 @@ from slack_sdk.models.views import View
 
 from blocks import ids
 from blocks.format import plain_text, section
-from blocks.limits import MAX_CHANNELS  # one cap for every layer
+from blocks.limits import (
+    DEFAULT_DAYS,
+    DEFAULT_TIMEZONE,
+    MAX_CHANNELS,
+    MAX_CRON_CHARS,
+    MAX_DAYS,
+    MAX_TZ_CHARS,
+    MIN_DAYS,
+    check_days,
+    clamp_days,
+    is_conversation_id,
+    looks_like_timezone,
+)
 from blocks.models import DEFAULT_PRESETS, CronPreset, ScheduleInfo
 
-DEFAULT_DAYS = 7
-MIN_DAYS, MAX_DAYS = 1, 365
-MAX_CRON_CHARS = 200
-MAX_TZ_CHARS = 64
 MAX_PRESETS = 100  # static_select options
-_TZ = re.compile(r"[A-Za-z0-9_+\-/]{1,64}")
 _DIGITS = re.compile(r"[0-9]{1,6}")
-_CONVERSATION_ID = re.compile(r"[CGD][A-Z0-9]{2,30}")
 _ID_FIELD = re.compile(r"[A-Za-z0-9._\-]{0,64}")
 
 SCOPE_OPTIONS = {
@@ -174,9 +181,9 @@ def schedule_modal(
     )
     cron = cron_value if cron_value is not None else (existing.cron if existing else "")
     cron = " ".join(cron.split())[:MAX_CRON_CHARS]
-    days = _clamp_days(existing.days if existing else default_days)
-    tz = (existing.timezone if existing else None) or default_tz or "UTC"
-    tz = tz if _TZ.fullmatch(tz) else "UTC"
+    days = clamp_days(existing.days if existing else default_days)
+    tz = (existing.timezone if existing else None) or default_tz or DEFAULT_TIMEZONE
+    tz = tz if looks_like_timezone(tz) else DEFAULT_TIMEZONE
 
     options = _preset_options(presets)
     preset_select = StaticSelectElement(
@@ -283,7 +290,7 @@ def _channel_inputs(
         for value, label in SCOPE_OPTIONS.items()
     ]
     initial = options[1] if chosen else options[0]
-    initial_ids = [c for c in chosen if _CONVERSATION_ID.fullmatch(c)][:MAX_CHANNELS]
+    initial_ids = [c for c in chosen if is_conversation_id(c)][:MAX_CHANNELS]
     return [
         InputBlock(
             block_id=scope_block,
@@ -309,10 +316,6 @@ def _channel_inputs(
     ]
 
 
-def _clamp_days(days: int) -> int:
-    return max(MIN_DAYS, min(MAX_DAYS, days)) if isinstance(days, int) else DEFAULT_DAYS
-
-
 # --- the run-now modal ---------------------------------------------------------------------------------
 
 
@@ -323,7 +326,7 @@ def run_modal(
     ctx = context or ModalContext()
     blocks: list[Block] = [
         section("Backfill now, in the background. You get a direct message when the run ends."),
-        _days_input(ids.RUN_DAYS_BLOCK, ids.RUN_DAYS_ACTION, _clamp_days(default_days)),
+        _days_input(ids.RUN_DAYS_BLOCK, ids.RUN_DAYS_ACTION, clamp_days(default_days)),
         *_channel_inputs(
             ids.RUN_SCOPE_BLOCK,
             ids.RUN_SCOPE_ACTION,
@@ -390,7 +393,7 @@ def _parse_schedule(values: object) -> ScheduleFormInput | dict[str, str]:
     tz = (_text_value(state, ids.SCHEDULE_TZ_BLOCK, ids.SCHEDULE_TZ_ACTION) or "").strip()
     if not tz:
         errors[ids.SCHEDULE_TZ_BLOCK] = "Enter a time zone such as Europe/Paris or UTC."
-    elif not _TZ.fullmatch(tz):
+    elif not looks_like_timezone(tz):
         errors[ids.SCHEDULE_TZ_BLOCK] = (
             "Enter an IANA time zone name such as Europe/Paris, America/New_York or UTC."
         )
@@ -447,10 +450,9 @@ def _days(
     if not _DIGITS.fullmatch(raw):
         errors[block_id] = message
         return None
-    days = int(raw)
-    if not MIN_DAYS <= days <= MAX_DAYS:
+    days = check_days(int(raw))
+    if days is None:
         errors[block_id] = message
-        return None
     return days
 
 
@@ -466,7 +468,7 @@ def _scope(
     chosen: dict[str, None] = {}
     if isinstance(raw, list):
         for item in raw:
-            if isinstance(item, str) and _CONVERSATION_ID.fullmatch(item):
+            if is_conversation_id(item):
                 chosen.setdefault(item)
                 if len(chosen) > MAX_CHANNELS:
                     break  # already too many: a forged list of any length costs no more

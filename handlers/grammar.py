@@ -2,7 +2,8 @@
 or a `ParseError` that says what was wrong and shows the accepted form. It never raises.
 
 Pure: no I/O, no Slack client, no database. It imports only the usage lines from `blocks.help`, so
-the help text and the errors show the same forms. What it accepts (beyond design.md's grammar):
+the help text and the errors show the same forms, and the domain limits and patterns from
+`blocks.limits` (days range, cron length, channel ids and cap, time-zone shape). What it accepts (beyond design.md's grammar):
 
 * sub-commands and option keys in any case (`SCHEDULE`, `Days=3`); spaces around `=` and after
   commas (`days = 3`, `channels=#a, #b`); non-breaking spaces; zero-width characters are dropped.
@@ -22,13 +23,19 @@ import re
 from dataclasses import dataclass, field
 
 from blocks.help import USAGE_BY_COMMAND
-from blocks.limits import MAX_CHANNELS  # one cap for every layer
+from blocks.limits import (
+    DEFAULT_DAYS,
+    MAX_CHANNELS,
+    MAX_CRON_CHARS,
+    MAX_DAYS,
+    MIN_DAYS,
+    check_days,
+    is_typed_channel_id,
+    looks_like_timezone,
+)
 
-DEFAULT_DAYS = 7
-MIN_DAYS, MAX_DAYS = 1, 365
 DEFAULT_HISTORY = 10
 MIN_HISTORY, MAX_HISTORY = 1, 100
-MAX_CRON_CHARS = 200
 
 SUBCOMMANDS = (
     "help", "schedule", "run", "status", "list", "pause", "resume", "delete", "cancel", "history",
@@ -144,9 +151,7 @@ _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 _KEY = re.compile(r"([A-Za-z_]+)\s*=")
 _DIGITS = re.compile(r"[0-9]+")
 _MENTION = re.compile(r"<#([A-Z0-9]+)(?:\|([^>]*))?>")
-_CHANNEL_ID = re.compile(r"(?=[A-Z0-9]*[0-9])[CG][A-Z0-9]{6,20}")
 _CHANNEL_NAME = re.compile(r"[\w\-.]{1,80}")
-_TZ = re.compile(r"[A-Za-z0-9_+\-/]{1,64}")
 _CRONISH = re.compile(r"[0-9*@?/,\-LW#]+|@\w+")
 
 KEY_ALIASES = {
@@ -404,13 +409,13 @@ def _parse_options(sub: str, tokens: list[_Token]) -> Command:
 
     days = DEFAULT_DAYS
     if "days" in values:
-        parsed = _whole_number(values["days"])
-        if parsed is None or not MIN_DAYS <= parsed <= MAX_DAYS:
+        checked = check_days(_whole_number(values["days"]))
+        if checked is None:
             shown = _shown(values["days"]) if values["days"] else "nothing"
             raise _Refused(
                 f"`days` must be a whole number of days from {MIN_DAYS} to {MAX_DAYS}; got {shown}."
             )
-        days = parsed
+        days = checked
 
     ids: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
@@ -424,7 +429,7 @@ def _parse_options(sub: str, tokens: list[_Token]) -> Command:
     tz: str | None = None
     if "tz" in values:
         tz = values["tz"]
-        if not _TZ.fullmatch(tz):
+        if not looks_like_timezone(tz):
             shown = _shown(tz) if tz else "nothing"
             raise _Refused(
                 f"`tz` must be a time zone name like `Europe/Paris` or `UTC`; got {shown}."
@@ -481,7 +486,7 @@ def _channels(value: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
             if channel_id not in ids:
                 ids.append(channel_id)
             continue
-        if _CHANNEL_ID.fullmatch(item):
+        if is_typed_channel_id(item):
             if item not in ids:
                 ids.append(item)
             continue

@@ -2,7 +2,8 @@
 
 Pure (no I/O, no clock): parses what an admin typed into a `ScheduleSpec` or raises one
 `ScheduleError` whose message is shown to the admin as is. Imports APScheduler,
-cron-descriptor and the shared channel cap (`blocks.limits`) only; never `db` or Slack code.
+cron-descriptor and the domain limits and patterns (`blocks.limits`: days range, channel ids and
+cap, time-zone check) only; never `db` or Slack code.
 """
 
 from __future__ import annotations
@@ -12,23 +13,28 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 from cron_descriptor import CasingTypeEnum, Options, get_description
 
-from blocks.limits import MAX_CHANNELS
+from blocks.limits import (
+    DEFAULT_DAYS,
+    DEFAULT_TIMEZONE,
+    MAX_CHANNELS,
+    MAX_DAYS,
+    MIN_DAYS,
+    check_days,
+    check_timezone,
+    is_channel_id,
+    known_timezones,
+)
 
 # A backfill pages through Slack's rate-limited history API (Tier 3, or 1 call a minute for
 # non-Marketplace apps); firing more often than this would starve every other run and the
 # admin's own manual runs of quota. Measured on the schedule's wall clock.
 MIN_INTERVAL_MINUTES = 15
-MIN_DAYS = 1
-MAX_DAYS = 365
-DEFAULT_DAYS = 7
-DEFAULT_TIMEZONE = "UTC"
 
 CRON_HELP = (
     'Use 5 fields: minute hour day-of-month month day-of-week, e.g. "0 2 * * *" '
@@ -53,12 +59,9 @@ _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
 _CRON_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February as in a leap year
 
-_SLACK_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,20}$")
 # Quartz and cronie extensions ("?", "L", "5W", "1#2"): APScheduler 3 reads them differently
 # or not at all.
 _SPECIAL = re.compile(r"^(?:.*[?#].*|[0-9]*[LlWw]|LW|lw)$")
-# Zone files that are not IANA zone names.
-_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 _TOKEN = re.compile(
     r"^(?:(?P<star>\*)|(?P<first>[0-9a-z]+)(?:-(?P<last>[0-9a-z]+))?)(?:/(?P<step>[0-9]+))?$"
 )
@@ -254,25 +257,14 @@ def _trigger(parsed: _ParsedCron, zone: ZoneInfo, expr: str) -> CronTrigger:
         raise _invalid(expr, str(exc)) from None
 
 
-@lru_cache(maxsize=1)
-def _known_zones() -> frozenset[str]:
-    return frozenset(available_timezones()) - _NOT_ZONES
-
-
 def _zone(name: object) -> tuple[str, ZoneInfo]:
     if not isinstance(name, str) or not name.strip():
         raise ScheduleError(f"The time zone is empty. {TIMEZONE_HELP}", field="timezone")
     name = name.strip()
-    known = _known_zones()
-    zone: ZoneInfo | None = None
-    if name == "UTC" or (name in known or (not known and name not in _NOT_ZONES)):
-        try:
-            zone = ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            zone = None
+    zone = check_timezone(name)
     if zone is None:
         hint = ""
-        matches = [z for z in known if z.lower() == name.lower()]
+        matches = [z for z in known_timezones() if z.lower() == name.lower()]
         if matches:
             hint = f' Did you mean "{min(matches)}"?'
         raise ScheduleError(
@@ -287,12 +279,13 @@ def _days(days: object) -> int:
         value = days
     elif isinstance(days, str) and days.strip().isascii() and days.strip().isdigit():
         value = int(days.strip())
-    if value is None or not MIN_DAYS <= value <= MAX_DAYS:
+    checked = check_days(value)
+    if checked is None:
         raise ScheduleError(
             f"days must be a whole number from {MIN_DAYS} to {MAX_DAYS}, got {_quoted(days)}.",
             field="days",
         )
-    return value
+    return checked
 
 
 def _channels(channel_ids: object) -> tuple[str, ...]:
@@ -316,7 +309,7 @@ def _channels(channel_ids: object) -> tuple[str, ...]:
         cid = item.strip()
         if not cid:
             continue
-        if not _SLACK_CHANNEL_ID.match(cid):
+        if not is_channel_id(cid):
             raise ScheduleError(
                 f"{_quoted(cid)} is not a Slack channel id; channel ids look like C0123ABCD "
                 "(public) or G0123ABCD (private). Leave channels empty for all channels.",
@@ -401,10 +394,6 @@ def describe_cron(expr: str) -> str:
 
 __all__ = [
     "CRON_HELP",
-    "DEFAULT_DAYS",
-    "DEFAULT_TIMEZONE",
-    "MAX_DAYS",
-    "MIN_DAYS",
     "MIN_INTERVAL_MINUTES",
     "ScheduleError",
     "ScheduleSpec",

@@ -3,7 +3,7 @@
 Block Kit comes from `blocks.dm`; this module only decides who hears what, when, and sends it
 through the app's `AsyncWebClient`. A DM is a courtesy: when Slack refuses one (any
 `SlackApiError`, or the network fails) the refusal is logged and the run carries on. Every text
-that leaves here is scrubbed of anything shaped like a Slack token. Imports `blocks`,
+that leaves here is scrubbed of anything shaped like a Slack token (`blocks.limits`). Imports `blocks`,
 `slack_sdk`, the clock of `db.models` and `scheduler.people`; no queries.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from blocks.dm import (
     run_summary_blocks,
     run_summary_text,
 )
+from blocks.limits import redact_tokens
 from blocks.models import ProgressInfo, RunInfo
 from db.models import utcnow
 from scheduler.people import PeopleDirectory
@@ -39,9 +39,6 @@ logger = logging.getLogger(__name__)
 # Slack's chat.update is Tier 3 (~50/min per app); one update per run every few seconds keeps a
 # handful of concurrent runs far below it, and a human cannot read faster anyway.
 PROGRESS_INTERVAL_S = 3.0
-
-TOKEN_PATTERN = re.compile(r"\b(?:xox[abprse]|xapp|xoxe\.xox[bp])-[A-Za-z0-9-]+")
-REDACTED = "[redacted]"
 
 _SEND_ERRORS: tuple[type[BaseException], ...] = (
     SlackApiError,
@@ -54,7 +51,7 @@ _SEND_ERRORS: tuple[type[BaseException], ...] = (
 def scrub(value: Any) -> Any:
     """`value` (text, or blocks as nested dicts and lists) with every token-shaped string cut."""
     if isinstance(value, str):
-        return TOKEN_PATTERN.sub(REDACTED, value)
+        return redact_tokens(value)
     if isinstance(value, list):
         return [scrub(v) for v in value]
     if isinstance(value, dict):

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from blocks.limits import MAX_DAYS, MIN_DAYS
 from blocks.models import ProgressInfo, Totals
 from db import runs as repo
 from db import schedules as schedules_repo
@@ -38,7 +39,7 @@ from db.models import utcnow
 from db.session import database_trouble, reading
 from scheduler.backfill.engine import BackfillEngine, RunRequest
 from scheduler.backfill.progress import Progress, RunResult
-from scheduler.cron import MAX_DAYS, MIN_DAYS, ScheduleError
+from scheduler.cron import ScheduleError
 from scheduler.heartbeat import Pulse, process_owner_id
 from scheduler.log_context import working_for
 from scheduler.notify import Notifier, ProgressDM
