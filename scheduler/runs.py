@@ -45,7 +45,7 @@ from scheduler.log_context import working_for
 from scheduler.notify import Notifier, ProgressDM
 from scheduler.outcomes import PERMANENT_REASONS, decide_outcome
 from scheduler.run_rows import RunEvent, RunRefused, RunRow
-from scheduler.schedules import ScheduleService
+from scheduler.schedules import Schedule, ScheduleService
 
 logger = logging.getLogger(__name__)
 
@@ -276,10 +276,20 @@ class RunService:
     ) -> RunRow | None:
         """A schedule fired (pass this as `ScheduleService`'s `on_fire`). Every process gets the
         fire; the one whose insert of (schedule_id, fire_time) wins runs it, the others return
-        None. The second fire of a repeated wall-clock time (DST fall-back) is skipped."""
+        None. The second fire of a repeated wall-clock time (DST fall-back) is skipped.
+
+        A fire `ScheduleService` is handling comes with the schedule it read, and that service
+        records it when this returns; a fire made by hand (another process's test, a CLI) is
+        read here and recorded here, once."""
         fire_time = fire_time.astimezone(UTC)
-        async with reading(self._sessions) as session:
-            schedule = await schedules_repo.get_schedule(session, workspace_id)
+        schedules = self._schedules
+        schedule: Schedule | schedules_repo.StoredSchedule | None = (
+            None if schedules is None else schedules.fire_in_hand(workspace_id, fire_time)
+        )
+        by_hand = schedule is None
+        if schedule is None:
+            async with reading(self._sessions) as session:
+                schedule = await schedules_repo.get_schedule(session, workspace_id)
         if schedule is None or schedule.schedule_id != schedule_id or not schedule.is_active:
             logger.info(
                 "fire of schedule #%s of %s ignored: schedule gone or paused",
@@ -325,8 +335,8 @@ class RunService:
             # In hand at once (before any other wait): a claimed run is never without an owner
             # beating it, and goes ahead even when recording the fire below fails.
             self._enqueue(_Job(row, schedule.created_by, 0))
-        if self._schedules is not None:
-            await self._schedules.after_fire(workspace_id, fire_time)
+        if by_hand and schedules is not None:
+            await schedules.after_fire(workspace_id, fire_time)
         return row
 
     async def retry(self, workspace_id: str, job_run_id: int, user_id: str) -> RunRow:

@@ -3,24 +3,28 @@
 The table is the truth; APScheduler only holds one in-memory job per active schedule
 (`schedule:<workspace_id>`), rebuilt from the table by `load_all`. A fire that finds the
 database away waits for it and goes ahead once it answers, as long as it is within the misfire
-grace; later than that it is dropped with one clear log line (like any misfire). Imports `db`
-and `scheduler.cron`; never Slack or Block Kit code.
+grace; later than that it is dropped with one clear log line (like any misfire).
+
+APScheduler is used through its public API only: jobs run on a plain `AsyncIOExecutor`, and a
+job learns its exact scheduled time from the EVENT_JOB_SUBMITTED listener (see "fire-time
+capture" below). This service is the one place a fire is checked against the table and recorded
+(`after_fire`); its `on_fire` (the run service) only claims it. Imports `db` and
+`scheduler.cron`; never Slack or Block Kit code. One module (~550 lines) because a change and a
+fire both keep the same pair in step, the row and the job, through the service's own state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-import sys
+import weakref
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from apscheduler.events import JobExecutionEvent
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.executors.asyncio import AsyncIOExecutor
-from apscheduler.executors.base import run_coroutine_job
-from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -118,64 +122,27 @@ def _job_name(row: repo.StoredSchedule) -> str:
 # --- fire-time capture ------------------------------------------------------------------------
 #
 # APScheduler 3 calls a job function with its args only, never with the time it was scheduled
-# for, and that time is the claim key of a scheduled run: (schedule_id, fire_time). Rather
-# than guess it back from the trigger and the clock, the service runs its jobs on its own
-# executor, which receives APScheduler's exact `run_times` and hands each one to the job
-# through a context variable local to the job's task.
+# for, and that time is the claim key of a scheduled run: (schedule_id, fire_time). Rather than
+# guess it back from the trigger and the clock, the service listens to the scheduler's public
+# EVENT_JOB_SUBMITTED, whose `scheduled_run_times` are APScheduler's exact run times, and the job
+# takes its own from there. APScheduler dispatches that event in the pass that submits the job,
+# before the job's task first runs; the job still waits one loop turn for it, should a task ever
+# start eagerly. Each job names its service by a key in its kwargs (two services, e.g. two test
+# nodes, may share a process), and jobs coalesce with `max_instances=1`: the time a job takes is
+# the one submitted for that very run.
+
+_SERVICES: weakref.WeakValueDictionary[str, ScheduleService] = weakref.WeakValueDictionary()
+_SERVICE_KEYS = itertools.count(1)
 
 
-@dataclass(frozen=True, slots=True)
-class _Firing:
-    service: ScheduleService
-    fire_time: datetime  # aware UTC
-    job_name: str  # what the job was built from (see `_job_name`)
-
-
-_FIRING: ContextVar[_Firing | None] = ContextVar("backfill_schedule_firing", default=None)
-
-
-async def fire_schedule(workspace_id: str, schedule_id: int) -> None:
+async def fire_schedule(workspace_id: str, schedule_id: int, service: str | None = None) -> None:
     """The APScheduler job function of every schedule: ids in, the service does the rest."""
-    firing = _FIRING.get()
-    if firing is None:
-        raise RuntimeError(f"fire_schedule runs only on the {EXECUTOR_ALIAS!r} executor")
-    await firing.service._handle_fire(
-        workspace_id, schedule_id, firing.fire_time, built_from=firing.job_name
-    )
-
-
-class ScheduleExecutor(AsyncIOExecutor):  # type: ignore[misc]  # APScheduler 3 is untyped
-    """`AsyncIOExecutor` that tells each run of a job its scheduled fire time."""
-
-    def __init__(self, service: ScheduleService) -> None:
-        super().__init__()
-        self._service = service
-
-    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
-        def callback(f: asyncio.Future[list[JobExecutionEvent]]) -> None:
-            self._pending_futures.discard(f)
-            try:
-                events = f.result()
-            except BaseException:  # noqa: BLE001 - as APScheduler's own executor reports it
-                self._run_job_error(job.id, *sys.exc_info()[1:])
-            else:
-                self._run_job_success(job.id, events)
-
-        task = self._eventloop.create_task(self._run(job, run_times))
-        task.add_done_callback(callback)
-        self._pending_futures.add(task)
-
-    async def _run(self, job: Job, run_times: list[datetime]) -> list[JobExecutionEvent]:
-        events: list[JobExecutionEvent] = []
-        for run_time in run_times:  # one with coalesce=True; APScheduler's own loop otherwise
-            token = _FIRING.set(_Firing(self._service, run_time.astimezone(UTC), job.name))
-            try:
-                events.extend(
-                    await run_coroutine_job(job, job._jobstore_alias, [run_time], self._logger.name)
-                )
-            finally:
-                _FIRING.reset(token)
-        return events
+    owner = _SERVICES.get(service) if service is not None else None
+    if owner is None:
+        raise RuntimeError(
+            f"fire_schedule runs only as a ScheduleService job on its {EXECUTOR_ALIAS!r} executor"
+        )
+    await owner._run_job(workspace_id, schedule_id)
 
 
 # --- the service ------------------------------------------------------------------------------
@@ -206,12 +173,18 @@ class ScheduleService:
         self._grace = misfire_grace_time
         self._closing = False
         self._sync_failing = False
+        self._key = f"schedules-{next(_SERVICE_KEYS)}"
+        _SERVICES[self._key] = self
+        # job id -> (scheduled fire time, job name) of the run APScheduler just submitted
+        self._submitted: dict[str, tuple[datetime, str]] = {}
+        self._in_flight: set[asyncio.Task[object]] = set()  # the job tasks running a fire now
+        self._in_hand: dict[str, tuple[datetime, Schedule]] = {}  # workspace -> fire being run
         try:
             scheduler.remove_executor(EXECUTOR_ALIAS, shutdown=False)
         except KeyError:
             pass
-        self._executor = ScheduleExecutor(self)
-        scheduler.add_executor(self._executor, alias=EXECUTOR_ALIAS)
+        scheduler.add_executor(AsyncIOExecutor(), alias=EXECUTOR_ALIAS)
+        scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Stop firing, let the fires already started finish (up to `timeout`), then stop
@@ -222,13 +195,15 @@ class ScheduleService:
             return
         self._closing = True  # a fire waiting for the database stops waiting
         self._scheduler.pause()  # no new fire starts
-        pending = {f for f in self._executor._pending_futures if not f.done()}
+        await asyncio.sleep(0)  # a fire submitted just before the pause starts (and is counted)
+        pending = {t for t in self._in_flight if not t.done()}
         if pending:
             _done, late = await asyncio.wait(pending, timeout=timeout)
             if late:
                 logger.warning(
                     "%d schedule fire(s) still going after %.0f s: cancelled", len(late), timeout
                 )
+        self._scheduler.remove_listener(self._on_submitted)
         self._scheduler.shutdown(wait=False)
 
     # -- reads --
@@ -411,6 +386,45 @@ class ScheduleService:
 
     # -- firing --
 
+    def fire_in_hand(self, workspace_id: str, fire_time: datetime) -> Schedule | None:
+        """The schedule as read for the fire of `workspace_id` at `fire_time` that this service
+        is handling now (`on_fire` is running for it), else None. The service checked that fire
+        against the table and records it (`after_fire`) when `on_fire` returns: the one place a
+        fire is checked and recorded. A fire made by hand (no APScheduler job) is not in hand."""
+        in_hand = self._in_hand.get(workspace_id)
+        if in_hand is None or in_hand[0] != fire_time.astimezone(UTC):
+            return None
+        return in_hand[1]
+
+    def _on_submitted(self, event: JobSubmissionEvent) -> None:
+        """EVENT_JOB_SUBMITTED: note the exact scheduled time of the run just submitted."""
+        job_key: str = event.job_id
+        if not job_key.startswith(JOB_ID_PREFIX) or not event.scheduled_run_times:
+            return
+        job = self._scheduler.get_job(job_key, event.jobstore)
+        if job is None:
+            return
+        fire_time: datetime = event.scheduled_run_times[-1]  # one: jobs coalesce
+        self._submitted[job_key] = (fire_time.astimezone(UTC), job.name)
+
+    async def _run_job(self, workspace_id: str, schedule_id: int) -> None:
+        """One run of a schedule's job: its submitted fire time in, `_handle_fire` for it."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            submitted = self._submitted.pop(job_id(workspace_id), None)
+            if submitted is None:  # the task started before the submission event was dispatched
+                await asyncio.sleep(0)
+                submitted = self._submitted.pop(job_id(workspace_id), None)
+            if submitted is None:
+                raise RuntimeError(f"no submission seen for {job_id(workspace_id)}")
+            fire_time, built_from = submitted
+            await self._handle_fire(workspace_id, schedule_id, fire_time, built_from=built_from)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
     async def _handle_fire(
         self, workspace_id: str, schedule_id: int, fire_time: datetime, *, built_from: str
     ) -> None:
@@ -484,9 +498,11 @@ class ScheduleService:
             else:
                 self._ensure_installed(row, self._now())
             return
+        self._in_hand[workspace_id] = (fire_time, _schedule(row))
         try:
             await self._on_fire(workspace_id, schedule_id, fire_time)
         finally:
+            self._in_hand.pop(workspace_id, None)
             await self.after_fire(workspace_id, fire_time)
 
     # -- scheduler side --
@@ -505,6 +521,7 @@ class ScheduleService:
             fire_schedule,
             trigger=build_trigger(_spec(row)),
             args=(row.workspace_id, row.schedule_id),
+            kwargs={"service": self._key},
             id=job_id(row.workspace_id),
             name=_job_name(row),
             replace_existing=True,
@@ -518,7 +535,11 @@ class ScheduleService:
     def _ensure_installed(self, row: repo.StoredSchedule, now: datetime) -> datetime | None:
         """Install the row's job unless an identical one is there; returns its next fire."""
         job = self._scheduler.get_job(job_id(row.workspace_id))
-        if job is not None and job.name == _job_name(row):
+        if (
+            job is not None
+            and job.name == _job_name(row)
+            and job.kwargs.get("service") == self._key
+        ):
             upcoming: datetime | None = job.next_run_time
             return None if upcoming is None else upcoming.astimezone(UTC)
         upcoming = next_fire_time(_spec(row), now)
@@ -543,7 +564,6 @@ __all__ = [
     "JOB_ID_PREFIX",
     "MISFIRE_GRACE_SECONDS",
     "Schedule",
-    "ScheduleExecutor",
     "ScheduleService",
     "fire_schedule",
     "job_id",

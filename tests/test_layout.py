@@ -78,3 +78,45 @@ def test_layout_only_the_gateway_talks_to_slack_in_the_engine() -> None:
         if any(name.startswith(("slack_sdk", "slack_bolt", "aiohttp")) for name in imports_of(path))
     )
     assert talkers == ["scheduler/backfill/gateway.py"]
+
+
+# APScheduler 3's executor internals: a patch release may rename or drop any of them.
+APSCHEDULER_PRIVATE = {
+    "_do_submit_job",
+    "_pending_futures",
+    "_jobstore_alias",
+    "_run_job_error",
+    "_run_job_success",
+    "run_coroutine_job",
+    "run_job",
+}
+
+
+def test_layout_scheduler_uses_only_apschedulers_public_api() -> None:
+    """No product module reaches into APScheduler's executors: no private member, no
+    `run_coroutine_job`, no subclass of an APScheduler class (a job's fire time comes from the
+    public EVENT_JOB_SUBMITTED)."""
+    wrong = []
+    for package in ("app", "handlers", "scheduler"):
+        for path in modules(package):
+            tree = ast.parse(path.read_text(), filename=str(path))
+            from_apscheduler: set[str] = set()
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "apscheduler"
+                ):
+                    from_apscheduler |= {alias.asname or alias.name for alias in node.names}
+                    wrong += [
+                        f"{path.relative_to(REPO)} imports {alias.name}"
+                        for alias in node.names
+                        if alias.name in APSCHEDULER_PRIVATE or alias.name.startswith("_")
+                    ]
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Attribute) and node.attr in APSCHEDULER_PRIVATE:
+                    wrong.append(f"{path.relative_to(REPO)}:{node.lineno} uses .{node.attr}")
+                elif isinstance(node, ast.ClassDef):
+                    for base in node.bases:
+                        name = ast.unparse(base)
+                        if name.split(".")[0] in from_apscheduler or name.startswith("apscheduler"):
+                            wrong.append(f"{path.relative_to(REPO)}: {node.name} subclasses {name}")
+    assert wrong == []
