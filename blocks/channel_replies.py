@@ -10,19 +10,10 @@ from collections.abc import Sequence
 
 from slack_sdk.models.blocks import Block
 
-from blocks.format import (
-    MAX_FALLBACK_TEXT,
-    code,
-    context,
-    escape_mrkdwn,
-    join_limited,
-    mrkdwn_text,
-    one_line,
-    section,
-    truncate,
-)
+from blocks.elements import MAX_FALLBACK_TEXT, context, section
 from blocks.limits import MAX_CHANNELS
 from blocks.replies import Reply
+from blocks.text import code, escape_mrkdwn, join_limited, mrkdwn_text, one_line, truncate
 
 SHOWN = 5  # channels named before "and N more"
 ACCEPTED = (

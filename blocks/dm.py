@@ -17,32 +17,29 @@ from slack_sdk.models.blocks import (
 )
 
 from blocks import ids
-from blocks.format import (
+from blocks.elements import (
     MAX_FALLBACK_TEXT,
     MAX_MESSAGE_BLOCKS,
     button_text,
     cancel_run_button,
-    channel_label,
     context,
-    duration_between,
-    eta_text,
     fields_section,
-    format_count,
-    format_duration,
-    format_time,
     header,
+    section,
+)
+from blocks.lines import run_trigger, skipped_groups, status_emoji
+from blocks.models import ProgressInfo, RunInfo
+from blocks.progress import eta_text, progress_bar
+from blocks.text import (
+    channel_label,
+    format_count,
     mrkdwn_text,
     one_line,
     pack_lines,
     plural,
-    progress_bar,
-    run_trigger,
-    section,
-    skipped_groups,
-    status_emoji,
     truncate,
 )
-from blocks.models import ProgressInfo, RunInfo
+from blocks.times import duration_between, format_duration, format_time
 
 ERROR_SHOWN_CHARS = 1500
 TITLES = {

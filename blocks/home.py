@@ -24,30 +24,20 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from blocks import ids
-from blocks.format import (
+from blocks.elements import (
     MAX_VIEW_BLOCKS,
     button_text,
     cancel_run_button,
-    channel_label,
-    channels_summary,
     context,
-    cron_words,
-    duration_between,
-    eta_text,
     fields_section,
-    format_count,
-    format_duration,
-    format_time,
     header,
-    mrkdwn_text,
-    plural,
-    progress_bar,
-    run_line,
-    run_trigger,
     section,
-    user_mention,
 )
+from blocks.lines import channels_summary, cron_words, run_line, run_trigger
 from blocks.models import ProgressInfo, RunInfo, ScheduleInfo, Totals
+from blocks.progress import eta_text, progress_bar
+from blocks.text import channel_label, format_count, mrkdwn_text, plural, user_mention
+from blocks.times import duration_between, format_duration, format_time
 
 RECENT_RUNS = 10
 ADMIN_ROLE = "You are a workspace admin: you can schedule, run and cancel backfills."

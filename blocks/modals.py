@@ -40,7 +40,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from blocks import ids
-from blocks.format import plain_text, section
+from blocks.elements import section
 from blocks.limits import (
     DEFAULT_DAYS,
     DEFAULT_TIMEZONE,
@@ -55,6 +55,7 @@ from blocks.limits import (
     looks_like_timezone,
 )
 from blocks.models import DEFAULT_PRESETS, CronPreset, ScheduleInfo
+from blocks.text import plain_text
 
 MAX_PRESETS = 100  # static_select options
 _DIGITS = re.compile(r"[0-9]{1,6}")

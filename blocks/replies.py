@@ -20,40 +20,42 @@ from slack_sdk.models.blocks import (
 )
 
 from blocks import ids
-from blocks.format import (
+from blocks.elements import (
     MAX_FALLBACK_TEXT,
     MAX_MESSAGE_BLOCKS,
     MESSAGE_TEXT_BUDGET,
-    app_text,
     cancel_run_button,
+    context,
+    section,
+)
+from blocks.help import USAGE_BY_COMMAND, usage_blocks, usage_text
+from blocks.lines import (
+    channels_summary,
+    cron_words,
+    run_compact_line,
+    run_line,
+    run_plain_line,
+    run_trigger,
+)
+from blocks.models import ChannelRef, ProgressInfo, RunInfo, ScheduleInfo
+from blocks.progress import eta_text, progress_bar
+from blocks.text import (
+    app_text,
     channel_label,
     channel_plain,
-    channels_summary,
-    context,
-    cron_words,
     escape_mrkdwn,
     escape_text,
-    eta_text,
     format_count,
-    format_time,
     join_limited,
     mrkdwn_text,
     one_line,
     pack_lines,
     plural,
-    progress_bar,
-    relative,
-    run_compact_line,
-    run_line,
-    run_plain_line,
-    run_trigger,
-    section,
     truncate,
     user_mention,
     user_plain,
 )
-from blocks.help import USAGE_BY_COMMAND, usage_blocks, usage_text
-from blocks.models import ChannelRef, ProgressInfo, RunInfo, ScheduleInfo
+from blocks.times import format_time, relative
 
 STATUS_RECENT_RUNS = 5
 

@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from blocks.dm import run_failure_blocks, run_failure_text, run_progress_blocks
-from blocks.format import channel_label, user_text
 from blocks.home import home_view
 from blocks.models import ChannelRef, ProgressInfo, RunInfo, ScheduleInfo
 from blocks.replies import (
@@ -28,6 +27,7 @@ from blocks.replies import (
     status_reply,
     unknown_channels_reply,
 )
+from blocks.text import channel_label, user_text
 from handlers import grammar
 from tests.blocks.samples import NOW, RUNNING
 

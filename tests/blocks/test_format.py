@@ -8,26 +8,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blocks.format import (
+from blocks.progress import eta_text, progress_bar
+from blocks.text import (
     channel_label,
     clip_mrkdwn,
     code,
     escape_mrkdwn,
-    eta_text,
     format_count,
-    format_duration,
-    format_time,
     join_limited,
     mrkdwn_text,
     pack_lines,
     plain_text,
     plural,
-    progress_bar,
-    relative,
     truncate,
     user_mention,
-    zone,
 )
+from blocks.times import format_duration, format_time, relative, zone
 
 NOW = datetime(2026, 3, 3, 14, 5, tzinfo=UTC)
 
