@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from blocks.limits import USER_ID
 from blocks.replies import (
     Reply,
     admin_only_reply,
@@ -33,7 +33,6 @@ from scheduler.people import UNKNOWN
 
 log = logging.getLogger(__name__)
 Next = Callable[[], Awaitable[None]]
-USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
 LOOKUP_BUDGET_S = 1.5  # of the 3 s Slack gives an acknowledgement
 # Payloads in which a person asks the app to act (their `user` is the one asking).
 INTERACTIONS = frozenset(

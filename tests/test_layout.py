@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -119,4 +120,97 @@ def test_layout_scheduler_uses_only_apschedulers_public_api() -> None:
                         name = ast.unparse(base)
                         if name.split(".")[0] in from_apscheduler or name.startswith("apscheduler"):
                             wrong.append(f"{path.relative_to(REPO)}: {node.name} subclasses {name}")
+    assert wrong == []
+
+
+# One home for every domain rule: Slack's id and token shapes and the days range are stated in
+# `blocks/limits.py` only; every other module imports them. The engine is exempt: it may import
+# only `db`, and its one user pattern reads mentions inside message text, it validates nothing.
+PRODUCT = ("app", "handlers", "blocks", "scheduler", "db")
+LIMITS = "blocks/limits.py"
+LIMITS_EXEMPT = ("scheduler/backfill/",)
+ID_OR_TOKEN_PATTERN = re.compile(
+    r"\[[CGD]{1,3}\]\[A-Z"  # a channel id: [CGD][A-Z0-9]…, [CG][A-Z0-9]…
+    r"|\[[UW]{1,2}\]\[A-Z"  # a user id: [UW][A-Z0-9]…
+    r"|xox[a-z]?[\[(|\\]"  # a token: xox[abprse]…, xoxe\.xox[bp]…
+)
+DAYS_NAMES = {"MIN_DAYS", "MAX_DAYS", "DEFAULT_DAYS"}
+DAYS_RANGE_TEXT = re.compile(r"\b1\s*(?:to|–|-|\.\.)\s*365\b")
+
+
+def _product_modules() -> list[Path]:
+    return [
+        path
+        for package in PRODUCT
+        for path in modules(package)
+        if not str(path.relative_to(REPO)).startswith((LIMITS, *LIMITS_EXEMPT))
+    ]
+
+
+def test_layout_id_and_token_patterns_live_in_limits_only() -> None:
+    """No string literal outside `blocks/limits.py` spells a channel-id, user-id or token
+    pattern (`[CGD][A-Z0-9]…`, `[UW][A-Z0-9]…`, `xox[…]`)."""
+    wrong = []
+    for path in _product_modules():
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            is_text = isinstance(node, ast.Constant) and isinstance(node.value, str)
+            if is_text and ID_OR_TOKEN_PATTERN.search(node.value):
+                wrong.append(f"{path.relative_to(REPO)}:{node.lineno} {node.value!r}")
+    assert wrong == []
+
+
+def test_layout_days_range_lives_in_limits_only() -> None:
+    """MIN_DAYS, MAX_DAYS and DEFAULT_DAYS are bound only in `blocks/limits.py` (elsewhere they
+    are imported), and no literal `1 <= x <= 365` or "1 to 365" restates the range."""
+    wrong = []
+    for path in _product_modules():
+        where = path.relative_to(REPO)
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            targets: list[ast.expr] = []
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+            for target in targets:
+                for name in ast.walk(target):
+                    if isinstance(name, ast.Name) and name.id in DAYS_NAMES:
+                        wrong.append(f"{where}:{node.lineno} binds {name.id}")
+            if isinstance(node, ast.Compare):
+                numbers = {
+                    part.value
+                    for part in (node.left, *node.comparators)
+                    if isinstance(part, ast.Constant) and isinstance(part.value, int)
+                }
+                if {1, 365} <= numbers:
+                    wrong.append(f"{where}:{node.lineno} compares with 1 and 365")
+            is_text = isinstance(node, ast.Constant) and isinstance(node.value, str)
+            if is_text and DAYS_RANGE_TEXT.search(node.value):
+                wrong.append(f"{where}:{node.lineno} {node.value!r}")
+    assert wrong == []
+
+
+def test_layout_limits_imports_nothing_of_ours() -> None:
+    """`blocks/limits.py` is importable from every layer, the engine aside: the standard library
+    only."""
+    path = REPO / LIMITS
+    assert sorted(name for name in imports_of(path) if ours(name)) == []
+    assert all(
+        not isinstance(node, ast.ImportFrom) or node.level == 0
+        for node in ast.walk(ast.parse(path.read_text()))
+    )
+
+
+def test_layout_blocks_import_nothing_of_ours_but_blocks() -> None:
+    """`blocks/` is pure: it imports no other package of ours, absolutely or relatively."""
+    wrong = []
+    for path in modules("blocks"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level > 1:
+                wrong.append(f"{path.relative_to(REPO)}:{node.lineno} imports from outside blocks")
+        wrong += [
+            f"{path.relative_to(REPO)} imports {name}"
+            for name in imports_of(path)
+            if ours(name) not in (None, "blocks")
+        ]
     assert wrong == []
