@@ -42,7 +42,7 @@ def build_bolt_app(settings: Settings, client: AsyncWebClient, deps: Deps) -> As
         signing_secret=settings.slack_signing_secret or "",
         # Socket Mode requests arrive over an authenticated websocket and carry no signature.
         request_verification_enabled=not socket_mode,
-        # Listeners return right after ack() and leave slow work to handlers.background; Bolt
+        # Listeners return right after ack() and leave slow work to app.foreground; Bolt
         # then answers without its 10 ms ack-polling loop per request (see that module).
         process_before_response=True,
         logger=bolt_logger,

@@ -17,11 +17,11 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
+from app.foreground import foreground
 from app.readiness import Readiness
 from app.request_check import Refusal, check_signature, parse_request
 from app.throttled_log import ThrottledLog
 from db.replays import ReplayLedger
-from handlers.foreground import foreground
 
 EVENTS_PATH = "/slack/events"
 # The replay check is one small insert; past this the request goes on unchecked (fail open: a

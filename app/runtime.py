@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.bolt_app import build_bolt_app, build_web_client
+from app.foreground import drain as drain_listener_work
 from app.http_server import SlackFront, build_web_app, start_http
 from app.readiness import Readiness
 from app.request_check import new_verifier
@@ -31,7 +32,6 @@ from db.migrate import migrate
 from db.replays import open_replay_ledger
 from db.session import create_engine, make_sessionmaker
 from db.vectors import ChromaVectorStore, VectorStoreUnavailable
-from handlers.background import drain as drain_listener_work
 from handlers.deps import Deps
 
 log = logging.getLogger("backfill")

@@ -1,4 +1,6 @@
-"""Wire the scheduler, the engine and the listeners' dependencies for one workspace.
+"""Wire the scheduler, the engine, the Home publisher (`scheduler.home`) and the listeners'
+dependencies for one workspace; the engine and the listeners' slow halves yield to Slack's
+requests through `app.foreground`.
 
 Everything opened here is registered on the caller's `AsyncExitStack`, so it closes once, in
 reverse order, on shutdown.
@@ -14,14 +16,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.foreground import after_ack, requests_first
 from app.settings import Settings
 from db.vectors import VectorStore
 from handlers.deps import Deps
-from handlers.foreground import foreground
-from handlers.home import HomePublisher
 from scheduler.backfill.engine import BackfillEngine, EngineConfig
 from scheduler.backfill.gateway import SlackGateway
 from scheduler.backfill.profiles import profile_for
+from scheduler.home import HomePublisher
 from scheduler.notify import Notifier
 from scheduler.people import PeopleDirectory
 from scheduler.runs import RunEvent, RunService
@@ -60,12 +62,6 @@ def build_engine(
     return BackfillEngine(gateway, sessions, vectors, config, yield_to=requests_first)
 
 
-async def requests_first() -> None:
-    """The engine's Slack calls and writes wait while this process is answering Slack's requests
-    (at most a second): a run must never push an acknowledgement past Slack's 3 seconds."""
-    await foreground().quiet()
-
-
 async def start_services(
     settings: Settings,
     stack: AsyncExitStack,
@@ -93,19 +89,20 @@ async def start_services(
         run_concurrency=settings.run_concurrency,
         run_retries=settings.run_retries,
     )
-    home = HomePublisher()
+    home = HomePublisher(team_id, schedules, runs, people, members_can_run=settings.members_can_run)
     deps = Deps(
         team_id=team_id,
         schedules=schedules,
         runs=runs,
         home=home,
+        after_ack=after_ack,  # listeners' slow halves wait for the requests being answered
         members_can_run=settings.members_can_run,
         people=people,
     )
 
     def on_run_event(event: RunEvent) -> None:
         if event.workspace_id == team_id:
-            home.refresh_soon(client, deps)
+            home.refresh_soon(client)
 
     runs.add_listener(on_run_event)
     scheduler.start()

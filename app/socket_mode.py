@@ -1,5 +1,5 @@
 """The Socket Mode front: Bolt's aiohttp Socket Mode handler, with each envelope counted as a
-request in progress until its acknowledgement is sent (see `handlers.foreground`)."""
+request in progress until its acknowledgement is sent (see `app.foreground`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
-from handlers.foreground import foreground
+from app.foreground import foreground
 
 
 class CountedSocketModeHandler(AsyncSocketModeHandler):

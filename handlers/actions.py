@@ -1,10 +1,12 @@
 """Buttons: App Home (schedule, run, cancel, refresh), the DM's Retry/Cancel, the status reply's
-Cancel, and the schedule modal's preset menu. Each acknowledges first, then delegates."""
+Cancel, and the schedule modal's preset menu. Each acknowledges first, then delegates its work
+(one `Click` in) to run after the acknowledgement."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
@@ -13,12 +15,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks import ids, replies
 from blocks.modals import ModalContext, run_modal, schedule_modal
-from handlers.background import after_ack
-from handlers.data import schedule_info
 from handlers.deps import Deps, deps_of
 from handlers.guards import require_admin
 from scheduler.cron import ScheduleError
+from scheduler.people import Viewer
 from scheduler.runs import RunRefused
+from scheduler.view_data import schedule_info
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +43,49 @@ def register(app: AsyncApp) -> None:
     app.action(ids.HOME_REFRESH)(acked(handle_home_refresh))
 
 
-ButtonWork = Callable[
-    [dict[str, Any], AsyncWebClient, AsyncBoltContext, "AsyncRespond | None", dict[str, Any]],
-    Coroutine[Any, Any, None],
-]
+@dataclass(frozen=True)
+class Click:
+    """One button click, as the work after its acknowledgement needs it."""
+
+    body: dict[str, Any]
+    client: AsyncWebClient
+    deps: Deps
+    respond: AsyncRespond | None
+    action: dict[str, Any]
+
+    @property
+    def user_id(self) -> str:
+        return str((self.body.get("user") or {}).get("id") or "")
+
+    @property
+    def value(self) -> str:
+        """The button's value, or the chosen option's (menus)."""
+        actions = self.body.get("actions") or [{}]
+        first = actions[0]
+        return str(first.get("value") or first.get("selected_option", {}).get("value") or "")
+
+    async def viewer(self) -> Viewer:
+        return await self.deps.people.viewer(self.client, self.user_id)
+
+    async def tell(self, reply: replies.Reply) -> None:
+        """Answer where the click happened: in the message (DM, ephemeral), and refresh Home."""
+        if self.respond is not None and self.body.get("response_url"):
+            await self.respond(**reply.as_kwargs(), replace_original=False)
+        await self.deps.home.publish(self.client, self.user_id)
+
+    async def tell_outcome(self, attempt: Awaitable[replies.Reply]) -> None:
+        """Tell `attempt`'s reply, or why the run service refused it."""
+        try:
+            reply = await attempt
+        except RunRefused as exc:
+            reply = replies.error_reply(str(exc))
+        await self.tell(reply)
 
 
-def acked(work: ButtonWork, *, urgent: bool = False) -> Callable[..., Awaitable[None]]:
+ClickWork = Callable[[Click], Coroutine[Any, Any, None]]
+
+
+def acked(work: ClickWork, *, urgent: bool = False) -> Callable[..., Awaitable[None]]:
     """A button listener: acknowledge at once, then do `work` after the acknowledgement (at
     once too when `urgent`: the work opens or updates a modal)."""
 
@@ -60,43 +98,16 @@ def acked(work: ButtonWork, *, urgent: bool = False) -> Callable[..., Awaitable[
         action: dict[str, Any],
     ) -> None:
         await ack()
-        after_ack(work(body, client, context, respond, action), respond, urgent=urgent)
+        deps = deps_of(context)
+        deps.after_ack(work(Click(body, client, deps, respond, action)), respond, urgent=urgent)
 
     listener.__name__ = listener.__qualname__ = work.__name__
     return listener
 
 
-def _user_id(body: dict[str, Any]) -> str:
-    return str((body.get("user") or {}).get("id") or "")
-
-
-def _action_value(body: dict[str, Any]) -> str:
-    actions = body.get("actions") or [{}]
-    return str(actions[0].get("value") or actions[0].get("selected_option", {}).get("value") or "")
-
-
-async def _tell(
-    client: AsyncWebClient,
-    deps: Deps,
-    body: dict[str, Any],
-    respond: AsyncRespond | None,
-    reply: replies.Reply,
-) -> None:
-    """Answer where the click happened: in the message (DM, ephemeral), or by refreshing Home."""
-    if respond is not None and body.get("response_url"):
-        await respond(**reply.as_kwargs(), replace_original=False)
-    await deps.home.publish(client, deps, _user_id(body))
-
-
-async def handle_home_open_schedule(
-    body: dict[str, Any],
-    client: AsyncWebClient,
-    context: AsyncBoltContext,
-    respond: AsyncRespond | None,
-    action: dict[str, Any],
-) -> None:
-    deps = deps_of(context)
-    viewer = await deps.people.viewer(client, _user_id(body))
+async def handle_home_open_schedule(click: Click) -> None:
+    deps = click.deps
+    viewer = await click.viewer()
     existing = schedule_info(await deps.schedules.get(deps.team_id))
     modal_context = ModalContext(
         team_id=deps.team_id,
@@ -104,135 +115,90 @@ async def handle_home_open_schedule(
         editing=existing is not None,
         schedule_id=existing.schedule_id if existing else None,
     )
-    await client.views_open(
-        trigger_id=body["trigger_id"],
+    await click.client.views_open(
+        trigger_id=click.body["trigger_id"],
         view=schedule_modal(existing, default_tz=viewer.tz or "UTC", context=modal_context),
     )
 
 
-async def handle_home_schedule_change(
-    body: dict[str, Any],
-    client: AsyncWebClient,
-    context: AsyncBoltContext,
-    respond: AsyncRespond | None,
-    action: dict[str, Any],
-) -> None:
-    deps = deps_of(context)
+async def handle_home_schedule_change(click: Click) -> None:
+    deps, action_id = click.deps, click.action["action_id"]
     change = {
         ids.HOME_SCHEDULE_PAUSE: deps.schedules.pause,
         ids.HOME_SCHEDULE_RESUME: deps.schedules.resume,
         ids.HOME_SCHEDULE_DELETE: deps.schedules.delete,
-    }[action["action_id"]]
+    }[action_id]
     try:
         await change(deps.team_id)
     except ScheduleError as exc:  # e.g. paused twice from two tabs: Home shows the real state
-        log.info("schedule change %s not applied: %s", action["action_id"], exc)
-    await deps.home.publish(client, deps, _user_id(body))
+        log.info("schedule change %s not applied: %s", action_id, exc)
+    await deps.home.publish(click.client, click.user_id)
 
 
-async def handle_modal_preset(
-    body: dict[str, Any],
-    client: AsyncWebClient,
-    context: AsyncBoltContext,
-    respond: AsyncRespond | None,
-    action: dict[str, Any],
-) -> None:
+async def handle_modal_preset(click: Click) -> None:
     """A preset fills the cron input: re-render the modal with that cron under a new block id."""
-    deps = deps_of(context)
-    view = body.get("view") or {}
+    deps = click.deps
+    view = click.body.get("view") or {}
     old = ModalContext.from_metadata(view.get("private_metadata"))
-    new_context = ModalContext(
-        team_id=deps.team_id,
-        user_id=_user_id(body),
-        channel_id=old.channel_id,
-        editing=old.editing,
-        schedule_id=old.schedule_id,
-        cron_revision=old.cron_revision + 1,
+    new_context = replace(
+        old, team_id=deps.team_id, user_id=click.user_id, cron_revision=old.cron_revision + 1
     )
-    viewer = await deps.people.viewer(client, _user_id(body))
+    viewer = await click.viewer()
     existing = schedule_info(await deps.schedules.get(deps.team_id))
-    await client.views_update(
+    await click.client.views_update(
         view_id=view["id"],
         hash=view.get("hash"),
         view=schedule_modal(
-            existing,
-            default_tz=viewer.tz or "UTC",
-            cron_value=_action_value(body),
-            context=new_context,
+            existing, default_tz=viewer.tz or "UTC", cron_value=click.value, context=new_context
         ),
     )
 
 
-async def handle_home_run_now(
-    body: dict[str, Any],
-    client: AsyncWebClient,
-    context: AsyncBoltContext,
-    respond: AsyncRespond | None,
-    action: dict[str, Any],
-) -> None:
-    deps = deps_of(context)
-    viewer = await deps.people.viewer(client, _user_id(body))
+async def handle_home_run_now(click: Click) -> None:
+    deps = click.deps
+    viewer = await click.viewer()
     if not deps.may_run(viewer):
-        await _tell(client, deps, body, respond, replies.members_cannot_run_reply())
+        await click.tell(replies.members_cannot_run_reply())
         return
     modal_context = ModalContext(team_id=deps.team_id, user_id=viewer.user_id)
-    await client.views_open(trigger_id=body["trigger_id"], view=run_modal(context=modal_context))
+    await click.client.views_open(
+        trigger_id=click.body["trigger_id"], view=run_modal(context=modal_context)
+    )
 
 
-async def handle_action_cancel_run(
-    body: dict[str, Any],
-    client: AsyncWebClient,
-    context: AsyncBoltContext,
-    respond: AsyncRespond | None,
-    action: dict[str, Any],
-) -> None:
-    deps = deps_of(context)
-    viewer = await deps.people.viewer(client, _user_id(body))
+async def handle_action_cancel_run(click: Click) -> None:
+    await click.tell_outcome(_cancel(click, await click.viewer()))
+
+
+async def _cancel(click: Click, viewer: Viewer) -> replies.Reply:
     # The button names its run: one clicked after that run ended (a status reply, a Home tab or a
     # DM still on screen) must not stop whichever run is going now.
-    value = _action_value(body)
-    try:
-        run = await deps.runs.cancel(
-            deps.team_id,
-            viewer.user_id,
-            is_admin=viewer.is_admin,
-            job_run_id=int(value) if value.isdigit() else None,
-        )
-        reply = replies.cancel_requested_reply(run.job_run_id)
-    except RunRefused as exc:
-        reply = replies.error_reply(str(exc))
-    await _tell(client, deps, body, respond, reply)
+    value = click.value
+    run = await click.deps.runs.cancel(
+        click.deps.team_id,
+        viewer.user_id,
+        is_admin=viewer.is_admin,
+        job_run_id=int(value) if value.isdigit() else None,
+    )
+    return replies.cancel_requested_reply(run.job_run_id)
 
 
-async def handle_dm_retry_run(
-    body: dict[str, Any],
-    client: AsyncWebClient,
-    context: AsyncBoltContext,
-    respond: AsyncRespond | None,
-    action: dict[str, Any],
-) -> None:
-    deps = deps_of(context)
-    viewer = await deps.people.viewer(client, _user_id(body))
-    if not deps.may_run(viewer):
-        await _tell(client, deps, body, respond, replies.members_cannot_run_reply())
+async def handle_dm_retry_run(click: Click) -> None:
+    viewer = await click.viewer()
+    if not click.deps.may_run(viewer):
+        await click.tell(replies.members_cannot_run_reply())
         return
+    await click.tell_outcome(_retry(click, viewer))
+
+
+async def _retry(click: Click, viewer: Viewer) -> replies.Reply:
     try:
-        job_run_id = int(_action_value(body))
-        run = await deps.runs.retry(deps.team_id, job_run_id, viewer.user_id)
-        reply = replies.run_started_reply(run.job_run_id, days=run.days or 7)
+        job_run_id = int(click.value)
+        run = await click.deps.runs.retry(click.deps.team_id, job_run_id, viewer.user_id)
     except ValueError:
-        reply = replies.error_reply("That button no longer points at a run. Use `/backfill run`.")
-    except RunRefused as exc:
-        reply = replies.error_reply(str(exc))
-    await _tell(client, deps, body, respond, reply)
+        return replies.error_reply("That button no longer points at a run. Use `/backfill run`.")
+    return replies.run_started_reply(run.job_run_id, days=run.days or 7)
 
 
-async def handle_home_refresh(
-    body: dict[str, Any],
-    client: AsyncWebClient,
-    context: AsyncBoltContext,
-    respond: AsyncRespond | None,
-    action: dict[str, Any],
-) -> None:
-    deps = deps_of(context)
-    await deps.home.publish(client, deps, _user_id(body))
+async def handle_home_refresh(click: Click) -> None:
+    await click.deps.home.publish(click.client, click.user_id)

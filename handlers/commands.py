@@ -1,11 +1,15 @@
 """The `/backfill` slash command: parse, check rights, acknowledge, then one call into the scheduler.
 
-Parse errors and permission refusals are answered inside the acknowledgement (no I/O needed);
-anything that touches the database is answered afterwards through `respond` (ephemeral).
+Parse errors and permission refusals are answered inside the acknowledgement (the only I/O before
+it is the cached `users.info` of a sub-command some people may not use); anything that touches the
+database is answered afterwards through `respond` (ephemeral), each sub-command by its own small
+function, found by the parsed command's type in `ANSWERS`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
@@ -17,13 +21,13 @@ from blocks.help import USAGE_BY_COMMAND, usage_blocks
 from blocks.modals import ModalContext, run_modal, schedule_modal
 from blocks.models import ChannelRef
 from handlers import grammar
-from handlers.background import after_ack
 from handlers.channels import check_channels
-from handlers.data import progress_info, run_info, schedule_info
 from handlers.deps import Deps, deps_of
+from scheduler.channel_directory import ChannelCheck
 from scheduler.cron import ScheduleError, ScheduleSpec, validate_schedule
 from scheduler.people import Viewer
 from scheduler.runs import RunRefused
+from scheduler.view_data import progress_info, run_info, schedule_info
 
 COMMAND = "/backfill"
 ADMIN_ONLY = (
@@ -33,6 +37,10 @@ ADMIN_ONLY = (
     grammar.Resume,
     grammar.Delete,
 )
+# Sub-commands refused to some people: their rights are checked before the acknowledgement, so
+# that a refusal is the acknowledgement itself. The rest need nobody's rights to be acknowledged.
+GATED = (*ADMIN_ONLY, grammar.OpenRunModal, grammar.StartRun)
+OPENS_A_MODAL = (grammar.OpenScheduleModal, grammar.OpenRunModal)
 
 
 def register(app: AsyncApp) -> None:
@@ -57,25 +65,38 @@ async def handle_command_backfill(
         await ack(**replies.help_reply(parsed.topic).as_kwargs())
         return
     deps = deps_of(context)
+    if not isinstance(parsed, GATED):
+        await ack()
+        deps.after_ack(answer_and_respond(parsed, command, client, deps, respond), respond)
+        return
+    # `users.info` before the acknowledgement, by design: a refusal is answered in the
+    # acknowledgement, and the lookup is the short-lived cache's (`AdmitRequest` has just made it).
     viewer = await deps.people.viewer(client, command["user_id"])
     refusal = permission_refusal(parsed, viewer, deps)
     if refusal is not None:
         await ack(**refusal.as_kwargs())
         return
-    if isinstance(parsed, grammar.OpenScheduleModal | grammar.OpenRunModal):
+    if isinstance(parsed, OPENS_A_MODAL):
         await ack()
-        after_ack(open_modal(parsed, command, client, deps, viewer), respond, urgent=True)
+        deps.after_ack(open_modal(parsed, command, client, deps, viewer), respond, urgent=True)
         return
     if isinstance(parsed, grammar.SaveSchedule):
         await save_schedule(ack, parsed, client, deps, viewer, respond)
         return
     await ack()
-    after_ack(answer_and_respond(parsed, client, deps, viewer, respond), respond)
+    deps.after_ack(answer_and_respond(parsed, command, client, deps, respond, viewer), respond)
 
 
 async def answer_and_respond(
-    parsed: object, client: AsyncWebClient, deps: Deps, viewer: Viewer, respond: AsyncRespond
+    parsed: object,
+    command: dict[str, Any],
+    client: AsyncWebClient,
+    deps: Deps,
+    respond: AsyncRespond,
+    viewer: Viewer | None = None,
 ) -> None:
+    if viewer is None:
+        viewer = await deps.people.viewer(client, command["user_id"])
     reply = await answer(parsed, client, deps, viewer)
     await respond(**reply.as_kwargs())
 
@@ -96,10 +117,8 @@ async def open_modal(
     )
     if isinstance(parsed, grammar.OpenScheduleModal):
         existing = schedule_info(await deps.schedules.get(deps.team_id))
-        context = ModalContext(
-            team_id=context.team_id,
-            user_id=context.user_id,
-            channel_id=context.channel_id,
+        context = replace(
+            context,
             editing=existing is not None,
             schedule_id=existing.schedule_id if existing else None,
         )
@@ -124,7 +143,24 @@ async def save_schedule(
         await ack(**replies.invalid_schedule_reply(str(exc)).as_kwargs())
         return
     await ack()
-    after_ack(store_schedule(parsed, spec, client, deps, viewer, respond), respond)
+    deps.after_ack(store_schedule(parsed, spec, client, deps, viewer, respond), respond)
+
+
+async def check_named_channels(
+    parsed: grammar.SaveSchedule | grammar.StartRun,
+    subcommand: str,
+    client: AsyncWebClient,
+    deps: Deps,
+) -> ChannelCheck | replies.Reply:
+    """Every id and name the command gave, in one (cached) walk of Slack's channel list: an id
+    Slack does not know is never stored in a schedule nor holds the workspace's run slot."""
+    return await check_channels(
+        deps,
+        client,
+        ids=parsed.channel_ids,
+        names=parsed.channel_names,
+        usage_line=USAGE_BY_COMMAND[subcommand],
+    )
 
 
 async def store_schedule(
@@ -136,15 +172,7 @@ async def store_schedule(
     respond: AsyncRespond,
 ) -> None:
     if not parsed.all_channels:
-        # Every id and name is checked against Slack's channel list: an id Slack does not know
-        # is never stored in a schedule.
-        checked = await check_channels(
-            deps,
-            client,
-            ids=parsed.channel_ids,
-            names=parsed.channel_names,
-            usage_line=USAGE_BY_COMMAND["schedule"],
-        )
+        checked = await check_named_channels(parsed, "schedule", client, deps)
         if isinstance(checked, replies.Reply):
             await respond(**checked.as_kwargs())
             return
@@ -162,81 +190,106 @@ async def store_schedule(
             info, created=not existed, viewer_tz=viewer.tz, now=deps.clock()
         ).as_kwargs()
     )
-    await deps.home.publish(client, deps, viewer.user_id)
+    await deps.home.publish(client, viewer.user_id)
+
+
+# --- after the acknowledgement: one sub-command, one call into the scheduler, one reply --------
+
+
+@dataclass(frozen=True)
+class Asked:
+    """Who asked, and what answering them needs."""
+
+    client: AsyncWebClient
+    deps: Deps
+    viewer: Viewer
+
+    @property
+    def team(self) -> str:
+        return self.deps.team_id
+
+
+Answer = Callable[[Any, Asked], Awaitable[replies.Reply]]
+# Sub-commands that change what the Home tab shows: it is published again after the reply.
+CHANGES_HOME = (grammar.Pause, grammar.Resume, grammar.Delete, grammar.StartRun, grammar.Cancel)
 
 
 async def answer(
     parsed: object, client: AsyncWebClient, deps: Deps, viewer: Viewer
 ) -> replies.Reply:
-    """Everything after the acknowledgement: one call into the scheduler, one reply."""
-    team, now, tz = deps.team_id, deps.clock(), viewer.tz
+    """Everything after the acknowledgement: the sub-command's answer (`ANSWERS`), one reply."""
+    respond_to = ANSWERS.get(type(parsed))
+    if respond_to is None:
+        return replies.help_reply()
     try:
-        if isinstance(parsed, grammar.Status):
-            running = await deps.runs.current(team)
-            progress = deps.runs.progress(team) if running else None
-            recent = await deps.runs.history(team, 5)
-            can_cancel = running is not None and (
-                viewer.is_admin or running.triggered_by == viewer.user_id
-            )
-            return replies.status_reply(
-                run_info(running),
-                progress_info(progress, running),
-                [i for i in map(run_info, recent) if i],
-                viewer_tz=tz,
-                now=now,
-                can_cancel=can_cancel,
-            )
-        if isinstance(parsed, grammar.ListSchedule):
-            schedule = await deps.schedules.get(team)
-            return replies.list_reply(
-                schedule_info(schedule), viewer_tz=tz, now=now, is_admin=viewer.is_admin
-            )
-        if isinstance(parsed, grammar.History):
-            runs = await deps.runs.history(team, parsed.n)
-            return replies.history_reply(
-                [i for i in map(run_info, runs) if i], n=parsed.n, viewer_tz=tz, now=now
-            )
-        if isinstance(parsed, grammar.Pause):
-            await deps.schedules.pause(team)
-            return replies.schedule_paused_reply()
-        if isinstance(parsed, grammar.Resume):
-            info = schedule_info(await deps.schedules.resume(team))
-            assert info is not None
-            return replies.schedule_resumed_reply(info, viewer_tz=tz, now=now)
-        if isinstance(parsed, grammar.Delete):
-            await deps.schedules.delete(team)
-            return replies.schedule_deleted_reply()
-        if isinstance(parsed, grammar.Cancel):
-            run = await deps.runs.cancel(team, viewer.user_id, is_admin=viewer.is_admin)
-            return replies.cancel_requested_reply(run.job_run_id)
-        if isinstance(parsed, grammar.StartRun):
-            return await start_run(parsed, client, deps, viewer)
+        return await respond_to(parsed, Asked(client, deps, viewer))
     except (ScheduleError, RunRefused) as exc:
         return replies.error_reply(str(exc))
     finally:
-        if isinstance(
-            parsed,
-            grammar.Pause | grammar.Resume | grammar.Delete | grammar.StartRun | grammar.Cancel,
-        ):
-            await deps.home.publish(client, deps, viewer.user_id)
-    return replies.help_reply()
+        if isinstance(parsed, CHANGES_HOME):
+            await deps.home.publish(client, viewer.user_id)
 
 
-async def start_run(
-    parsed: grammar.StartRun, client: AsyncWebClient, deps: Deps, viewer: Viewer
-) -> replies.Reply:
+async def answer_status(parsed: grammar.Status, asked: Asked) -> replies.Reply:
+    deps, viewer = asked.deps, asked.viewer
+    running = await deps.runs.current(deps.team_id)
+    progress = deps.runs.progress(deps.team_id) if running else None
+    recent = await deps.runs.history(deps.team_id, 5)
+    can_cancel = running is not None and (viewer.is_admin or running.triggered_by == viewer.user_id)
+    return replies.status_reply(
+        run_info(running),
+        progress_info(progress, running),
+        [i for i in map(run_info, recent) if i],
+        viewer_tz=viewer.tz,
+        now=deps.clock(),
+        can_cancel=can_cancel,
+    )
+
+
+async def answer_list(parsed: grammar.ListSchedule, asked: Asked) -> replies.Reply:
+    deps, viewer = asked.deps, asked.viewer
+    schedule = await deps.schedules.get(deps.team_id)
+    return replies.list_reply(
+        schedule_info(schedule), viewer_tz=viewer.tz, now=deps.clock(), is_admin=viewer.is_admin
+    )
+
+
+async def answer_history(parsed: grammar.History, asked: Asked) -> replies.Reply:
+    deps, viewer = asked.deps, asked.viewer
+    runs = await deps.runs.history(deps.team_id, parsed.n)
+    return replies.history_reply(
+        [i for i in map(run_info, runs) if i], n=parsed.n, viewer_tz=viewer.tz, now=deps.clock()
+    )
+
+
+async def pause_schedule(parsed: grammar.Pause, asked: Asked) -> replies.Reply:
+    await asked.deps.schedules.pause(asked.team)
+    return replies.schedule_paused_reply()
+
+
+async def resume_schedule(parsed: grammar.Resume, asked: Asked) -> replies.Reply:
+    info = schedule_info(await asked.deps.schedules.resume(asked.team))
+    assert info is not None
+    return replies.schedule_resumed_reply(info, viewer_tz=asked.viewer.tz, now=asked.deps.clock())
+
+
+async def delete_schedule(parsed: grammar.Delete, asked: Asked) -> replies.Reply:
+    await asked.deps.schedules.delete(asked.team)
+    return replies.schedule_deleted_reply()
+
+
+async def cancel_run(parsed: grammar.Cancel, asked: Asked) -> replies.Reply:
+    viewer = asked.viewer
+    run = await asked.deps.runs.cancel(asked.team, viewer.user_id, is_admin=viewer.is_admin)
+    return replies.cancel_requested_reply(run.job_run_id)
+
+
+async def start_run(parsed: grammar.StartRun, asked: Asked) -> replies.Reply:
+    client, deps, viewer = asked.client, asked.deps, asked.viewer
     channel_ids: list[str] = []
     names: dict[str, str] = dict(parsed.channel_labels)  # as Slack sent them: `<#C…|name>`
     if not parsed.all_channels:
-        # One (cached) list walk for every id and name: unknown ones refuse the run before it
-        # is claimed, so no made-up id ever holds the workspace's run slot.
-        checked = await check_channels(
-            deps,
-            client,
-            ids=parsed.channel_ids,
-            names=parsed.channel_names,
-            usage_line=USAGE_BY_COMMAND["run"],
-        )
+        checked = await check_named_channels(parsed, "run", client, deps)
         if isinstance(checked, replies.Reply):
             return checked
         channel_ids = list(checked.ids)
@@ -246,3 +299,15 @@ async def start_run(
     )
     channels = [ChannelRef(c, names.get(c)) for c in channel_ids]
     return replies.run_started_reply(run.job_run_id, days=parsed.days, channels=channels or None)
+
+
+ANSWERS: dict[type, Answer] = {
+    grammar.Status: answer_status,
+    grammar.ListSchedule: answer_list,
+    grammar.History: answer_history,
+    grammar.Pause: pause_schedule,
+    grammar.Resume: resume_schedule,
+    grammar.Delete: delete_schedule,
+    grammar.Cancel: cancel_run,
+    grammar.StartRun: start_run,
+}

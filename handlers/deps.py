@@ -1,21 +1,24 @@
 """What listeners need from the rest of the app, handed to them through Bolt's context.
 
 The composition root (`app/`) builds one `Deps` and a global middleware puts it in every
-request's context, so listeners stay plain module functions.
+request's context, so listeners stay plain module functions. Listeners never import `app/`: what
+they need of it (running their slow half after the acknowledgement) comes as a field here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from scheduler.channel_directory import ChannelDirectory
 from scheduler.people import PeopleDirectory, Viewer
 
 if TYPE_CHECKING:
-    from handlers.home import HomePublisher
+    from scheduler.home import HomePublisher
     from scheduler.runs import RunService
     from scheduler.schedules import ScheduleService
 
@@ -24,12 +27,27 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
+class AfterAck(Protocol):
+    """Runs a listener's slow half once Slack has its acknowledgement (`app.foreground.after_ack`):
+    a failure is logged and, given `respond`, told in plain words; `urgent` work (opening a modal
+    within its trigger's 3 seconds) does not wait for the other requests being answered."""
+
+    def __call__(
+        self,
+        work: Coroutine[Any, Any, object],
+        respond: AsyncRespond | None = None,
+        *,
+        urgent: bool = False,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
 class Deps:
     team_id: str  # the workspace the bot token belongs to (auth.test)
     schedules: ScheduleService
     runs: RunService
     home: HomePublisher
+    after_ack: AfterAck
     members_can_run: bool = True
     people: PeopleDirectory = field(default_factory=PeopleDirectory)
     channels: ChannelDirectory = field(default_factory=ChannelDirectory)

@@ -10,13 +10,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.limits import USER_ID
@@ -27,9 +25,9 @@ from blocks.replies import (
     not_a_member_reply,
     wrong_workspace_reply,
 )
-from handlers.background import after_ack
 from handlers.deps import Deps, deps_of
 from scheduler.people import UNKNOWN
+from scheduler.slack_errors import SLACK_UNREACHABLE
 
 log = logging.getLogger(__name__)
 Next = Callable[[], Awaitable[None]]
@@ -132,7 +130,9 @@ async def stranger_refusal(
 ) -> BoltResponse | None:
     """A command or interaction from someone who is not a person of this workspace: refused
     before any listener, so nothing changes and nothing is published for them. Events are not
-    checked here: their `user` is an author, not someone asking the app to act."""
+    checked here: their `user` is an author, not someone asking the app to act. The `users.info`
+    lookup comes before the acknowledgement by design (the refusal is the acknowledgement); it is
+    cached briefly and bounded by `LOOKUP_BUDGET_S`."""
     kind = body.get("type")
     if not (body.get("command") or (isinstance(kind, str) and kind in INTERACTIONS)):
         return None
@@ -146,7 +146,7 @@ async def stranger_refusal(
         # 3 seconds (the cache answers most lookups at once).
         async with asyncio.timeout(LOOKUP_BUDGET_S):
             viewer = await deps.people.viewer(context.client, user_id)
-    except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+    except SLACK_UNREACHABLE as exc:
         # Slack could not answer in time: the listeners check rights themselves, as before.
         log.warning("could not look up %s before acting (%s)", user_id, type(exc).__name__)
         return None
@@ -185,7 +185,11 @@ async def require_admin(
 ) -> BoltResponse | None:
     """Listener middleware for every path that changes the schedule (buttons, modal submissions).
     A refusal returns the acknowledgement as the response: a middleware that neither calls
-    `next()` nor returns a response would let Bolt try the next listener (our fallbacks)."""
+    `next()` nor returns a response would let Bolt try the next listener (our fallbacks).
+
+    Asks `users.info` before the acknowledgement, by design: the refusal is the acknowledgement
+    (a form answers with `response_action: errors`), and the lookup is the short-lived cache's
+    (`AdmitRequest` has just made it for this request)."""
     deps = deps_of(context)
     user_id = context.user_id or ""
     viewer = await deps.people.viewer(client, user_id)
@@ -200,9 +204,9 @@ async def require_admin(
         return ack.response
     await ack()
     if respond is not None and body.get("response_url"):
-        after_ack(respond(**reply.as_kwargs(), replace_original=False))
+        deps.after_ack(respond(**reply.as_kwargs(), replace_original=False))
     else:  # App Home: show the member their read-only view again
-        after_ack(deps.home.publish(client, deps, user_id))
+        deps.after_ack(deps.home.publish(client, user_id))
     return ack.response
 
 

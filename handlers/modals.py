@@ -6,11 +6,15 @@ id) before the acknowledgement, within `MODAL_LOOKUP_SECONDS` so Slack's 3 s are
 cannot be read that fast, the form is acknowledged (it closes) and the check finishes afterwards:
 the schedule is saved or the run started only if every channel is known, else a DM says why not.
 Whatever shape the submitted state has, the parsers answer with an inline error, never a crash.
+
+These listeners call Slack and the database before `ack()` by design: a refusal (an unknown
+channel, a member who may not run, a run already going) must be the acknowledgement itself,
+`response_action: errors`, so the form stays open to be corrected. All else comes after.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
@@ -23,11 +27,10 @@ from blocks.modals import (
     parse_run_submission,
     parse_schedule_submission,
 )
-from handlers.background import after_ack
 from handlers.channels import FOLLOW_UP_LOOKUP_SECONDS, MODAL_LOOKUP_SECONDS, check_channels
 from handlers.deps import Deps, deps_of
 from handlers.guards import require_admin
-from scheduler.channel_directory import ChannelLookupFailed, ChannelLookupTimeout
+from scheduler.channel_directory import ChannelCheck, ChannelLookupFailed, ChannelLookupTimeout
 from scheduler.cron import ScheduleError, ScheduleSpec, validate_schedule
 from scheduler.runs import RunRefused
 
@@ -75,6 +78,20 @@ async def tell(client: AsyncWebClient, user_id: str, reply: replies.Reply) -> No
     await client.chat_postMessage(channel=user_id, text=reply.text, blocks=reply.blocks)
 
 
+async def checked_after_close(
+    deps: Deps, client: AsyncWebClient, user_id: str, channel_ids: Sequence[str], outcome: str
+) -> ChannelCheck | None:
+    """The form closed before its channels were checked: check them now (longer bound). None,
+    and a DM saying why, when any is unknown or the list still cannot be read."""
+    checked = await check_channels(
+        deps, client, ids=channel_ids, timeout=FOLLOW_UP_LOOKUP_SECONDS, outcome=outcome
+    )
+    if isinstance(checked, replies.Reply):
+        await tell(client, user_id, checked)
+        return None
+    return checked
+
+
 # --- the schedule form ------------------------------------------------------------------------------
 
 
@@ -105,37 +122,29 @@ async def handle_view_schedule(
             refusal = await channels_inline_error(deps, client, spec.channel_ids)
         except ChannelLookupTimeout:
             await ack()
-            after_ack(save_when_checked(spec, user_id, client, deps))
+            deps.after_ack(save_when_checked(spec, user_id, client, deps))
             return
         if refusal is not None:
             await ack(response_action="errors", errors={ids.SCHEDULE_CHANNELS_BLOCK: refusal})
             return
     await ack()
-    after_ack(save_and_show(spec, user_id, client, deps))
+    deps.after_ack(save_and_show(spec, user_id, client, deps))
 
 
 async def save_and_show(
     spec: ScheduleSpec, user_id: str, client: AsyncWebClient, deps: Deps
 ) -> None:
     await deps.schedules.save(deps.team_id, spec, user_id)
-    await deps.home.publish(client, deps, user_id)
+    await deps.home.publish(client, user_id)
 
 
 async def save_when_checked(
     spec: ScheduleSpec, user_id: str, client: AsyncWebClient, deps: Deps
 ) -> None:
     """The form closed before its channels were checked: save only if they all are known."""
-    checked = await check_channels(
-        deps,
-        client,
-        ids=spec.channel_ids,
-        timeout=FOLLOW_UP_LOOKUP_SECONDS,
-        outcome=SCHEDULE_NOT_SAVED,
-    )
-    if isinstance(checked, replies.Reply):
-        await tell(client, user_id, checked)
-        return
-    await save_and_show(spec, user_id, client, deps)
+    checked = await checked_after_close(deps, client, user_id, spec.channel_ids, SCHEDULE_NOT_SAVED)
+    if checked is not None:
+        await save_and_show(spec, user_id, client, deps)
 
 
 def _refused_block(form: ScheduleFormInput, error: ScheduleError) -> str:
@@ -176,7 +185,7 @@ async def handle_view_run(
             refusal = await channels_inline_error(deps, client, channel_ids)
         except ChannelLookupTimeout:
             await ack()
-            after_ack(start_when_checked(form, user_id, client, deps))
+            deps.after_ack(start_when_checked(form, user_id, client, deps))
             return
         if refusal is not None:
             await ack(response_action="errors", errors={ids.RUN_CHANNELS_BLOCK: refusal})
@@ -193,22 +202,15 @@ async def handle_view_run(
         await ack(response_action="errors", errors={ids.RUN_DAYS_BLOCK: str(exc)[:1900]})
         return
     await ack()
-    after_ack(deps.home.publish(client, deps, user_id))
+    deps.after_ack(deps.home.publish(client, user_id))
 
 
 async def start_when_checked(
     form: RunFormInput, user_id: str, client: AsyncWebClient, deps: Deps
 ) -> None:
     """The form closed before its channels were checked: start only if they all are known."""
-    checked = await check_channels(
-        deps,
-        client,
-        ids=form.channel_ids,
-        timeout=FOLLOW_UP_LOOKUP_SECONDS,
-        outcome=RUN_NOT_STARTED,
-    )
-    if isinstance(checked, replies.Reply):
-        await tell(client, user_id, checked)
+    checked = await checked_after_close(deps, client, user_id, form.channel_ids, RUN_NOT_STARTED)
+    if checked is None:
         return
     try:
         await deps.runs.start_manual(
@@ -217,4 +219,4 @@ async def start_when_checked(
     except RunRefused as exc:
         await tell(client, user_id, replies.error_reply(f"{exc} {RUN_NOT_STARTED}"))
         return
-    await deps.home.publish(client, deps, user_id)
+    await deps.home.publish(client, user_id)

@@ -123,6 +123,69 @@ def test_layout_scheduler_uses_only_apschedulers_public_api() -> None:
     assert wrong == []
 
 
+# What `handlers/` may hold: listeners and their registration. Services (the Home publisher,
+# request gating, the deferred-work runner) live in `scheduler/` or `app/`.
+HANDLERS_BANNED_IMPORTS = ("aiohttp", "apscheduler", "sqlalchemy", "chromadb", "app")
+LISTENER_KINDS = ("AsyncMiddleware", "Protocol", "Exception")
+
+
+def _is_dataclass(node: ast.ClassDef) -> tuple[bool, bool]:
+    """(is a dataclass, is frozen) from its decorator."""
+    for decorator in node.decorator_list:
+        call = decorator if isinstance(decorator, ast.Call) else None
+        name = ast.unparse(call.func if call else decorator)
+        if name.split(".")[-1] == "dataclass":
+            frozen = call is not None and any(
+                k.arg == "frozen" and isinstance(k.value, ast.Constant) and k.value.value is True
+                for k in call.keywords
+            )
+            return True, frozen
+    return False, False
+
+
+def test_layout_handlers_only_register_and_run_listeners() -> None:
+    """A class under `handlers/` is a Bolt middleware, a Protocol, an exception or a data type
+    (public ones frozen); no handlers module imports the HTTP server, APScheduler, SQL, Chroma or
+    `app/`, nor starts a task of its own (slow halves go through `Deps.after_ack`)."""
+    wrong = []
+    for path in modules("handlers"):
+        where = path.relative_to(REPO)
+        wrong += [
+            f"{where} imports {name}"
+            for name in imports_of(path)
+            if name.split(".")[0] in HANDLERS_BANNED_IMPORTS
+        ]
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("create_task", "ensure_future"):
+                wrong.append(f"{where}:{node.lineno} starts a task ({node.attr})")
+            if not isinstance(node, ast.ClassDef):
+                continue
+            bases = {ast.unparse(b).split(".")[-1] for b in node.bases}
+            is_data, frozen = _is_dataclass(node)
+            if bases & set(LISTENER_KINDS) or any(
+                b.endswith(("Error", "Exception")) for b in bases
+            ):
+                continue
+            if not is_data:
+                wrong.append(f"{where}: class {node.name} is not a listener's kind of class")
+            elif not frozen and not node.name.startswith("_"):
+                wrong.append(f"{where}: data type {node.name} is not frozen")
+    assert wrong == []
+
+
+def test_layout_scheduler_never_imports_bolt() -> None:
+    """The scheduler's services (the Home publisher among them) speak to Slack through
+    `slack_sdk` only: Bolt is the listeners' framework."""
+    wrong = [
+        f"{path.relative_to(REPO)} imports {name}"
+        for path in modules("scheduler")
+        for name in imports_of(path)
+        if name.startswith("slack_bolt")
+    ]
+    assert wrong == []
+
+
 # One home for every domain rule: Slack's id and token shapes and the days range are stated in
 # `blocks/limits.py` only; every other module imports them. The engine is exempt: it may import
 # only `db`, and its one user pattern reads mentions inside message text, it validates nothing.

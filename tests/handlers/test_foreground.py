@@ -11,8 +11,8 @@ import logging
 
 import pytest
 
-from handlers import background
-from handlers.foreground import Foreground, foreground
+from app import foreground as background
+from app.foreground import Foreground, foreground
 
 FOREVER = 3600.0
 

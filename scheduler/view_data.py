@@ -1,4 +1,6 @@
-"""Turn the scheduler's values into the plain data `blocks/` renders."""
+"""Turn the scheduler's values into the plain data `blocks/` renders (the Home publisher here and
+the listeners in `handlers/` both use it). Imports `blocks.models` and the scheduler's own types;
+no I/O."""
 
 from __future__ import annotations
 

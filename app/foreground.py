@@ -1,13 +1,22 @@
-"""Requests first: work that can wait lets Slack's requests be acknowledged before it runs.
+"""Requests first: the one home of request gating. Owns the count of Slack requests being
+answered (`Foreground`), the runner of listeners' slow halves (`after_ack`, handed to listeners
+as `Deps.after_ack`), and the engine's yield (`requests_first`). Imports `handlers.errors` for the
+words of a failure; nothing else of ours.
 
 Slack gives an app 3 seconds to acknowledge, and a workspace can send many requests at once (a
 channel full of people typing `/backfill status`, Home tabs opened together). On one event loop,
 every request's slow half (database reads, the reply, `views.publish`) started right after its
 ack would interleave with the acknowledgements still queued behind it, so the last ack of a
-burst waited for the whole burst's slow work. Here the HTTP front marks each request while it is
-being answered (`begin`/`end`), and deferrable work awaits `quiet()`: no request in progress and
-none for `SETTLE_SECONDS`. Never longer than `MAX_WAIT_SECONDS`, so under a steady stream of
-requests deferred work is late, never starved.
+burst waited for the whole burst's slow work. Here the HTTP and Socket Mode fronts mark each
+request while it is being answered (`begin`/`end`), and deferrable work awaits `quiet()`: no
+request in progress and none for `SETTLE_SECONDS`. Never longer than `MAX_WAIT_SECONDS`, so under
+a steady stream of requests deferred work is late, never starved.
+
+The app runs Bolt with `process_before_response=True`, so a request's HTTP response leaves as
+soon as its listener returns. Listeners acknowledge, hand the rest (database reads, replies,
+views) to `after_ack`, and return; without this, Bolt would keep every request open polling every
+10 ms for the acknowledgement, which under a burst of commands starves the event loop. A failure
+is told in plain words (`handlers.errors`): the database away or busy says so.
 
 One `Foreground` per event loop (`foreground()`), so the app, its tests and the demo, each on a
 loop of its own, never share one.
@@ -16,10 +25,25 @@ loop of its own, never share one.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Final
+from typing import Any, Final
+
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from handlers.errors import PLAIN_ERROR, explain_failure
+
+log = logging.getLogger(__name__)
+__all__ = [
+    "PLAIN_ERROR",
+    "Foreground",
+    "after_ack",
+    "drain",
+    "foreground",
+    "requests_first",
+]
 
 SETTLE_SECONDS: Final = 0.005
 MAX_WAIT_SECONDS: Final = 1.0
@@ -129,3 +153,61 @@ def foreground() -> Foreground:
     if found is None:
         found = _per_loop[loop] = Foreground(loop)
     return found
+
+
+async def requests_first() -> None:
+    """The engine's Slack calls and writes wait while this process is answering Slack's requests
+    (at most a second): a run must never push an acknowledgement past Slack's 3 seconds."""
+    await foreground().quiet()
+
+
+# -- the slow half of a listener, run after Bolt has answered Slack ------------------------------
+
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def after_ack(
+    work: Coroutine[Any, Any, object],
+    respond: AsyncRespond | None = None,
+    *,
+    urgent: bool = False,
+) -> None:
+    """Run `work` in the background; a failure is logged and the user told in plain words.
+
+    `urgent` work starts at once, not when the requests being answered are done: opening a modal
+    must use its `trigger_id` within the 3 seconds Slack gives it, and is one call."""
+    task = asyncio.get_running_loop().create_task(_guarded(work, respond, urgent))
+    _tasks.add(task)  # the loop keeps only weak references to tasks
+    task.add_done_callback(_tasks.discard)
+
+
+async def _guarded(
+    work: Coroutine[Any, Any, object], respond: AsyncRespond | None, urgent: bool
+) -> None:
+    try:
+        if urgent:
+            await work
+        else:
+            async with foreground().deferred():
+                await work
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - logged and told in plain words below
+        text = explain_failure(exc, "listener work after the acknowledgement failed")
+        if respond is None:
+            return
+        try:
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+        except Exception:
+            log.warning("could not tell the user about the failure", exc_info=True)
+
+
+async def drain(timeout: float = 10.0) -> None:
+    """On shutdown: let replies in flight finish, then cancel what is left."""
+    pending = set(_tasks)
+    if not pending:
+        return
+    _done, late = await asyncio.wait(pending, timeout=timeout)
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)
