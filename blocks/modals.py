@@ -3,7 +3,9 @@
 Pure: plain data in, a `modal` view dict out; `parse_*_submission(view["state"]["values"])` return
 the form's values or `{block_id: message}` for `ack(response_action="errors", errors=…)`, and never
 raise whatever the payload holds. Imports only `blocks.*` and `slack_sdk.models`; the days range,
-cron length, channel cap and id shapes and the time-zone shape come from `blocks.limits`.
+cron length, channel cap and id shapes and the time-zone shape come from `blocks.limits`. One
+piece (~490 lines) because a modal's builder and the parser of its submission live side by side
+(style.md), and both modals share the days, scope and channel inputs and their parsers.
 
 Presets: the preset menu (`ids.SCHEDULE_PRESET_ACTION`, option value = the preset's cron) sends a
 `block_actions` payload. Its listener answers with `views.update(view_id=…, hash=…,

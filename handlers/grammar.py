@@ -3,7 +3,10 @@ or a `ParseError` that says what was wrong and shows the accepted form. It never
 
 Pure: no I/O, no Slack client, no database. It imports only the usage lines from `blocks.help`, so
 the help text and the errors show the same forms, and the domain limits and patterns from
-`blocks.limits` (days range, cron length, channel ids and cap, time-zone shape). What it accepts (beyond design.md's grammar):
+`blocks.limits` (days range, cron length, channel ids and cap, time-zone shape). It is one piece
+(~500 lines) because the lexer, the per-sub-command rules and their refusals share one token type
+and one refusal path (`_Refused`): split, every error would cross a module boundary. What it
+accepts (beyond design.md's grammar):
 
 * sub-commands and option keys in any case (`SCHEDULE`, `Days=3`); spaces around `=` and after
   commas (`days = 3`, `channels=#a, #b`); non-breaking spaces; zero-width characters are dropped.
@@ -13,7 +16,8 @@ the help text and the errors show the same forms, and the domain limits and patt
   channel ids (`C0123ABCD`, `G…`), or names (`#eng`, `eng`), lower-cased, to be resolved by the
   handler (`channel_names`). `channels=all` (or `*`) means every channel, the default.
 * aliases `day=`, `channel=`, `timezone=`/`time_zone=`.
-The cron syntax and the time zone are only extracted here; `scheduler.validate_schedule` judges them.
+The cron syntax and the time zone are only extracted here; `scheduler.validate_schedule` judges
+them.
 """
 
 from __future__ import annotations
