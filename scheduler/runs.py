@@ -24,7 +24,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from blocks.limits import MAX_DAYS, MIN_DAYS
+from blocks.limits import DEFAULT_DAYS, MAX_DAYS, MIN_DAYS, check_days
 from blocks.models import Totals
 from db import runs as repo
 from db.models import utcnow
@@ -223,12 +223,12 @@ class RunService:
         workspace_id: str,
         user_id: str,
         *,
-        days: int = 7,
+        days: int = DEFAULT_DAYS,
         channel_ids: Sequence[str] | None = None,
     ) -> RunRow:
         """Start a manual run of the last `days` days (all channels, or `channel_ids`).
         Raises `RunRefused` when the workspace already has a run going."""
-        if isinstance(days, bool) or not isinstance(days, int) or not MIN_DAYS <= days <= MAX_DAYS:
+        if check_days(days) is None:
             raise RunRefused(f"Days must be a whole number from {MIN_DAYS} to {MAX_DAYS}.")
         channels = tuple(dict.fromkeys(channel_ids)) if channel_ids else None
         row = await claim_run(
