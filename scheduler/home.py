@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.home import home_view
+from db.session import database_trouble
 from scheduler.people import UNKNOWN_USER_ERRORS, PeopleDirectory
 from scheduler.view_data import progress_info, run_info, schedule_info
 
@@ -112,6 +113,16 @@ class HomePublisher:
                 log.warning("home refresh for %s refused: %s", user_id, error)
                 if error in UNKNOWN_USER_ERRORS:  # gone for good: stop refreshing their tab
                     self._viewers.pop(user_id, None)
+            except Exception as exc:
+                if not database_trouble(exc):
+                    log.exception("home refresh for %s failed", user_id)
+                    continue
+                # Every viewer's tab reads the same database: skip this round, one line, no
+                # traceback; the next progress event or tab opening tries again.
+                log.warning(
+                    "home refresh skipped: the database did not answer (%s)", type(exc).__name__
+                )
+                return
 
     async def close(self) -> None:
         if self._pending is not None:
