@@ -4,7 +4,8 @@ and errors. Each builder returns a `Reply` (fallback `text` plus `blocks`), read
 
 Pure: plain data and `now` in; imports only `blocks.*` and `slack_sdk.models`. Every reply stays
 within a message's limits (≤ 50 blocks, section text ≤ 3000, total text under the undocumented
-`msg_blocks_too_long` ceiling).
+`msg_blocks_too_long` ceiling). One module (~470 lines) because every reply shares the `Reply`
+type, the limits check and the wording of refusals; split by reply it would scatter one voice.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ The database is the cross-process lock: an insert that breaks the partial unique
 the caller turns into a refusal. Every write that a process makes to a run it owns is
 conditional on `owner` and `status = 'running'`, so a process that lost its run (taken over
 after a stall) can never overwrite the new owner's work. Functions take the `AsyncSession`
-first and never commit: callers own transactions. Imports SQLAlchemy and `db` only.
+first and never commit: callers own transactions. Imports SQLAlchemy and `db` only. One module
+(~490 lines): every query here guards the same ownership invariant, and reads best side by side.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 The chromadb client lives in a process of its own (`db.chroma_worker`): its native core keeps the
 GIL while it indexes, which on a thread stalled the event loop (and Slack's acknowledgements) for
 half a second per batch. The event loop only awaits a pipe. `VectorStore` is the async interface
-the rest of the app (and its fakes) depend on. No Slack code is imported here.
+the rest of the app (and its fakes) depend on. No Slack code is imported here. One module
+(~410 lines): the store and the worker process it drives share one protocol over the pipe.
 """
 
 from __future__ import annotations

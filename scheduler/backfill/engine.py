@@ -16,6 +16,10 @@ Pagination is by `latest`, not by cursor: every history call asks `latest = olde
 before` (Slack's `latest` is exclusive), so a page is addressed by `(channel, latest)` alone, which
 is exactly what the checkpoint stores (`resume_latest_ts`). A resumed run therefore continues at the
 first uncommitted page and never asks for a committed one again.
+
+One module (~650 lines): the producer, the replies tasks and the writer share the run's queue,
+its cancel and its checkpoints; the pieces that stand alone (gateway, filter, users, writer,
+channels, progress) are already modules of their own.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 5xx, timeouts, resets, malformed answers) and turns Slack's errors into the engine's exceptions.
 Every answer is checked against the shape the engine reads (`answers.problem_of`) before it is
 handed over, and every wait races the run's cancel event (`cancelled_by`). Imports no `db`.
+One module (~400 lines): the one call path and the typed methods over it are the fence that keeps
+every engine call paced and retried.
 """
 
 from __future__ import annotations
