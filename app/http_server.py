@@ -1,4 +1,5 @@
-"""The HTTP front: `POST /slack/events` into Bolt, `GET /healthz` and `GET /readyz`, on aiohttp.
+"""The HTTP front: `POST /slack/events` into Bolt, `GET /healthz`, `/readyz` and `/metrics`, on
+aiohttp.
 
 Before Bolt sees a request, `SlackFront` admits it: the signature (and only then the body's shape,
 see `app.request_check`), then the replay ledger. A refusal is a 400 or 401 with the reason in
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -18,6 +20,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from app.foreground import foreground
+from app.metrics import CONTENT_TYPE, Metrics
 from app.readiness import Readiness
 from app.request_check import Refusal, check_signature, parse_request
 from app.throttled_log import ThrottledLog
@@ -91,15 +94,18 @@ def build_web_app(
     mode: str,
     front: SlackFront | None = None,
     readiness: Readiness | None = None,
+    metrics: Metrics | None = None,
 ) -> web.Application:
-    """`bolt` is None in Socket Mode, where only the health checks are served over HTTP. The app
-    always passes `front` in HTTP mode; without one, requests go to Bolt as they come."""
+    """`bolt` is None in Socket Mode, where only the health checks (and `/metrics`, given
+    `metrics`) are served over HTTP. The app always passes `front` in HTTP mode; without one,
+    requests go to Bolt as they come."""
     dispatch_log = front.log if front is not None else ThrottledLog(log)
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
         assert bolt is not None
         gate = foreground()
         gate.begin()  # deferred work waits until this request is answered
+        started = time.perf_counter()
         try:
             if front is None:
                 admitted: AsyncBoltRequest | web.Response = await to_bolt_request(request)
@@ -124,6 +130,8 @@ def build_web_app(
                 )
         finally:
             gate.end()
+            if metrics is not None:
+                metrics.on_request(time.perf_counter() - started)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "mode": mode})
@@ -136,9 +144,15 @@ def build_web_app(
             )
         return web.json_response({"status": "ready", "mode": mode})
 
+    async def metrics_text(_: web.Request) -> web.Response:
+        assert metrics is not None
+        return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
     web_app = web.Application()
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/readyz", readyz)
+    if metrics is not None:
+        web_app.router.add_get("/metrics", metrics_text)
     if bolt is not None:
         web_app.router.add_post(EVENTS_PATH, slack_events)
     return web_app

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.bolt_app import build_bolt_app, build_web_client
 from app.foreground import drain as drain_listener_work
 from app.http_server import SlackFront, build_web_app, start_http
+from app.metrics import Metrics
 from app.readiness import Readiness
 from app.request_check import new_verifier
 from app.services import start_services
@@ -90,10 +91,13 @@ def slack_front(settings: Settings, stack: AsyncExitStack) -> SlackFront | None:
     return SlackFront(new_verifier(settings.slack_signing_secret), replays)
 
 
-async def open_vectors(settings: Settings) -> ChromaVectorStore:
+async def open_vectors(settings: Settings, metrics: Metrics | None = None) -> ChromaVectorStore:
     try:
         return await ChromaVectorStore.open(
-            path=settings.chroma_path, url=settings.chroma_url, embedding=settings.embedding
+            path=settings.chroma_path,
+            url=settings.chroma_url,
+            embedding=settings.embedding,
+            observer=metrics.on_vector_call if metrics is not None else None,
         )
     except VectorStoreUnavailable as exc:  # names the path or URL (never credentials)
         setting = "CHROMA_URL" if settings.chroma_url else "CHROMA_PATH"
@@ -113,6 +117,7 @@ class Runtime:
     bolt: AsyncApp
     deps: Deps
     port: int
+    metrics: Metrics
 
 
 @asynccontextmanager
@@ -125,7 +130,8 @@ async def running_app(
     async with AsyncExitStack() as stack:
         engine = await open_database(settings, stack)
         sessions = make_sessionmaker(engine)
-        vectors = await open_vectors(settings)
+        metrics = Metrics()  # this app's own registry, served at /metrics
+        vectors = await open_vectors(settings, metrics)
         stack.push_async_callback(vectors.close)
 
         client = build_web_client(settings)
@@ -141,6 +147,7 @@ async def running_app(
             client=client,
             team_id=team_id,
             rate_minute_seconds=rate_minute_seconds,
+            metrics=metrics,
         )
         bolt = build_bolt_app(settings, client, deps)
         mode = "socket" if settings.socket_mode else "http"
@@ -150,6 +157,7 @@ async def running_app(
             mode=mode,
             front=slack_front(settings, stack),
             readiness=readiness,
+            metrics=metrics,
         )
         runner = await start_http(web_app, settings.port)
         # LIFO: stop taking requests first, then let replies already in flight finish.
@@ -164,7 +172,9 @@ async def running_app(
         settle_heap()
         stack.callback(gc.unfreeze)  # for a caller that goes on (tests, the demo)
         log.info("serving workspace %s in %s mode on port %s", team_id, mode, port)
-        yield Runtime(settings, team_id, team_name, sessions, vectors, client, bolt, deps, port)
+        yield Runtime(
+            settings, team_id, team_name, sessions, vectors, client, bolt, deps, port, metrics
+        )
         log.info("stopping: closing connections and stores")
     log.info("stopped")
 

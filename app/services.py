@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.foreground import after_ack, requests_first
+from app.metrics import Metrics
 from app.settings import Settings
 from db.vectors import VectorStore
 from handlers.deps import Deps
@@ -40,9 +41,10 @@ def build_engine(
     vectors: VectorStore,
     *,
     rate_minute_seconds: float = 60.0,
+    metrics: Metrics | None = None,
 ) -> BackfillEngine:
     """`rate_minute_seconds` shortens Slack's rate-limit minute, only ever for the demo against
-    fakeslack's time compression; against Slack it is always 60."""
+    fakeslack's time compression; against Slack it is always 60. `metrics` hears every call."""
     assert settings.slack_bot_token is not None
     profile = profile_for(settings.slack_rate_profile)
     if rate_minute_seconds != 60.0:
@@ -52,7 +54,11 @@ def build_engine(
         base_url=settings.slack_api_url,
         profile=profile,
         yield_to=requests_first,
+        observer=metrics.on_slack_call if metrics is not None else None,
     )
+    if metrics is not None:
+        pacer = gateway.pacer  # its waits are tier pacing and Retry-After, nothing else
+        metrics.watch_rate_limit_wait(lambda: pacer.total_wait_seconds)
     config = EngineConfig(
         include_bots=settings.include_bots,
         min_text_chars=settings.min_text_chars,
@@ -71,6 +77,7 @@ async def start_services(
     client: AsyncWebClient,
     team_id: str,
     rate_minute_seconds: float = 60.0,
+    metrics: Metrics | None = None,
 ) -> Deps:
     """Start APScheduler, the run service and the Home publisher; return the listeners' deps."""
     scheduler = AsyncIOScheduler(timezone=UTC)
@@ -83,7 +90,13 @@ async def start_services(
     people = PeopleDirectory()  # listeners and DMs share one users.info cache
     runs = RunService(
         sessions=sessions,
-        engine=build_engine(settings, sessions, vectors, rate_minute_seconds=rate_minute_seconds),
+        engine=build_engine(
+            settings,
+            sessions,
+            vectors,
+            rate_minute_seconds=rate_minute_seconds,
+            metrics=metrics,
+        ),
         notifier=Notifier(client, people=people),
         schedules=schedules,
         run_concurrency=settings.run_concurrency,
@@ -105,6 +118,8 @@ async def start_services(
             home.refresh_soon(client)
 
     runs.add_listener(on_run_event)
+    if metrics is not None:
+        runs.add_listener(metrics.on_run_event)
     scheduler.start()
     stack.push_async_callback(schedules.close)  # stops APScheduler, lets fires in flight end
     await schedules.load_all()

@@ -14,7 +14,8 @@ import logging
 import multiprocessing
 import re
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -52,6 +53,8 @@ PING_COLLECTION: Final = "backfill_ping"
 # a fork, not a fresh interpreter importing chromadb (about a second); spawn where there is none.
 _PRELOAD: Final = ["db.chroma_worker"]
 log = logging.getLogger(__name__)
+# Told of every call to the worker: (the call, e.g. `upsert` or `search`, seconds it took).
+CallTimer = Callable[[str, float], None]
 # Slack team / enterprise ids are alphanumeric; Chroma names must also end with one.
 _WORKSPACE_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?")
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
@@ -250,9 +253,15 @@ class ChromaVectorStore:
     """
 
     def __init__(
-        self, worker: _WorkerProcess, calls: ThreadPoolExecutor, where: str, chunk_size: int
+        self,
+        worker: _WorkerProcess,
+        calls: ThreadPoolExecutor,
+        where: str,
+        chunk_size: int,
+        observer: CallTimer | None = None,
     ) -> None:
         self._worker = worker
+        self._observer = observer
         self._calls = calls
         self._where = where
         self._chunk_size = chunk_size
@@ -268,11 +277,13 @@ class ChromaVectorStore:
         embedding: str,
         *,
         chunk_size: int = DEFAULT_CHUNK,
+        observer: CallTimer | None = None,
     ) -> ChromaVectorStore:
         """Connect to the server at `url` when given, else open (creating) the store at `path`.
 
-        `embedding` is the `EMBEDDING` setting (`default` or `hashing`). Raises `ValueError` for a
-        bad setting and `VectorStoreUnavailable` when Chroma cannot be reached or opened.
+        `embedding` is the `EMBEDDING` setting (`default` or `hashing`). `observer`, when given,
+        hears every call to the worker with its duration (the app's metrics). Raises `ValueError`
+        for a bad setting and `VectorStoreUnavailable` when Chroma cannot be reached or opened.
         """
         embedding_function(embedding)  # a bad EMBEDDING is the caller's error, said here
         if url is not None:
@@ -300,7 +311,7 @@ class ChromaVectorStore:
             raise
         if worker.max_batch > 0:
             chunk_size = min(chunk_size, worker.max_batch)
-        return cls(worker, calls, where, chunk_size)
+        return cls(worker, calls, where, chunk_size, observer)
 
     @property
     def chunk_size(self) -> int:
@@ -334,7 +345,13 @@ class ChromaVectorStore:
         )
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
-        return await future
+        if self._observer is None:
+            return await future
+        started = time.perf_counter()
+        try:
+            return await future
+        finally:
+            self._observer(method, time.perf_counter() - started)
 
     # -- API -----------------------------------------------------------------------------------
 

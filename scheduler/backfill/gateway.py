@@ -40,6 +40,10 @@ from scheduler.backfill.profiles import INTERNAL, RateProfile
 Sleep = Callable[[float], Awaitable[None]]
 # Awaited before each call: the process's own requests first (see `app.services`).
 YieldTo = Callable[[], Awaitable[None]]
+# Told of every HTTP attempt, retries included: (method, outcome), the outcome being `ok`,
+# `rate_limited`, `transient` (5xx, network, malformed answer) or Slack's error code. The app's
+# metrics listen here; the engine itself never needs it.
+CallObserver = Callable[[str, str], None]
 
 
 async def never_wait() -> None:
@@ -120,6 +124,7 @@ class SlackGateway:
         rand: Callable[[], float] = random.random,
         yield_to: YieldTo = never_wait,
         cancel_grace: float = 3.0,
+        observer: CallObserver | None = None,
     ) -> None:
         # retry_handlers=[]: the SDK must not retry behind our back; this class owns retries.
         self._client = AsyncWebClient(
@@ -137,6 +142,7 @@ class SlackGateway:
         # Seconds calls may go on once their run is cancelled (see `cancelled_by`).
         self._cancel_grace = cancel_grace
         self._stats = GatewayStats()
+        self._observer = observer
 
     # -- cancellation ------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -204,6 +210,7 @@ class SlackGateway:
                 response = await self._client.api_call(method, http_verb="POST", data=_form(params))
                 malformed = problem_of(method, response.data)
                 if malformed is None:
+                    self._observe(method, "ok")
                     return response.data  # type: ignore[return-value]  # checked: a dict
                 outcome, reason = Outcome.TRANSIENT, MALFORMED
             except SlackApiError as exc:
@@ -222,6 +229,7 @@ class SlackGateway:
                 malformed = "the body is not a JSON object"
             except _NETWORK_ERRORS as exc:
                 outcome, reason, malformed = Outcome.TRANSIENT, type(exc).__name__, None
+            self._observe(method, _outcome_label(outcome, reason))
 
             if outcome is Outcome.RATE_LIMITED:
                 rate_limited += 1
@@ -352,6 +360,10 @@ class SlackGateway:
         data = await self._call("users.info", user=user_id)
         return dict(data.get("user") or {})
 
+    def _observe(self, method: str, outcome: str) -> None:
+        if self._observer is not None:
+            self._observer(method, outcome)
+
     def stats(self) -> GatewayStats:
         """A snapshot of the counters."""
         return GatewayStats(
@@ -362,6 +374,16 @@ class SlackGateway:
             backoff_seconds=self._stats.backoff_seconds,
             pacing_wait_seconds=self.pacer.total_wait_seconds,
         )
+
+
+def _outcome_label(outcome: Outcome, reason: str) -> str:
+    """What the observer hears of a failed attempt: the class for retried failures, Slack's
+    error code (or `http_<status>`) for the ones that end the call."""
+    if outcome is Outcome.RATE_LIMITED:
+        return "rate_limited"
+    if outcome is Outcome.TRANSIENT:
+        return "transient"
+    return reason
 
 
 def _form(params: dict[str, Any]) -> dict[str, str]:
