@@ -220,7 +220,10 @@ async def test_engine_cancel_in_walk_during_replies_backoff(
         open_stores(database_url, tmp_path / "chroma") as stores,
     ):
         fake.faults.http_error(503, count=1, method="conversations.replies")
-        gw = make_gateway(fake, backoff_base=HOUR, cancel_grace=0.2)
+        # The whole hour, every time: a jittered backoff can be short enough to retry first.
+        gw = make_gateway(
+            fake, backoff_base=HOUR, backoff_cap=HOUR, rand=lambda: 1.0, cancel_grace=0.2
+        )
         result = await run_then_cancel(
             gw, stores, ws, lambda: gw.stats().backoff_seconds > 0, "the backoff"
         )
