@@ -11,34 +11,12 @@ from contextlib import ExitStack
 
 import pytest
 
+from app.settings import ACCEPTED
 from tests.support.servers import ServerUnavailable, chroma_server, postgres_server
 
-# Every setting of the contract, plus Bolt's own fallbacks: none may leak from the developer's shell.
-SETTINGS_ENV = (
-    "SLACK_BOT_TOKEN",
-    "SLACK_SIGNING_SECRET",
-    "SLACK_APP_TOKEN",
-    "SLACK_API_URL",
-    "PORT",
-    "DATABASE_URL",
-    "CHROMA_PATH",
-    "CHROMA_URL",
-    "EMBEDDING",
-    "MEMBERS_CAN_RUN",
-    "SLACK_RATE_PROFILE",
-    "AUTO_JOIN",
-    "INCLUDE_BOTS",
-    "MIN_TEXT_CHARS",
-    "THREAD_LOOKBACK_DAYS",
-    "RUN_CONCURRENCY",
-    "RUN_RETRIES",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "SLACK_BOT_TOKEN_FILE",
-    "SLACK_SIGNING_SECRET_FILE",
-    "SLACK_APP_TOKEN_FILE",
-    "DATABASE_URL_FILE",
-)
+# Every setting the app reads (its `<NAME>_FILE` forms included): none may leak from the
+# developer's shell into a test.
+SETTINGS_ENV = tuple(ACCEPTED)
 
 
 def _in_ci() -> bool:

@@ -12,21 +12,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from app.settings import ACCEPTED
 from tests.support.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-SETTING_NAMES = (
-    "SLACK_BOT_TOKEN",
-    "SLACK_SIGNING_SECRET",
-    "SLACK_APP_TOKEN",
-    "SLACK_API_URL",
-    "PORT",
-    "DATABASE_URL",
-    "CHROMA_PATH",
-    "CHROMA_URL",
-    "EMBEDDING",
-    "LOG_LEVEL",
-)
+SETTING_NAMES = tuple(ACCEPTED)  # none may leak from the shell into the app process
 
 
 class AppProcess:
