@@ -72,7 +72,7 @@ def test_dockerfile_is_multi_stage_non_root_with_a_health_check() -> None:
     stages = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
     assert len(stages) >= 2
     # Every stage's base is a slim Python image, given directly or through the build argument.
-    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)", text, flags=re.M)
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)", text, flags=re.MULTILINE)
     assert base is not None and base.group(1).startswith("python:") and "slim" in base.group(1)
     assert all(s == "${PYTHON_IMAGE}" or ("python:" in s and "slim" in s) for s in stages)
     users = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
