@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.bolt_app import build_bolt_app, build_web_client
 from app.foreground import drain as drain_listener_work
 from app.http_server import SlackFront, build_web_app, start_http
+from app.http_sessions import SlackConnections
 from app.metrics import Metrics
 from app.readiness import Readiness
 from app.request_check import new_verifier
@@ -118,6 +119,7 @@ class Runtime:
     deps: Deps
     port: int
     metrics: Metrics
+    connections: SlackConnections  # the workspace's pooled HTTP session to Slack
 
 
 @asynccontextmanager
@@ -134,7 +136,11 @@ async def running_app(
         vectors = await open_vectors(settings, metrics)
         stack.push_async_callback(vectors.close)
 
-        client = build_web_client(settings)
+        # One pooled session for every Slack call and respond() of the workspace. Registered
+        # before everything that calls Slack, so it closes after all of them have stopped.
+        connections = SlackConnections()
+        stack.push_async_callback(connections.close)
+        client = build_web_client(settings, connections.session())
         team_id, team_name = await identify_workspace(client)
         async with sessions() as session, session.begin():
             await ensure_workspace(session, team_id, team_name)
@@ -148,8 +154,9 @@ async def running_app(
             team_id=team_id,
             rate_minute_seconds=rate_minute_seconds,
             metrics=metrics,
+            connections=connections,
         )
-        bolt = build_bolt_app(settings, client, deps)
+        bolt = build_bolt_app(settings, client, deps, connections)
         mode = "socket" if settings.socket_mode else "http"
         readiness = Readiness(engine, vectors, socket_mode=settings.socket_mode)
         web_app = build_web_app(
@@ -173,7 +180,17 @@ async def running_app(
         stack.callback(gc.unfreeze)  # for a caller that goes on (tests, the demo)
         log.info("serving workspace %s in %s mode on port %s", team_id, mode, port)
         yield Runtime(
-            settings, team_id, team_name, sessions, vectors, client, bolt, deps, port, metrics
+            settings,
+            team_id,
+            team_name,
+            sessions,
+            vectors,
+            client,
+            bolt,
+            deps,
+            port,
+            metrics,
+            connections,
         )
         log.info("stopping: closing connections and stores")
     log.info("stopped")

@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.foreground import after_ack, requests_first
+from app.http_sessions import SlackConnections
 from app.metrics import Metrics
 from app.settings import Settings
 from db.vectors import VectorStore
@@ -42,9 +43,11 @@ def build_engine(
     *,
     rate_minute_seconds: float = 60.0,
     metrics: Metrics | None = None,
+    connections: SlackConnections | None = None,
 ) -> BackfillEngine:
     """`rate_minute_seconds` shortens Slack's rate-limit minute, only ever for the demo against
-    fakeslack's time compression; against Slack it is always 60. `metrics` hears every call."""
+    fakeslack's time compression; against Slack it is always 60. `metrics` hears every call.
+    `connections`: the workspace's pooled session, which the gateway's calls share."""
     assert settings.slack_bot_token is not None
     profile = profile_for(settings.slack_rate_profile)
     if rate_minute_seconds != 60.0:
@@ -55,6 +58,7 @@ def build_engine(
         profile=profile,
         yield_to=requests_first,
         observer=metrics.on_slack_call if metrics is not None else None,
+        session=connections.session() if connections is not None else None,
     )
     if metrics is not None:
         pacer = gateway.pacer  # its waits are tier pacing and Retry-After, nothing else
@@ -78,6 +82,7 @@ async def start_services(
     team_id: str,
     rate_minute_seconds: float = 60.0,
     metrics: Metrics | None = None,
+    connections: SlackConnections | None = None,
 ) -> Deps:
     """Start APScheduler, the run service and the Home publisher; return the listeners' deps."""
     scheduler = AsyncIOScheduler(timezone=UTC)
@@ -96,6 +101,7 @@ async def start_services(
             vectors,
             rate_minute_seconds=rate_minute_seconds,
             metrics=metrics,
+            connections=connections,
         ),
         notifier=Notifier(client, people=people),
         schedules=schedules,

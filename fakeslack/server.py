@@ -11,7 +11,8 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Coroutine
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
@@ -94,6 +95,9 @@ class FakeSlack:
             socket_url=lambda: self.socket.new_url(self._current_token),
         )
         self._call_no = 0
+        # TCP connections that carried a request: a keep-alive connection is counted once.
+        self._connections_seen: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        self._connections = 0
         self._response_urls: dict[str, dict[str, Any]] = {}
         self._runner: web.AppRunner | None = None
         self._site_port: int | None = None
@@ -156,7 +160,9 @@ class FakeSlack:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app = web.Application(
+            client_max_size=16 * 1024 * 1024, middlewares=[self._count_connection]
+        )
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/_fake/response_url/{rid}", self._handle_response_url)
         app.router.add_get("/_fake/calls", self._get_calls)
@@ -233,6 +239,25 @@ class FakeSlack:
         self.stop_thread()
 
     # -- Python API for tests -----------------------------------------------------------------
+    @property
+    def http_connections(self) -> int:
+        """TCP connections that carried at least one request since start (every route), each
+        counted once however many requests it carried: a client that pools its connections
+        shows far fewer than requests."""
+        return self._connections
+
+    @web.middleware
+    async def _count_connection(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        # One transport per TCP connection, the same object for every request kept alive on it;
+        # weak, so a closed connection is forgotten rather than held.
+        transport = request.transport
+        if transport is not None and transport not in self._connections_seen:
+            self._connections_seen.add(transport)
+            self._connections += 1
+        return await handler(request)
+
     def new_trigger_id(self, user_id: str) -> str:
         """A trigger id for `user_id`, as Slack puts in an interaction payload (3 s, single use)."""
         return self.view_store.new_trigger_id(user_id)

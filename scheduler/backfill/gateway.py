@@ -125,10 +125,14 @@ class SlackGateway:
         yield_to: YieldTo = never_wait,
         cancel_grace: float = 3.0,
         observer: CallObserver | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
         # retry_handlers=[]: the SDK must not retry behind our back; this class owns retries.
+        # `session`: the workspace's pooled connections, opened and closed by the caller (the
+        # app keeps one per workspace); without one the SDK opens a connection per call and
+        # applies `timeout` itself, with one the session's own timeout applies.
         self._client = AsyncWebClient(
-            token=token, base_url=base_url, timeout=timeout, retry_handlers=[]
+            token=token, base_url=base_url, timeout=timeout, retry_handlers=[], session=session
         )
         self.profile = profile
         self.pacer = pacer if pacer is not None else Pacer(profile)
