@@ -12,6 +12,7 @@ from contextlib import ExitStack
 import pytest
 
 from app.settings import ACCEPTED
+from tests.support.restartable_postgres import RestartablePostgres, restartable_postgres
 from tests.support.servers import ServerUnavailable, chroma_server, postgres_server
 
 # Every setting the app reads (its `<NAME>_FILE` forms included): none may leak from the
@@ -68,6 +69,17 @@ def chroma_url(_servers: ExitStack) -> str:
     except ServerUnavailable as exc:
         _unavailable("Chroma server", exc)
         raise
+
+
+@pytest.fixture(scope="module")
+def private_postgres() -> Iterator[RestartablePostgres]:
+    """A PostgreSQL server of the test module's own, which its tests may stop and start again
+    (one per module: `initdb` takes seconds)."""
+    try:
+        with restartable_postgres() as server:
+            yield server
+    except ServerUnavailable as exc:
+        _unavailable("PostgreSQL", exc)
 
 
 def _run_isolated(coro_factory: object) -> None:

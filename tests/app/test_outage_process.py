@@ -17,10 +17,9 @@ import shutil
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from db.models import BackfillJobRun
@@ -28,22 +27,12 @@ from db.session import create_engine, make_sessionmaker
 from fakeslack import FakeSlack, generate
 from fakeslack.outgoing import form_headers, slash_command_body
 from handlers.errors import DATABASE_UNAVAILABLE
-from tests.conftest import _unavailable, create_postgres_database
+from tests.conftest import create_postgres_database
 from tests.support.app_process import AppProcess, app_settings, new_workdir
-from tests.support.restartable_postgres import RestartablePostgres, restartable_postgres
-from tests.support.servers import ServerUnavailable
+from tests.support.restartable_postgres import RestartablePostgres
 
 OUTAGE_S = 20  # how long PostgreSQL stays down
 BACK_WITHIN_S = 60  # the run ends or resumes within a minute of the database being back
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[RestartablePostgres]:
-    try:
-        with restartable_postgres() as server:
-            yield server
-    except ServerUnavailable as exc:
-        _unavailable("PostgreSQL", exc)
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, app: AppProcess) -> Any:

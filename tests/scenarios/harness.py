@@ -34,6 +34,7 @@ from fakeslack.outgoing import (
     json_headers,
     slash_command_body,
 )
+from tests.support import waiting
 
 OTHER_TEAM = "T0OTHERTEAM"
 QUIET_S = 0.2  # the app is done with a request once nothing new reached Slack for this long
@@ -418,16 +419,7 @@ class Scenario:
     async def eventually(
         self, predicate: Callable[[], Any], *, timeout: float = 15.0, what: str = "condition"
     ) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            result = predicate()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            await asyncio.sleep(0.05)
+        return await waiting.eventually(predicate, timeout, what)
 
     async def wait_run_status(
         self, job_run_id: int, *statuses: str, timeout: float = 30.0

@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,8 +26,9 @@ from db.session import create_engine, make_sessionmaker
 from fakeslack import FakeSlack
 from scheduler.cron import ScheduleSpec
 from scheduler.runs import RunRefused
-from tests.scheduler.run_service_process import crash, open_node, shifted_clock
-from tests.scheduler.test_runs_lifecycle import stored_keys
+from tests.scheduler.run_service_process import crash, shifted_clock
+from tests.scheduler.slack_node import node_on, stored_keys
+from tests.support.waiting import eventually
 
 NOW = 1_750_000_000.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +37,26 @@ ADMIN = "U0ADMIN"
 
 def workspace(seed: int = 8, messages: int = 900) -> fakeslack.Workspace:
     return fakeslack.generate(seed, users=20, channels=8, messages=messages, days=30, now=NOW)
+
+
+@asynccontextmanager
+async def slow_history(seed: int) -> AsyncIterator[tuple[fakeslack.Workspace, FakeSlack]]:
+    """A 1,500-message workspace on a fakeslack whose history pages take 30 ms: a run spans
+    seconds, long enough to stop its process half-way."""
+    ws = workspace(seed=seed, messages=1500)
+    async with FakeSlack(ws, rate_limits=False) as fake:
+        fake.faults.slow(0.03, method="conversations.history")
+        yield ws, fake
+
+
+async def some_history_pages(fake: FakeSlack) -> None:
+    """Until six history pages were asked for: the run is under way, far from done."""
+    await eventually(
+        lambda: len(fake.calls_of("conversations.history")) >= 6,
+        60,
+        "six history pages",
+        every=0.02,
+    )
 
 
 async def test_runs_two_instances_one_run_per_fire_and_one_lock(
@@ -47,23 +69,10 @@ async def test_runs_two_instances_one_run_per_fire_and_one_lock(
         # Slow pages keep the run going until the other process's cancel reaches it.
         fake.faults.slow(0.3, method="conversations.history")
         a = await stack.enter_async_context(
-            open_node(
-                postgres_url,
-                tmp_path / "a",
-                slack_url=fake.base_url,
-                token=fake.bot_token,
-                clock=clock,
-            )
+            node_on(fake, postgres_url, tmp_path / "a", clock=clock)
         )
         b = await stack.enter_async_context(
-            open_node(
-                postgres_url,
-                tmp_path / "b",
-                slack_url=fake.base_url,
-                token=fake.bot_token,
-                clock=clock,
-                migrate_first=False,
-            )
+            node_on(fake, postgres_url, tmp_path / "b", clock=clock, migrate_first=False)
         )
         schedule = await a.schedules.save(
             ws.team_id, ScheduleSpec("0 * * * *", "UTC", 7, True, ()), ADMIN
@@ -93,25 +102,15 @@ async def test_runs_two_instances_one_run_per_fire_and_one_lock(
 async def test_runs_crashed_instance_run_resumed_by_another(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    ws = workspace(seed=12, messages=1500)
     clock = shifted_clock(NOW)
-    async with FakeSlack(ws, rate_limits=False) as fake:
-        fake.faults.slow(0.03, method="conversations.history")
-        async with open_node(
-            postgres_url, tmp_path / "a", slack_url=fake.base_url, token=fake.bot_token, clock=clock
-        ) as a:
+    async with slow_history(seed=12) as (ws, fake):
+        async with node_on(fake, postgres_url, tmp_path / "a", clock=clock) as a:
             row = await a.service.start_manual(ws.team_id, ADMIN, days=30)
-            while len(fake.calls_of("conversations.history")) < 6:
-                await asyncio.sleep(0.02)
+            await some_history_pages(fake)
             await crash(a.service)
         t0 = time.monotonic()
-        async with open_node(
-            postgres_url,
-            tmp_path / "b",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=clock,
-            migrate_first=False,
+        async with node_on(
+            fake, postgres_url, tmp_path / "b", clock=clock, migrate_first=False
         ) as b:
             while not any(e.kind == "started" for e in b.events):
                 assert time.monotonic() - t0 < 30, "not resumed within 30 s"
@@ -126,33 +125,17 @@ async def test_runs_crashed_instance_run_resumed_by_another(
 async def test_runs_graceful_stop_releases_for_immediate_resume(
     database_url: str, tmp_path: Path
 ) -> None:
-    ws = workspace(seed=13, messages=1500)
     clock = shifted_clock(NOW)
-    async with FakeSlack(ws, rate_limits=False) as fake:
-        fake.faults.slow(0.03, method="conversations.history")
-        async with open_node(
-            database_url,
-            tmp_path / "a",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=clock,
-            stale_after_s=60,
-        ) as a:
+    async with slow_history(seed=13) as (ws, fake):
+        async with node_on(fake, database_url, tmp_path / "a", clock=clock, stale_after_s=60) as a:
             row = await a.service.start_manual(ws.team_id, ADMIN, days=30)
-            while len(fake.calls_of("conversations.history")) < 6:
-                await asyncio.sleep(0.02)
+            await some_history_pages(fake)
             await a.service.stop()
             kept = await a.service.get(row.job_run_id)
             assert kept is not None and kept.status == "running"
             assert kept.heartbeat_at == datetime(1970, 1, 1, tzinfo=UTC)
-        async with open_node(
-            database_url,
-            tmp_path / "b",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=clock,
-            stale_after_s=60,
-            migrate_first=False,
+        async with node_on(
+            fake, database_url, tmp_path / "b", clock=clock, stale_after_s=60, migrate_first=False
         ) as b:
             await asyncio.sleep(0.5)
             assert any(e.kind == "started" for e in b.events)  # at once, not after 60 s

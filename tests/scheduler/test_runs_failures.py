@@ -10,25 +10,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import fakeslack
-from fakeslack import FakeSlack
 from scheduler.cron import ScheduleSpec
-from tests.scheduler.run_service_process import open_node, shifted_clock
+from tests.scheduler.slack_node import (
+    dm_dump,
+    first_member,
+    slack_node,
+    sqlite_url,
+    stored_keys,
+)
+from tests.support.waiting import eventually
 
 NOW = 1_750_000_000.0
 
 
 def workspace(seed: int = 9, messages: int = 500) -> fakeslack.Workspace:
     return fakeslack.generate(seed, users=20, channels=8, messages=messages, days=30, now=NOW)
-
-
-def creator(ws: fakeslack.Workspace) -> str:
-    return min(
-        u for u, user in ws.users.items() if not user.get("is_bot") and not user.get("deleted")
-    )
-
-
-def dm_dump(fake: FakeSlack, user: str) -> str:
-    return json.dumps(fake.dms(user))
 
 
 async def scheduled_fire(node, ws, user):  # type: ignore[no-untyped-def]
@@ -45,18 +41,10 @@ async def test_runs_transient_failure_retried_by_resuming_the_same_run(
     database_url: str, tmp_path: Path
 ) -> None:
     ws = workspace()
-    user = creator(ws)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            database_url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=shifted_clock(NOW),
-            gateway_attempts=2,
-            run_retries=2,
-        ) as node,
+    user = first_member(ws)
+    async with slack_node(ws, database_url, tmp_path, gateway_attempts=2, run_retries=2) as (
+        fake,
+        node,
     ):
         # Every history call fails 3 times in a row: more than the gateway's 2 attempts.
         fake.faults.http_error(500, count=3, method="conversations.history")
@@ -72,8 +60,6 @@ async def test_runs_transient_failure_retried_by_resuming_the_same_run(
         assert "Retrying automatically in" in dump and "Backfill failed" in dump
         assert "Backfill finished" in dump
         assert fake.bot_token not in dump
-        from tests.scheduler.test_runs_lifecycle import stored_keys
-
         assert await stored_keys(node, ws.team_id) == truth.must_store
 
 
@@ -81,17 +67,8 @@ async def test_runs_permanent_failure_pauses_schedule_and_is_not_retried(
     database_url: str, tmp_path: Path
 ) -> None:
     ws = workspace(seed=4, messages=200)
-    user = creator(ws)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            database_url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=shifted_clock(NOW),
-        ) as node,
-    ):
+    user = first_member(ws)
+    async with slack_node(ws, database_url, tmp_path) as (fake, node):
         fake.faults.api_error("invalid_auth", count=1, method="conversations.list")
         row = await scheduled_fire(node, ws, user)
         await node.service.wait_idle()
@@ -114,24 +91,16 @@ async def test_runs_permanent_failure_pauses_schedule_and_is_not_retried(
 
 async def test_runs_cancel_stops_within_one_page(tmp_path: Path) -> None:
     ws = workspace(seed=2, messages=1500)
-    user = creator(ws)
-    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=shifted_clock(NOW),
-        ) as node,
-    ):
+    user = first_member(ws)
+    async with slack_node(ws, sqlite_url(tmp_path), tmp_path) as (fake, node):
         fake.faults.slow(0.05, method="conversations.history")
         row = await node.service.start_manual(ws.team_id, user, days=30)
-        while not fake.calls_of("conversations.history")[3:]:
-            import asyncio
-
-            await asyncio.sleep(0.02)
+        await eventually(
+            lambda: fake.calls_of("conversations.history")[3:],
+            timeout=60,
+            what="four history pages",
+            every=0.02,
+        )
         await node.service.cancel(ws.team_id, user, is_admin=False)
         before = len(fake.calls_of("conversations.history"))
         await node.service.wait_idle()
@@ -144,18 +113,8 @@ async def test_runs_cancel_stops_within_one_page(tmp_path: Path) -> None:
 
 async def test_runs_dm_refused_does_not_fail_run_and_progress_is_spaced(tmp_path: Path) -> None:
     ws = workspace(seed=6, messages=1200)
-    user = creator(ws)
-    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=shifted_clock(NOW),
-        ) as node,
-    ):
+    user = first_member(ws)
+    async with slack_node(ws, sqlite_url(tmp_path), tmp_path) as (fake, node):
         # The first DM (progress) is refused; the run carries on and the summary still goes.
         fake.faults.api_error("channel_not_found", count=1, method="chat.postMessage")
         row = await node.service.start_manual(ws.team_id, user, days=30)

@@ -12,10 +12,16 @@ from pathlib import Path
 import pytest
 
 import fakeslack
-from fakeslack import FakeSlack
 from scheduler.cron import ScheduleSpec
 from scheduler.runs import RunRefused
-from tests.scheduler.run_service_process import StubEngine, open_node, shifted_clock
+from tests.scheduler.run_service_process import StubEngine, shifted_clock
+from tests.scheduler.slack_node import (
+    dm_texts,
+    first_member,
+    slack_node,
+    sqlite_url,
+    stored_keys,
+)
 
 NOW = 1_750_000_000.0
 ADMIN = "U0ADMIN"
@@ -25,46 +31,12 @@ def workspace(seed: int = 7, messages: int = 600) -> fakeslack.Workspace:
     return fakeslack.generate(seed, users=24, channels=9, messages=messages, days=30, now=NOW)
 
 
-def dm_texts(fake: FakeSlack, user: str) -> list[str]:
-    return [json.dumps(m.get("blocks")) + " " + str(m.get("text")) for m in fake.dms(user)]
-
-
-async def stored_keys(node, workspace_id: str) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    from sqlalchemy import select
-
-    from db.models import Message
-
-    t = Message.__table__
-    async with node.sessions() as session:
-        rows = (
-            await session.execute(
-                select(t.c.channel_id, t.c.ts).where(t.c.workspace_id == workspace_id)
-            )
-        ).all()
-    return {(r[0], r[1]) for r in rows}
-
-
-def a_member(ws: fakeslack.Workspace) -> str:
-    return min(
-        u for u, user in ws.users.items() if not user.get("is_bot") and not user.get("deleted")
-    )
-
-
 async def test_runs_manual_run_stores_ground_truth_and_reports(
     database_url: str, tmp_path: Path
 ) -> None:
     ws = workspace()
-    user = a_member(ws)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            database_url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=shifted_clock(NOW),
-        ) as node,
-    ):
+    user = first_member(ws)
+    async with slack_node(ws, database_url, tmp_path) as (fake, node):
         row = await node.service.start_manual(ws.team_id, user, days=7)
         assert row.status == "running" and row.job_type == "manual" and row.triggered_by == user
         current = await node.service.current(ws.team_id)
@@ -105,16 +77,7 @@ async def test_runs_scheduled_fire_records_run_and_moves_schedule(
 ) -> None:
     ws = workspace(seed=3, messages=300)
     clock = shifted_clock(NOW)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            database_url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=clock,
-        ) as node,
-    ):
+    async with slack_node(ws, database_url, tmp_path, clock=clock) as (fake, node):
         schedule = await node.schedules.save(
             ws.team_id, ScheduleSpec("*/30 * * * *", "UTC", 7, True, ()), ADMIN
         )
@@ -136,19 +99,14 @@ async def test_runs_scheduled_fire_records_run_and_moves_schedule(
 
 async def test_runs_dst_second_fire_of_the_same_wall_time_is_skipped(tmp_path: Path) -> None:
     ws = workspace(seed=5, messages=50)
-    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
     stub = StubEngine(pages=2, page_s=0.01)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=lambda: datetime(2024, 11, 3, 4, 0, tzinfo=UTC),
-            engine=stub,
-        ) as node,
-    ):
+    async with slack_node(
+        ws,
+        sqlite_url(tmp_path),
+        tmp_path,
+        clock=lambda: datetime(2024, 11, 3, 4, 0, tzinfo=UTC),
+        engine=stub,
+    ) as (_, node):
         schedule = await node.schedules.save(
             ws.team_id, ScheduleSpec("30 1 * * *", "America/New_York", 7, True, ()), ADMIN
         )
@@ -164,22 +122,11 @@ async def test_runs_dst_second_fire_of_the_same_wall_time_is_skipped(tmp_path: P
 
 
 async def test_runs_concurrency_bounded_and_in_order(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
     ws = workspace(seed=5, messages=50)
     stub = StubEngine(pages=6, page_s=0.05)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=shifted_clock(NOW),
-            engine=stub,
-            run_concurrency=2,
-            progress_interval_s=0.0,
-        ) as node,
-    ):
+    async with slack_node(
+        ws, sqlite_url(tmp_path), tmp_path, engine=stub, run_concurrency=2, progress_interval_s=0.0
+    ) as (_, node):
         rows = [await node.service.start_manual(f"T{i:04d}", ADMIN, days=1) for i in range(5)]
         await node.service.wait_idle()
         assert stub.max_running == 2
@@ -189,20 +136,9 @@ async def test_runs_concurrency_bounded_and_in_order(tmp_path: Path) -> None:
 
 
 async def test_runs_members_cancel_only_their_own_runs(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
     ws = workspace(seed=5, messages=50)
     stub = StubEngine(pages=400, page_s=0.02)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=shifted_clock(NOW),
-            engine=stub,
-        ) as node,
-    ):
+    async with slack_node(ws, sqlite_url(tmp_path), tmp_path, engine=stub) as (_, node):
         with pytest.raises(RunRefused, match="nothing|no backfill"):
             await node.service.cancel(ws.team_id, "UMEMBER1", is_admin=False)
         row = await node.service.start_manual(ws.team_id, "UMEMBER1", days=1)
@@ -231,16 +167,7 @@ async def test_runs_dms_show_times_in_the_recipient_zone(database_url: str, tmp_
     )[:2]
     ws.users[tokyo]["tz"] = "Asia/Tokyo"
     ws.users[nowhere].pop("tz", None)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            database_url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=shifted_clock(NOW),
-        ) as node,
-    ):
+    async with slack_node(ws, database_url, tmp_path) as (fake, node):
         for user in (tokyo, nowhere):
             await node.service.start_manual(ws.team_id, user, days=7)
             await node.service.wait_idle()
@@ -264,17 +191,8 @@ async def test_runs_log_lines_of_a_run_name_its_ids_in_json_logs(tmp_path: Path)
     root.setLevel(logging.INFO)
     ws = workspace(messages=120)
     try:
-        async with (
-            FakeSlack(ws, rate_limits=False) as fake,
-            open_node(
-                f"sqlite+aiosqlite:///{tmp_path}/db.sqlite",
-                tmp_path / "chroma",
-                slack_url=fake.base_url,
-                token=fake.bot_token,
-                clock=shifted_clock(NOW),
-            ) as node,
-        ):
-            row = await node.service.start_manual(ws.team_id, a_member(ws), days=7)
+        async with slack_node(ws, sqlite_url(tmp_path), tmp_path) as (_, node):
+            row = await node.service.start_manual(ws.team_id, first_member(ws), days=7)
             await node.service.wait_idle()
     finally:
         root.removeHandler(handler)

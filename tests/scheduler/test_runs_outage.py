@@ -13,10 +13,8 @@ locked" until it lets go."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,14 +28,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 import db.session
 import fakeslack
 from db import runs as repo
-from fakeslack import FakeSlack
 from scheduler.cron import ScheduleSpec
 from scheduler.schedules import ScheduleService, job_id
-from tests.conftest import _unavailable, create_postgres_database
-from tests.scheduler.run_service_process import StubEngine, open_node, shifted_clock
-from tests.scheduler.test_runs_lifecycle import stored_keys
-from tests.support.restartable_postgres import RestartablePostgres, restartable_postgres
-from tests.support.servers import ServerUnavailable
+from tests.conftest import create_postgres_database
+from tests.scheduler.run_service_process import StubEngine
+from tests.scheduler.slack_node import dm_dump, first_member, slack_node, stored_keys
+from tests.support.restartable_postgres import RestartablePostgres
+from tests.support.waiting import eventually
 
 NOW = 1_750_000_000.0
 BACK_WITHIN_S = 60  # the run ends or resumes within a minute of the database being back
@@ -50,15 +47,6 @@ class Outage:
     url: str
     down: Callable[[], None]
     up: Callable[[], None]
-
-
-@pytest.fixture(scope="module")
-def private_postgres() -> Iterator[RestartablePostgres]:
-    try:
-        with restartable_postgres() as server:
-            yield server
-    except ServerUnavailable as exc:
-        _unavailable("PostgreSQL", exc)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -106,29 +94,6 @@ def workspace(seed: int = 12, messages: int = 1500) -> fakeslack.Workspace:
     return fakeslack.generate(seed, users=20, channels=8, messages=messages, days=30, now=NOW)
 
 
-def creator(ws: fakeslack.Workspace) -> str:
-    return min(
-        u for u, user in ws.users.items() if not user.get("is_bot") and not user.get("deleted")
-    )
-
-
-def dm_dump(fake: FakeSlack, user: str) -> str:
-    return json.dumps(fake.dms(user))
-
-
-async def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def run_status(node: Any, job_run_id: int) -> str | None:
     try:
         row = await node.service.get(job_run_id)
@@ -137,22 +102,20 @@ async def run_status(node: Any, job_run_id: int) -> str | None:
     return None if row is None else row.status
 
 
+async def until_status(node: Any, job_run_id: int, wanted: str, timeout: float, what: str) -> None:
+    async def reached() -> bool:
+        return await run_status(node, job_run_id) == wanted
+
+    await eventually(reached, timeout, what)
+
+
 async def test_runs_outage_mid_run_resumes_and_completes(
     outage: Outage, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     ws = workspace()
-    user = creator(ws)
+    user = first_member(ws)
     caplog.set_level(logging.WARNING)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            outage.url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=shifted_clock(NOW),
-        ) as node,
-    ):
+    async with slack_node(ws, outage.url, tmp_path) as (fake, node):
         fake.faults.slow(0.05, method="conversations.history")
         row = await node.service.start_manual(ws.team_id, user, days=30)
         await eventually(
@@ -164,8 +127,10 @@ async def test_runs_outage_mid_run_resumes_and_completes(
         await asyncio.sleep(4)
         await asyncio.to_thread(outage.up)
         await eventually(lambda: run_status(node, row.job_run_id), BACK_WITHIN_S, "the run row")
-        await eventually(
-            lambda: _is(run_status(node, row.job_run_id), "success"),
+        await until_status(
+            node,
+            row.job_run_id,
+            "success",
             BACK_WITHIN_S,
             "the run to finish after the database came back",
         )
@@ -184,37 +149,21 @@ async def test_runs_outage_mid_run_resumes_and_completes(
     assert not [r for r in caplog.records if r.name == "scheduler.heartbeat" and r.exc_info]
 
 
-async def _is(status: Any, wanted: str) -> bool:
-    return (await status) == wanted
-
-
 async def test_runs_outage_when_the_end_is_written_keeps_the_run_in_hand(
     outage: Outage, tmp_path: Path
 ) -> None:
     ws = workspace(seed=3, messages=100)
-    user = creator(ws)
+    user = first_member(ws)
     stub = StubEngine(pages=12, page_s=0.25)  # 3 s, touching no database
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            outage.url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=shifted_clock(NOW),
-            engine=stub,
-        ) as node,
-    ):
+    async with slack_node(ws, outage.url, tmp_path, engine=stub) as (fake, node):
         row = await node.service.start_manual(ws.team_id, user, days=3)
         await eventually(lambda: stub.started, 10, "the run to start")
         await asyncio.to_thread(outage.down)
         await eventually(lambda: stub.running == 0, 10, "the engine to return")
         await asyncio.sleep(2)  # its end cannot be written yet
         await asyncio.to_thread(outage.up)
-        await eventually(
-            lambda: _is(run_status(node, row.job_run_id), "success"),
-            BACK_WITHIN_S,
-            "the run's end to be written",
+        await until_status(
+            node, row.job_run_id, "success", BACK_WITHIN_S, "the run's end to be written"
         )
         await node.service.wait_idle()
         assert "Backfill finished" in dm_dump(fake, user)
@@ -233,18 +182,10 @@ async def test_runs_outage_schedule_fire_runs_once_the_database_is_back(
     outage: Outage, tmp_path: Path
 ) -> None:
     ws = workspace(seed=5, messages=100)
-    user = creator(ws)
+    user = first_member(ws)
     stub = StubEngine(pages=2, page_s=0.05)
     async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            outage.url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=shifted_clock(NOW),
-            engine=stub,
-        ) as node,
+        slack_node(ws, outage.url, tmp_path, engine=stub) as (fake, node),
         running_schedules(node) as (schedules, scheduler),
     ):
         saved = await schedules.save(
@@ -294,19 +235,9 @@ async def test_runs_outage_own_stale_run_not_in_hand_is_taken_over(
     (its end could not be written before it let go): nobody else would ever beat it, so this
     process takes it over like any other stale run, and it ends."""
     ws = workspace(seed=6, messages=100)
-    user = creator(ws)
+    user = first_member(ws)
     stub = StubEngine(pages=2, page_s=0.05)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            database_url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=shifted_clock(NOW),
-            engine=stub,
-        ) as node,
-    ):
+    async with slack_node(ws, database_url, tmp_path, engine=stub) as (fake, node):
         async with node.sessions.begin() as session:
             await repo.ensure_workspace_row(session, ws.team_id)
             stranded = await repo.insert_run(
@@ -318,10 +249,8 @@ async def test_runs_outage_own_stale_run_not_in_hand_is_taken_over(
                 triggered_by=user,
                 days=3,
             )
-        await eventually(
-            lambda: _is(run_status(node, stranded.job_run_id), "success"),
-            30,
-            "the stranded run to be taken over and finish",
+        await until_status(
+            node, stranded.job_run_id, "success", 30, "the stranded run to be taken over and finish"
         )
         await node.service.wait_idle()
         assert stub.started == [stranded.job_run_id]

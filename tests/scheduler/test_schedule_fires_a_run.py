@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the clock fixture imported from test_schedules is a test parameter here
 """A live APScheduler fires the schedule in its own time zone and a `scheduled` run follows:
 ScheduleService → RunService → engine → fakeslack, with APScheduler's clock injected (no waiting
 for real cron minutes), across the spring DST night in Europe/Paris."""
@@ -5,59 +6,26 @@ for real cron minutes), across the spring DST night in Europe/Paris."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from pathlib import Path
 
-import apscheduler.executors.base
-import apscheduler.schedulers.base
-import pytest
-
 import fakeslack
-from fakeslack import FakeSlack
 from scheduler.cron import ScheduleSpec
-from tests.scheduler.run_service_process import open_node
-
-ADMIN = "U0ADMIN"
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock(datetime(2025, 3, 29, 12, 0, tzinfo=UTC))
-
-    class FakeDatetime:
-        # APScheduler 3 reads the time only through `datetime.now(tz)` in these two modules.
-        @staticmethod
-        def now(tz: tzinfo | None = None) -> datetime:
-            return fake.now.astimezone(tz) if tz else fake.now.replace(tzinfo=None)
-
-    monkeypatch.setattr(apscheduler.schedulers.base, "datetime", FakeDatetime)
-    monkeypatch.setattr(apscheduler.executors.base, "datetime", FakeDatetime)
-    return fake
+from tests.scheduler.slack_node import slack_node
+from tests.scheduler.test_schedules import (  # noqa: F401 - the fixture is shared
+    ADMIN,
+    FakeClock,
+    clock,
+)
 
 
 async def test_schedule_fires_a_scheduled_run_in_its_time_zone_across_dst(
     database_url: str, tmp_path: Path, clock: FakeClock
 ) -> None:
+    clock.now = datetime(2025, 3, 29, 12, 0, tzinfo=UTC)
     fire = datetime(2025, 3, 30, 1, 30, tzinfo=UTC)  # "30 2 * * *" Paris: 02:30 does not exist
     ws = fakeslack.generate(11, users=20, channels=5, messages=300, days=20, now=fire.timestamp())
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            database_url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=clock,
-        ) as node,
-    ):
+    async with slack_node(ws, database_url, tmp_path, clock=clock) as (_, node):
         scheduler = node.schedules._scheduler  # the node's own, started here with the fake clock
         scheduler.start()
         try:
