@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -205,6 +205,17 @@ async def stale_runs(
     return [_from_row(row) for row in (await session.execute(stmt)).all()]
 
 
+async def running_runs_owned_from(session: AsyncSession, owner_prefix: str) -> list[StoredRun]:
+    """Running runs whose owner name starts with `owner_prefix` (the owners on one host, say),
+    whatever their heartbeat."""
+    stmt = (
+        select(_RUNS)
+        .where(_R.status == "running", _R.owner.startswith(owner_prefix, autoescape=True))
+        .order_by(_R.started_at, _R.job_run_id)
+    )
+    return [_from_row(row) for row in (await session.execute(stmt)).all()]
+
+
 async def due_retries(session: AsyncSession, now: datetime) -> list[StoredRun]:
     """Failed runs whose automatic retry is due."""
     stmt = (
@@ -324,6 +335,28 @@ async def claim_stale(
     """Take over a stale running run, unless another process did first (compare-and-set on the
     owner and heartbeat seen). A run that was not released (heartbeat not the release mark)
     counts one more interruption. None when someone else won."""
+    return await _take_over(
+        session, run, owner, now, or_(_R.heartbeat_at.is_(None), _R.heartbeat_at < cutoff)
+    )
+
+
+async def claim_orphaned(
+    session: AsyncSession, run: StoredRun, owner: str, *, now: datetime
+) -> StoredRun | None:
+    """Take over a running run whose owner is known to be dead (a process of this host that is
+    gone), however fresh its heartbeat. The same compare-and-set as `claim_stale`: a row that
+    changed since it was read (its owner beat after all, or another process took it) is left
+    alone, and None returned."""
+    return await _take_over(session, run, owner, now)
+
+
+async def _take_over(
+    session: AsyncSession,
+    run: StoredRun,
+    owner: str,
+    now: datetime,
+    *conditions: ColumnElement[bool],
+) -> StoredRun | None:
     interrupted = run.heartbeat_at is None or run.heartbeat_at > RELEASED_HEARTBEAT
     owner_seen = _R.owner.is_(None) if run.owner is None else _R.owner == run.owner
     heartbeat_seen = (
@@ -338,7 +371,7 @@ async def claim_stale(
             _R.status == "running",
             owner_seen,
             heartbeat_seen,
-            or_(_R.heartbeat_at.is_(None), _R.heartbeat_at < cutoff),
+            *conditions,
         )
         .values(
             owner=owner,
@@ -471,6 +504,7 @@ async def run_totals(session: AsyncSession, workspace_id: str) -> tuple[int, int
 __all__ = [
     "RELEASED_HEARTBEAT",
     "StoredRun",
+    "claim_orphaned",
     "claim_retry",
     "claim_stale",
     "clear_retry",
@@ -488,6 +522,7 @@ __all__ = [
     "request_cancel",
     "run_for_fire",
     "running_run",
+    "running_runs_owned_from",
     "set_paused_reason",
     "skipped_json",
     "stale_runs",

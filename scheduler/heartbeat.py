@@ -4,7 +4,7 @@
 A tick that fails is logged and the loop goes on: a missed beat only matters after
 `stale_after_s`, which is several ticks. While the database is away (`outage(exc)` says so) the
 loop logs one line when the outage starts and one when the database answers again, not a
-traceback per tick. Imports nothing of ours.
+traceback per tick. Imports `scheduler.process_identity` only.
 """
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Awaitable, Callable
+
+from scheduler.process_identity import owner_name
 
 logger = logging.getLogger(__name__)
 
 
 def process_owner_id() -> str:
     """A name for this process (and service instance) as stored in `backfill_job_runs.owner`:
-    host, pid and a random suffix, so two services in one process are two owners."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    host, pid, a random suffix (two services in one process are two owners), and the boot id,
+    start time and pid namespace that tell whether it is still alive (`process_identity`)."""
+    return owner_name()
 
 
 class Pulse:

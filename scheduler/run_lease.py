@@ -1,10 +1,13 @@
 """A run's lease on the database: this process beats `heartbeat_at` of the runs it holds (and
 reads cancel requests from the rows), takes over any run whose heartbeat went stale (its process
 died), starts automatic retries when they are due, and waits for a database that went away
-before a run resumes. Every few seconds, one `Pulse` tick does all three.
+before a run resumes. Every few seconds, one `Pulse` tick does all three; the first one runs as
+the service starts.
 
 Any process, this one included for a run it no longer holds, takes over a stale run; the claim
-in the database decides who gets it. Imports `db`, `blocks` and `scheduler.*`; never Bolt.
+in the database decides who gets it. A run whose owner was a process of this very host needs no
+wait for staleness when `/proc` shows that process gone (`process_identity`): a process started
+after a crash resumes it in its first tick. Imports `db`, `blocks` and `scheduler.*`; never Bolt.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from db import runs as repo
 from db.session import database_trouble, reading
 from scheduler.heartbeat import Pulse
+from scheduler.process_identity import Liveness, LivenessJudge
 from scheduler.run_core import RunCore, RunJob, retry_pause
 from scheduler.run_endings import RunEndings
 from scheduler.run_rows import RunRow
@@ -40,6 +44,7 @@ class RunLease:
         max_interruptions: int,
         enqueue: Callable[[RunJob], None],
         end_if_queued: Callable[[RunJob], Awaitable[None]],
+        judge: LivenessJudge | None = None,
     ) -> None:
         self._core = core
         self._endings = endings
@@ -49,6 +54,9 @@ class RunLease:
         self._end_if_queued = end_if_queued
         self.pulse = Pulse(self._tick, heartbeat_s, outage=database_trouble)
         self.retry_timers: dict[int, asyncio.TimerHandle] = {}
+        # Who owns what on this host, judged from /proc; until the first takeover pass is done.
+        self._judge = judge or LivenessJudge.of_this_process()
+        self._swept = False
 
     def drop_retry_timers(self) -> None:
         """On shutdown: `retry_at` is in the row, so whoever is up when it is due retries."""
@@ -129,17 +137,29 @@ class RunLease:
         core = self._core
         now = core.now()
         cutoff = now - self._stale_after
+        at_start, judge = not self._swept, self._judge
         async with reading(core.sessions) as session:
             stale = await repo.stale_runs(session, cutoff)
-        for candidate in stale:
+            here = await repo.running_runs_owned_from(session, f"{judge.host}:")
+        seen = {run.job_run_id for run in stale}
+        orphans = [
+            run
+            for run in here
+            if run.job_run_id not in seen and self._orphaned(run.owner, at_start=at_start)
+        ]
+        for candidate in [*stale, *orphans]:
             if candidate.job_run_id in core.jobs:
                 continue  # ours and in hand (perhaps waiting for the database to write its end)
             # Not in hand, even if the row names this process (its slot crashed before its end
             # was written): nobody beats it, so it is taken over like any other stale run.
+            orphaned = candidate.job_run_id not in seen
             async with core.sessions.begin() as session:
-                claimed = await repo.claim_stale(
-                    session, candidate, core.owner, cutoff=cutoff, now=now
-                )
+                if orphaned:
+                    claimed = await repo.claim_orphaned(session, candidate, core.owner, now=now)
+                else:
+                    claimed = await repo.claim_stale(
+                        session, candidate, core.owner, cutoff=cutoff, now=now
+                    )
             if claimed is None:
                 continue  # another process got there first
             row = RunRow.of(claimed)
@@ -158,11 +178,23 @@ class RunLease:
                 )
             else:
                 logger.info(
-                    "run #%s taken over (heartbeat %s), resuming",
+                    "run #%s taken over (%s), resuming",
                     row.job_run_id,
-                    candidate.heartbeat_at,
+                    f"its process {candidate.owner} is gone"
+                    if orphaned
+                    else f"heartbeat {candidate.heartbeat_at}",
                 )
                 self._enqueue(job)
+        self._swept = True
+
+    def _orphaned(self, owner: str | None, *, at_start: bool) -> bool:
+        """Whether `owner`, a process of this host, is known to be dead. One out of our sight (in
+        a pid namespace our /proc does not show) is taken for dead by our first sweep only: it is
+        then the process our container ran before it was restarted in place, unless two live
+        containers on one machine share a host name (Docker and Kubernetes give each its own).
+        Later, it may be such a sibling that started since, and the heartbeat rule decides."""
+        verdict = self._judge.judge(owner)
+        return verdict is Liveness.DEAD or (verdict is Liveness.OUT_OF_SIGHT and at_start)
 
     # -- automatic retries ------------------------------------------------------------------------
     async def start_due_retries(self) -> None:
