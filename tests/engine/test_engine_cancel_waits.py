@@ -16,22 +16,24 @@ import pytest
 
 import fakeslack
 from fakeslack import FakeSlack
-from scheduler.backfill.engine import RunRequest, RunResult
+from scheduler.backfill.engine import RunResult
 from scheduler.backfill.errors import RunCancelled
 from scheduler.backfill.gateway import SlackGateway
 from scheduler.backfill.profiles import INTERNAL, RateProfile
 from tests.engine.engine_harness import (
+    DAYS,
     FAST,
     make_engine,
     make_gateway,
-    open_stores,
+    request,
+    run_engine,
+    slack_and_stores,
     small_workspace,
     stored_rows,
 )
 from tests.engine.test_gateway import MAIN, build_workspace
-from tests.scheduler.run_service_process import open_node, shifted_clock
+from tests.scheduler.slack_node import first_member, slack_node
 
-DAYS = 7
 HOUR = 3600
 HISTORY = "conversations.history"
 # Every method fast, except history: one call per hour-long "minute".
@@ -162,9 +164,7 @@ async def run_then_cancel(
 ) -> RunResult:
     cancel = asyncio.Event()
     engine = make_engine(gw, stores)
-    task = asyncio.create_task(
-        engine.run(RunRequest(ws.team_id, job_run_id=job, days=DAYS, now=ws.now), cancel=cancel)
-    )
+    task = asyncio.create_task(engine.run(request(ws, job_run_id=job), cancel=cancel))
     await until(waiting, what)
     assert not task.done()
     cancel.set()
@@ -173,10 +173,7 @@ async def run_then_cancel(
 
 async def test_engine_cancel_in_setup_during_retry_after(database_url: str, tmp_path: Path) -> None:
     ws = small_workspace(seed=5)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
+    async with slack_and_stores(ws, database_url, tmp_path) as (fake, stores):
         fake.faults.ratelimit_burst(count=1, retry_after=HOUR, method="users.list")
         gw = make_gateway(fake)
         result = await run_then_cancel(
@@ -193,10 +190,7 @@ async def test_engine_cancel_in_walk_during_pacing_wait_then_resume(
 ) -> None:
     ws = small_workspace(seed=5)
     truth = fakeslack.ground_truth(ws, DAYS, now=ws.now)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
+    async with slack_and_stores(ws, database_url, tmp_path) as (fake, stores):
         gw = make_gateway(fake, profile=SLOW_HISTORY)
         result = await run_then_cancel(
             gw, stores, ws, lambda: pacing_waits(gw, HISTORY) > 0, "the second history page"
@@ -204,9 +198,7 @@ async def test_engine_cancel_in_walk_during_pacing_wait_then_resume(
         assert result.cancelled and result.error is None
         assert len(fake.calls_of(HISTORY)) == 1  # the page asked for before the wait, no other
         # A fresh run of the same job resumes and stores everything.
-        again = await make_engine(make_gateway(fake), stores).run(
-            RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now)
-        )
+        again = await run_engine(fake, stores, ws)
         assert again.error is None and not again.cancelled
         assert set(await stored_rows(stores, ws.team_id)) == truth.must_store
 
@@ -215,10 +207,7 @@ async def test_engine_cancel_in_walk_during_replies_backoff(
     database_url: str, tmp_path: Path
 ) -> None:
     ws = small_workspace(seed=5)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
+    async with slack_and_stores(ws, database_url, tmp_path) as (fake, stores):
         fake.faults.http_error(503, count=1, method="conversations.replies")
         # The whole hour, every time: a jittered backoff can be short enough to retry first.
         gw = make_gateway(
@@ -244,17 +233,8 @@ async def test_run_service_cancel_during_setup_wait_ends_cancelled(
     """The admin's cancel, through RunService, ends a run waiting out an hour-long Retry-After
     in its setup phase: `cancelled`, the slot free for the next run."""
     ws = small_workspace(seed=5)
-    user = min(u for u, x in ws.users.items() if not x.get("is_bot") and not x.get("deleted"))
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            database_url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=shifted_clock(ws.now),
-        ) as node,
-    ):
+    user = first_member(ws)
+    async with slack_node(ws, database_url, tmp_path) as (fake, node):
         fake.faults.ratelimit_burst(count=1, retry_after=HOUR, method="conversations.list")
         row = await node.service.start_manual(ws.team_id, user, days=1)
         await until(lambda: bool(fake.calls_of("conversations.list")), "conversations.list")

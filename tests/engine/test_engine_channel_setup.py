@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from fakeslack import FakeSlack
-from scheduler.backfill.engine import RunRequest
 from tests.engine.engine_harness import (
     make_engine,
     make_gateway,
-    open_stores,
+    request,
+    run_engine,
+    slack_and_stores,
     small_workspace,
     stored_rows,
 )
@@ -33,18 +33,9 @@ async def test_engine_unknown_ids_are_skipped_with_one_list_walk(
     ws = small_workspace(seed=3)
     real = readable(ws)[:2]
     made_up = [f"C0MADEUP{i:04d}" for i in range(1000)]
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
-        result = await make_engine(make_gateway(fake), stores).run(
-            RunRequest(
-                ws.team_id,
-                job_run_id=1,
-                days=30,
-                now=ws.now,
-                channel_ids=[made_up[0], real[0], *made_up[1:], real[1]],
-            )
+    async with slack_and_stores(ws, database_url, tmp_path) as (fake, stores):
+        result = await run_engine(
+            fake, stores, ws, days=30, channel_ids=[made_up[0], real[0], *made_up[1:], real[1]]
         )
         assert result.error is None and not result.cancelled
         assert fake.calls_of("conversations.info") == [], "a conversations.info call per id"
@@ -64,23 +55,14 @@ async def test_engine_cancel_during_the_list_walk_ends_the_setup(
     database_url: str, tmp_path: Path
 ) -> None:
     ws = small_workspace(seed=3)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
+    async with slack_and_stores(ws, database_url, tmp_path) as (fake, stores):
         cancel = asyncio.Event()
         fake.faults.slow(0.5, method="conversations.list")
         gateway = make_gateway(fake)
         engine = make_engine(gateway, stores)
         run = asyncio.create_task(
             engine.run(
-                RunRequest(
-                    ws.team_id,
-                    job_run_id=1,
-                    days=30,
-                    now=ws.now,
-                    channel_ids=[f"C0MADEUP{i:04d}" for i in range(50)],
-                ),
+                request(ws, days=30, channel_ids=[f"C0MADEUP{i:04d}" for i in range(50)]),
                 cancel=cancel,
             )
         )

@@ -7,27 +7,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import fakeslack
-from fakeslack import FakeSlack
-from scheduler.backfill.engine import EngineConfig, RunRequest
+from scheduler.backfill.engine import EngineConfig
 from tests.engine.engine_harness import (
+    DAYS,
     chroma_ids,
-    make_engine,
-    make_gateway,
-    open_stores,
+    run_engine,
+    slack_and_stores,
     small_workspace,
     stored_rows,
 )
-
-DAYS = 7
 
 
 async def test_engine_faults_same_stored_set(database_url: str, tmp_path: Path) -> None:
     ws = small_workspace(seed=5)
     truth = fakeslack.ground_truth(ws, DAYS, now=ws.now)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
+    async with slack_and_stores(ws, database_url, tmp_path) as (fake, stores):
         faults = fake.faults
         faults.ratelimit_burst(count=3, retry_after=1, method="conversations.history")
         faults.ratelimit_burst(count=2, retry_after=1, method="conversations.replies")
@@ -36,9 +30,7 @@ async def test_engine_faults_same_stored_set(database_url: str, tmp_path: Path) 
         faults.connection_reset(count=2, method="conversations.history")
         faults.connection_reset(count=1, method="conversations.replies")
         faults.http_error(500, count=1, method="users.list")
-        result = await make_engine(make_gateway(fake), stores).run(
-            RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now)
-        )
+        result = await run_engine(fake, stores, ws)
         assert result.error is None
         assert set(await stored_rows(stores, ws.team_id)) == truth.must_store
         assert len(await chroma_ids(stores, ws.team_id, truth.must_store)) == len(truth.must_store)
@@ -52,15 +44,10 @@ async def test_engine_faults_same_stored_set(database_url: str, tmp_path: Path) 
 
 async def test_engine_invalid_auth_ends_run_at_once(database_url: str, tmp_path: Path) -> None:
     ws = small_workspace(seed=5)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
+    async with slack_and_stores(ws, database_url, tmp_path) as (fake, stores):
         k = 12
         fake.faults.auth_failure("invalid_auth", from_call=k)
-        result = await make_engine(make_gateway(fake), stores).run(
-            RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now)
-        )
+        result = await run_engine(fake, stores, ws)
         assert result.error == "invalid_auth" and result.error_kind == "permanent"
         refused = [c for c in fake.calls if c.error == "invalid_auth"]
         assert refused, "the fault never fired"
@@ -79,15 +66,10 @@ async def test_engine_skips_unreadable_channels(database_url: str, tmp_path: Pat
     truth_others = fakeslack.ground_truth(
         ws, DAYS, now=ws.now, channel_ids=[c for c in all_ids if c != victim]
     )
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
+    async with slack_and_stores(ws, database_url, tmp_path) as (fake, stores):
         # The victim disappears after its first history page was served.
         fake.faults.delete_channel(victim, after_history_calls=1)
-        result = await make_engine(make_gateway(fake), stores, EngineConfig()).run(
-            RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now, channel_ids=all_ids)
-        )
+        result = await run_engine(fake, stores, ws, channel_ids=all_ids)
         assert result.error is None
         skipped = {c: reason for c, _, reason in result.channels_skipped}
         assert victim in skipped and "channel_not_found" in skipped[victim]
@@ -103,13 +85,8 @@ async def test_engine_auto_join_off_skips_public_non_members(
 ) -> None:
     ws = small_workspace(seed=9)
     truth = fakeslack.ground_truth(ws, DAYS, now=ws.now, auto_join=False)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
-        result = await make_engine(make_gateway(fake), stores, EngineConfig(auto_join=False)).run(
-            RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now)
-        )
+    async with slack_and_stores(ws, database_url, tmp_path) as (fake, stores):
+        result = await run_engine(fake, stores, ws, config=EngineConfig(auto_join=False))
         assert fake.calls_of("conversations.join") == []
         assert set(await stored_rows(stores, ws.team_id)) == truth.must_store
         assert any("auto-join" in reason for _, _, reason in result.channels_skipped)

@@ -7,22 +7,21 @@ stored, and the run fails (transient, so it is retried) instead of ending `succe
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import fakeslack
-from fakeslack import FakeSlack
-from scheduler.backfill.engine import RunRequest
 from scheduler.backfill.errors import MALFORMED
 from tests.engine.engine_harness import (
-    make_engine,
+    DAYS,
     make_gateway,
-    open_stores,
+    run_engine,
+    slack_and_stores,
     small_workspace,
     stored_rows,
 )
-from tests.scheduler.run_service_process import open_node, shifted_clock
+from tests.scheduler.slack_node import first_member, slack_node
 
-DAYS = 7
 HISTORY = "conversations.history"
 REPLIES = "conversations.replies"
 
@@ -43,16 +42,26 @@ def threaded(truth: fakeslack.GroundTruth) -> str:
     return max(counts, key=lambda c: counts[c])
 
 
+def victim_and_others(
+    ws: fakeslack.Workspace, pick: Callable[[fakeslack.GroundTruth], str]
+) -> tuple[fakeslack.GroundTruth, str, fakeslack.GroundTruth]:
+    """The ground truth, the channel `pick` chooses from it, and the ground truth of every other
+    channel in scope."""
+    truth = fakeslack.ground_truth(ws, DAYS, now=ws.now)
+    victim = pick(truth)
+    others = fakeslack.ground_truth(
+        ws, DAYS, now=ws.now, channel_ids=[c for c in truth.channels_in_scope if c != victim]
+    )
+    return truth, victim, others
+
+
 async def test_engine_transient_malformed_answers_store_everything(
     database_url: str, tmp_path: Path
 ) -> None:
     ws = small_workspace(seed=5)
     truth = fakeslack.ground_truth(ws, DAYS, now=ws.now)
     victim, replies_victim = busiest(truth), threaded(truth)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
+    async with slack_and_stores(ws, database_url, tmp_path) as (fake, stores):
         faults = fake.faults
         faults.malformed(HISTORY, channel=victim, count=2)  # {"ok": true}: the issue's answer
         faults.malformed(HISTORY, channel=victim, count=1, replace={"has_more": "true"})
@@ -62,9 +71,7 @@ async def test_engine_transient_malformed_answers_store_everything(
         faults.malformed("users.list", count=1, replace={"members": None})
         faults.truncated("conversations.list", count=1)
         gateway = make_gateway(fake)
-        result = await make_engine(gateway, stores).run(
-            RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now)
-        )
+        result = await run_engine(fake, stores, ws, gateway)
         assert result.error is None and result.ok
         assert fake.faults.snapshot()["pending"] == [], "some fault was never hit"
         assert gateway.stats().malformed == 8
@@ -80,19 +87,10 @@ async def test_engine_persistent_malformed_history_fails_that_channel_and_the_ru
     database_url: str, tmp_path: Path
 ) -> None:
     ws = small_workspace(seed=5)
-    truth = fakeslack.ground_truth(ws, DAYS, now=ws.now)
-    victim = busiest(truth)
-    others = fakeslack.ground_truth(
-        ws, DAYS, now=ws.now, channel_ids=[c for c in truth.channels_in_scope if c != victim]
-    )
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
+    truth, victim, others = victim_and_others(ws, busiest)
+    async with slack_and_stores(ws, database_url, tmp_path) as (fake, stores):
         fake.faults.malformed(HISTORY, channel=victim, count=None)
-        result = await make_engine(make_gateway(fake), stores).run(
-            RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now)
-        )
+        result = await run_engine(fake, stores, ws)
         # Not a success with a silently short count: the run failed, retryably, and says why.
         assert not result.ok and not result.cancelled
         assert result.error == MALFORMED and result.error_kind == "transient"
@@ -111,19 +109,10 @@ async def test_engine_persistent_malformed_replies_fail_that_channel(
     database_url: str, tmp_path: Path
 ) -> None:
     ws = small_workspace(seed=5)
-    truth = fakeslack.ground_truth(ws, DAYS, now=ws.now)
-    victim = threaded(truth)
-    others = fakeslack.ground_truth(
-        ws, DAYS, now=ws.now, channel_ids=[c for c in truth.channels_in_scope if c != victim]
-    )
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
+    truth, victim, others = victim_and_others(ws, threaded)
+    async with slack_and_stores(ws, database_url, tmp_path) as (fake, stores):
         fake.faults.truncated(REPLIES, channel=victim, count=None)
-        result = await make_engine(make_gateway(fake), stores).run(
-            RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now)
-        )
+        result = await run_engine(fake, stores, ws)
         assert result.error == MALFORMED and result.error_kind == "transient"
         reasons = {c: why for c, _, why in result.channels_skipped}
         assert "not complete JSON" in reasons[victim]
@@ -138,14 +127,9 @@ async def test_engine_persistent_malformed_setup_answer_fails_the_run(
     database_url: str, tmp_path: Path
 ) -> None:
     ws = small_workspace(seed=5)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
+    async with slack_and_stores(ws, database_url, tmp_path) as (fake, stores):
         fake.faults.malformed("users.list", count=None, body={"ok": True})
-        result = await make_engine(make_gateway(fake), stores).run(
-            RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now)
-        )
+        result = await run_engine(fake, stores, ws)
         assert result.error == MALFORMED and result.error_kind == "transient"
         assert fake.calls_of(HISTORY) == []
 
@@ -156,17 +140,8 @@ async def test_run_service_reports_a_malformed_channel_as_a_failed_run(
     """Through RunService: the stored run is `failed` (not `success`), its message and the
     skipped channel's reason say Slack's answer was malformed, and the admin's DM says failed."""
     ws = small_workspace(seed=5)
-    user = min(u for u, x in ws.users.items() if not x.get("is_bot") and not x.get("deleted"))
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            database_url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=shifted_clock(ws.now),
-        ) as node,
-    ):
+    user = first_member(ws)
+    async with slack_node(ws, database_url, tmp_path) as (fake, node):
         truth = fakeslack.ground_truth(ws, 1, now=ws.now)
         victim = busiest(truth)
         fake.faults.malformed(HISTORY, channel=victim, count=None)

@@ -8,31 +8,25 @@ import dataclasses
 from pathlib import Path
 
 import fakeslack
-from fakeslack import FakeSlack
-from scheduler.backfill.engine import RunRequest
 from scheduler.backfill.profiles import INTERNAL
 from tests.engine.engine_harness import (
-    make_engine,
+    DAYS,
     make_gateway,
-    open_stores,
+    run_engine,
+    slack_and_stores,
     small_workspace,
     stored_rows,
 )
-
-DAYS = 7
 
 
 async def test_engine_ratelimited_run_never_429s(database_url: str, tmp_path: Path) -> None:
     ws = small_workspace(seed=13, messages=1500)
     truth = fakeslack.ground_truth(ws, DAYS, now=ws.now)
     profile = dataclasses.replace(INTERNAL.scaled(1.0), history_page_size=10)
-    async with (
-        FakeSlack(ws, time_compression=60) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
-        result = await make_engine(make_gateway(fake, profile), stores).run(
-            RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now)
-        )
+    async with slack_and_stores(
+        ws, database_url, tmp_path, rate_limits=True, time_compression=60
+    ) as (fake, stores):
+        result = await run_engine(fake, stores, ws, make_gateway(fake, profile))
         assert result.error is None, result
         assert set(await stored_rows(stores, ws.team_id)) == truth.must_store
         assert all(c["ratelimited"] == 0 for c in fake.counters.values()), fake.counters

@@ -8,32 +8,27 @@ import re
 from pathlib import Path
 
 import fakeslack
-from fakeslack import FakeSlack
-from scheduler.backfill.engine import RunRequest
 from tests.engine.engine_harness import (
+    DAYS,
     NOW,
     checkpoints,
     chroma_ids,
     make_engine,
     make_gateway,
-    open_stores,
+    request,
+    run_engine,
+    slack_and_stores,
     small_workspace,
     stored_rows,
 )
-
-DAYS = 7
 
 
 async def test_engine_recall_matches_ground_truth(database_url: str, tmp_path: Path) -> None:
     ws = small_workspace()
     truth = fakeslack.ground_truth(ws, DAYS, now=ws.now)
     assert truth.must_store and truth.threads_with_replies
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
-        engine = make_engine(make_gateway(fake), stores)
-        result = await engine.run(RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now))
+    async with slack_and_stores(ws, database_url, tmp_path) as (fake, stores):
+        result = await run_engine(fake, stores, ws)
         assert result.error is None and not result.cancelled
         rows = await stored_rows(stores, ws.team_id)
         stored = set(rows)
@@ -73,13 +68,8 @@ async def test_engine_recall_matches_ground_truth(database_url: str, tmp_path: P
 
 async def test_engine_names_and_mentions(database_url: str, tmp_path: Path) -> None:
     ws = small_workspace(seed=11)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
-        await make_engine(make_gateway(fake), stores).run(
-            RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now)
-        )
+    async with slack_and_stores(ws, database_url, tmp_path) as (fake, stores):
+        await run_engine(fake, stores, ws)
         rows = await stored_rows(stores, ws.team_id)
 
     def name(user: dict) -> str:
@@ -111,12 +101,9 @@ async def test_engine_names_and_mentions(database_url: str, tmp_path: Path) -> N
 
 async def test_engine_rerun_writes_nothing(database_url: str, tmp_path: Path) -> None:
     ws = small_workspace(seed=3)
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_stores(database_url, tmp_path / "chroma") as stores,
-    ):
+    async with slack_and_stores(ws, database_url, tmp_path) as (fake, stores):
         engine = make_engine(make_gateway(fake), stores)
-        first = await engine.run(RunRequest(ws.team_id, job_run_id=1, days=DAYS, now=ws.now))
+        first = await engine.run(request(ws))
         before = await stored_rows(stores, ws.team_id)
         docs_before = await stores.vectors.count(ws.team_id)
         assert first.messages_written == len(before) > 0
@@ -129,7 +116,7 @@ async def test_engine_rerun_writes_nothing(database_url: str, tmp_path: Path) ->
             await real_upsert(records)
 
         stores.vectors.upsert = counting_upsert  # type: ignore[method-assign]
-        second = await engine.run(RunRequest(ws.team_id, job_run_id=2, days=DAYS, now=ws.now))
+        second = await engine.run(request(ws, job_run_id=2))
         assert second.error is None
         assert await stored_rows(stores, ws.team_id) == before  # stored_at included
         assert await stores.vectors.count(ws.team_id) == docs_before
