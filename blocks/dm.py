@@ -28,7 +28,6 @@ from blocks.elements import (
     section,
 )
 from blocks.lines import run_trigger, skipped_groups, status_emoji
-from blocks.models import ProgressInfo, RunInfo
 from blocks.progress import eta_text, progress_bar
 from blocks.text import (
     channel_label,
@@ -40,6 +39,7 @@ from blocks.text import (
     truncate,
 )
 from blocks.times import duration_between, format_duration, format_time
+from db.records import Progress, Run
 
 ERROR_SHOWN_CHARS = 1500
 TITLES = {
@@ -58,7 +58,7 @@ def _dicts(blocks: list[Block]) -> list[dict[str, Any]]:
 
 
 def run_summary_blocks(
-    run: RunInfo, *, now: datetime, viewer_tz: str | None = "UTC"
+    run: Run, *, now: datetime, viewer_tz: str | None = "UTC"
 ) -> list[dict[str, Any]]:
     """A finished (or cancelled) run: counts, duration, channels skipped grouped by reason."""
     title = f"{TITLES.get(run.status, 'Backfill ended')}: run #{run.job_run_id}"
@@ -88,7 +88,7 @@ def run_summary_blocks(
     return _dicts(blocks)
 
 
-def run_summary_text(run: RunInfo, *, now: datetime) -> str:
+def run_summary_text(run: Run, *, now: datetime) -> str:
     took = duration_between(run.started_at, run.completed_at or now)
     text = (
         f"{TITLES.get(run.status, 'Backfill ended')}: run #{run.job_run_id} stored "
@@ -104,7 +104,7 @@ def run_summary_text(run: RunInfo, *, now: datetime) -> str:
 
 
 def run_failure_blocks(
-    run: RunInfo, *, action_taken: str, retry_allowed: bool, viewer_tz: str | None = "UTC"
+    run: Run, *, action_taken: str, retry_allowed: bool, viewer_tz: str | None = "UTC"
 ) -> list[dict[str, Any]]:
     """A failed run: the error in plain words (long ones cut), what the app did about it
     (`action_taken`, e.g. "Retrying in 5 min." or "The schedule is paused."), and "Retry now"."""
@@ -150,7 +150,7 @@ def run_failure_blocks(
     return _dicts(blocks)
 
 
-def run_failure_text(run: RunInfo, *, action_taken: str, retry_allowed: bool = False) -> str:
+def run_failure_text(run: Run, *, action_taken: str, retry_allowed: bool = False) -> str:
     error = one_line(run.error_message or "no error message")
     # The error can quote Slack or a channel name: escaped as in the blocks.
     said = f"{mrkdwn_text(error, 500)} {mrkdwn_text(one_line(action_taken), 1000)}"
@@ -164,7 +164,7 @@ def run_failure_text(run: RunInfo, *, action_taken: str, retry_allowed: bool = F
 
 
 def run_progress_blocks(
-    progress: ProgressInfo, *, now: datetime, viewer_tz: str | None = "UTC", can_cancel: bool = True
+    progress: Progress, *, now: datetime, viewer_tz: str | None = "UTC", can_cancel: bool = True
 ) -> list[dict[str, Any]]:
     """The run in progress (the DM is updated in place): bar, counts, ETA, and Cancel."""
     run_label = f"run #{progress.job_run_id}" if progress.job_run_id is not None else "run"
@@ -178,7 +178,7 @@ def run_progress_blocks(
     ]
     if progress.current_channel:
         lines.append(f"Now reading {channel_label(None, progress.current_channel, 80)}")
-    lines.append(f"Time left: {eta_text(progress.eta_seconds, now, viewer_tz)}")
+    lines.append(f"Time left: {eta_text(progress.eta_s, now, viewer_tz)}")
     elapsed = duration_between(progress.started_at, now)
     notes = [
         f"{plural(progress.calls, 'Slack call')}",
@@ -197,12 +197,10 @@ def run_progress_blocks(
     return _dicts(blocks)
 
 
-def run_progress_text(
-    progress: ProgressInfo, *, now: datetime, viewer_tz: str | None = "UTC"
-) -> str:
+def run_progress_text(progress: Progress, *, now: datetime, viewer_tz: str | None = "UTC") -> str:
     return truncate(
         f"Backfill in progress: {format_count(progress.channels_done)} of "
         f"{plural(progress.channels_total, 'channel')}, {plural(progress.messages_stored, 'message')} stored, "
-        f"time left {eta_text(progress.eta_seconds, now, viewer_tz)}.",
+        f"time left {eta_text(progress.eta_s, now, viewer_tz)}.",
         MAX_FALLBACK_TEXT,
     )

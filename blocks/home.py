@@ -34,10 +34,10 @@ from blocks.elements import (
     section,
 )
 from blocks.lines import channels_summary, cron_words, run_line, run_trigger
-from blocks.models import ProgressInfo, RunInfo, ScheduleInfo, Totals
 from blocks.progress import eta_text, progress_bar
 from blocks.text import channel_label, format_count, mrkdwn_text, plural, user_mention
 from blocks.times import duration_between, format_duration, format_time
+from db.records import Progress, Run, Schedule, Totals
 
 RECENT_RUNS = 10
 ADMIN_ROLE = "You are a workspace admin: you can schedule, run and cancel backfills."
@@ -49,10 +49,10 @@ INTRO = (
 
 
 def home_view(
-    schedule: ScheduleInfo | None = None,
-    running: RunInfo | None = None,
-    progress: ProgressInfo | None = None,
-    recent_runs: Sequence[RunInfo] = (),
+    schedule: Schedule | None = None,
+    running: Run | None = None,
+    progress: Progress | None = None,
+    recent_runs: Sequence[Run] = (),
     totals: Totals | None = None,
     *,
     is_admin: bool,
@@ -80,7 +80,7 @@ def home_view(
         and (is_admin or (viewer_id is not None and running.triggered_by == viewer_id)),
         viewer_tz=viewer_tz,
         now=now,
-        default_days=schedule.days if schedule else None,
+        default_days=schedule.days_to_backfill if schedule else None,
     )
     blocks.append(DividerBlock())
     blocks += _recent_blocks(recent_runs, viewer_tz=viewer_tz, now=now)
@@ -90,7 +90,7 @@ def home_view(
 
 
 def _schedule_blocks(
-    schedule: ScheduleInfo | None, *, is_admin: bool, viewer_tz: str | None
+    schedule: Schedule | None, *, is_admin: bool, viewer_tz: str | None
 ) -> list[Block]:
     if schedule is None:
         text = "*Schedule*\nNo schedule yet. " + (
@@ -127,7 +127,7 @@ def _schedule_blocks(
         f"*Status:* {state}",
         f"*Next run:* {next_run}",
         f"*Last run:* {format_time(schedule.last_run_at, viewer_tz, with_year=True)}",
-        f"*Backfills:* the last {plural(schedule.days, 'day')} of {channels_summary(schedule, max_chars=1500, max_items=40)}",
+        f"*Backfills:* the last {plural(schedule.days_to_backfill, 'day')} of {channels_summary(schedule, max_chars=1500, max_items=40)}",
     ]
     if schedule.created_by:
         lines.append(f"*Created by:* {user_mention(schedule.created_by)}")
@@ -169,8 +169,8 @@ def _schedule_blocks(
 
 
 def _run_blocks(
-    running: RunInfo | None,
-    progress: ProgressInfo | None,
+    running: Run | None,
+    progress: Progress | None,
     *,
     can_run: bool,
     can_cancel: bool,
@@ -231,7 +231,7 @@ def _run_blocks(
     return blocks
 
 
-def progress_text(progress: ProgressInfo, *, viewer_tz: str | None, now: datetime | None) -> str:
+def progress_text(progress: Progress, *, viewer_tz: str | None, now: datetime | None) -> str:
     """Bar, counts, current channel and ETA (mrkdwn, a few hundred characters at most)."""
     lines = [
         f"`{progress_bar(progress.channels_done, progress.channels_total)}`",
@@ -243,7 +243,7 @@ def progress_text(progress: ProgressInfo, *, viewer_tz: str | None, now: datetim
     if progress.current_channel:
         lines.append(f"Now reading {channel_label(None, progress.current_channel, 80)}")
     if now is not None:
-        lines.append(f"Time left: {eta_text(progress.eta_seconds, now, viewer_tz)}")
+        lines.append(f"Time left: {eta_text(progress.eta_s, now, viewer_tz)}")
         elapsed = duration_between(progress.started_at, now)
         if elapsed is not None:
             lines.append(f"Running for {format_duration(elapsed)}")
@@ -251,7 +251,7 @@ def progress_text(progress: ProgressInfo, *, viewer_tz: str | None, now: datetim
 
 
 def _recent_blocks(
-    runs: Sequence[RunInfo], *, viewer_tz: str | None, now: datetime | None
+    runs: Sequence[Run], *, viewer_tz: str | None, now: datetime | None
 ) -> list[Block]:
     refresh = ButtonElement(text=button_text("Refresh"), action_id=ids.HOME_REFRESH)
     blocks: list[Block] = [

@@ -79,6 +79,16 @@ def is_user_id(value: object) -> bool:
 # --- cron expressions and time zones -------------------------------------------------------------
 
 MAX_CRON_CHARS = 200
+# The cron shorthands accepted; stored expanded, as 5 fields.
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 DEFAULT_TIMEZONE = "UTC"
 MAX_TZ_CHARS = 64
 # What a time-zone name may look like before it is looked up (`Europe/Paris`, `Etc/GMT+3`).

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from blocks.models import RunInfo, ScheduleInfo, SkippedChannel
+from blocks.cron_words import describe_cron
 from blocks.text import (
     channel_label,
     code,
@@ -23,6 +23,7 @@ from blocks.text import (
     user_mention,
 )
 from blocks.times import duration_between, format_duration, format_time
+from db.records import Run, Schedule, SkippedChannel
 
 STATUS_EMOJI = {
     "running": ":hourglass_flowing_sand:",
@@ -42,14 +43,14 @@ def status_emoji(status: str) -> str:
     return STATUS_EMOJI.get(status, ":grey_question:")
 
 
-def run_trigger(run: RunInfo) -> str:
+def run_trigger(run: Run) -> str:
     """`manual, by <@U1>` or `scheduled`."""
     if run.job_type == "manual" or run.triggered_by:
         return f"manual, by {user_mention(run.triggered_by)}"
     return "scheduled"
 
 
-def run_duration(run: RunInfo, now: datetime | None) -> float | None:
+def run_duration(run: Run, now: datetime | None) -> float | None:
     """How long the run took, or has been running (None when unknown)."""
     end = run.completed_at
     if end is None and run.status == "running":
@@ -57,9 +58,7 @@ def run_duration(run: RunInfo, now: datetime | None) -> float | None:
     return duration_between(run.started_at, end)
 
 
-def run_line(
-    run: RunInfo, *, tz_name: str | None, now: datetime | None, error_limit: int = 300
-) -> str:
+def run_line(run: Run, *, tz_name: str | None, now: datetime | None, error_limit: int = 300) -> str:
     """Two or three mrkdwn lines for one run (home, `/backfill status`)."""
     status = STATUS_WORD.get(run.status, mrkdwn_text(run.status, 20))
     head = (
@@ -81,7 +80,7 @@ def run_line(
 
 
 def run_compact_line(
-    run: RunInfo, *, tz_name: str | None, now: datetime | None, error_limit: int = 80
+    run: Run, *, tz_name: str | None, now: datetime | None, error_limit: int = 80
 ) -> str:
     """One mrkdwn line per run (`/backfill history`, up to 100 lines)."""
     took = run_duration(run, now)
@@ -101,7 +100,7 @@ def run_compact_line(
     return " · ".join(parts)
 
 
-def run_plain_line(run: RunInfo, *, tz_name: str | None, now: datetime | None) -> str:
+def run_plain_line(run: Run, *, tz_name: str | None, now: datetime | None) -> str:
     """One plain-text line per run (notification fallbacks)."""
     took = run_duration(run, now)
     text = (
@@ -114,24 +113,24 @@ def run_plain_line(run: RunInfo, *, tz_name: str | None, now: datetime | None) -
     return truncate(one_line(text), 300)
 
 
-def channels_summary(schedule: ScheduleInfo, *, max_chars: int = 600, max_items: int = 20) -> str:
+def channels_summary(schedule: Schedule, *, max_chars: int = 600, max_items: int = 20) -> str:
     """`all channels`, or `#a, #b and 12 more` (mrkdwn)."""
-    if schedule.include_all_channels or not schedule.channels:
+    if schedule.include_all_channels or not schedule.channel_ids:
         return "all channels"
-    labels = [channel_label(c.id, c.name, 80) for c in schedule.channels]
+    labels = [channel_label(c, None, 80) for c in schedule.channel_ids]
     return join_limited(labels, max_chars=max_chars, max_items=max_items)
 
 
-def cron_words(schedule: ScheduleInfo, limit: int = 300) -> str:
+def cron_words(schedule: Schedule, limit: int = 300) -> str:
     """The cron in words (bold) with the expression itself in code: `*At 02:00 AM* (`0 2 * * *`)`."""
-    words = one_line(schedule.description or "")
+    words = one_line(describe_cron(schedule.cron_expression))
     words = words[:1].upper() + words[1:] if words else ""
-    expr = code(schedule.cron, 120)
+    expr = code(schedule.cron_expression, 120)
     return f"*{mrkdwn_text(words.replace('*', '∗'), limit)}* ({expr})" if words else expr
 
 
 def skipped_groups(
-    skipped: Sequence[SkippedChannel | tuple[str, str | None, str]],
+    skipped: Sequence[SkippedChannel],
     *,
     max_groups: int = 8,
     per_group_chars: int = 300,

@@ -56,8 +56,9 @@ from blocks.limits import (
     is_conversation_id,
     looks_like_timezone,
 )
-from blocks.models import DEFAULT_PRESETS, CronPreset, ScheduleInfo
+from blocks.models import DEFAULT_PRESETS, CronPreset
 from blocks.text import plain_text
+from db.records import Schedule
 
 MAX_PRESETS = 100  # static_select options
 _DIGITS = re.compile(r"[0-9]{1,6}")
@@ -162,7 +163,7 @@ def cron_block_id(revision: int) -> str:
 
 
 def schedule_modal(
-    existing: ScheduleInfo | None,
+    existing: Schedule | None,
     *,
     default_tz: str | None,
     presets: Sequence[CronPreset] = DEFAULT_PRESETS,
@@ -182,9 +183,9 @@ def schedule_modal(
         schedule_id=existing.schedule_id if existing is not None else ctx.schedule_id,
         cron_revision=ctx.cron_revision,
     )
-    cron = cron_value if cron_value is not None else (existing.cron if existing else "")
+    cron = cron_value if cron_value is not None else (existing.cron_expression if existing else "")
     cron = " ".join(cron.split())[:MAX_CRON_CHARS]
-    days = clamp_days(existing.days if existing else default_days)
+    days = clamp_days(existing.days_to_backfill if existing else default_days)
     tz = (existing.timezone if existing else None) or default_tz or DEFAULT_TIMEZONE
     tz = tz if looks_like_timezone(tz) else DEFAULT_TIMEZONE
 

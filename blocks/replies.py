@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
 )
 
 from blocks import ids
+from blocks.cron_words import describe_cron
 from blocks.elements import (
     MAX_FALLBACK_TEXT,
     MAX_MESSAGE_BLOCKS,
@@ -38,7 +39,7 @@ from blocks.lines import (
     run_plain_line,
     run_trigger,
 )
-from blocks.models import ChannelRef, ProgressInfo, RunInfo, ScheduleInfo
+from blocks.models import ChannelRef
 from blocks.progress import eta_text, progress_bar
 from blocks.text import (
     app_text,
@@ -57,6 +58,7 @@ from blocks.text import (
     user_plain,
 )
 from blocks.times import format_time, relative
+from db.records import Progress, Run, Schedule
 
 STATUS_RECENT_RUNS = 5
 
@@ -168,7 +170,7 @@ def members_cannot_run_reply() -> Reply:
 
 
 def run_in_progress_reply(
-    running: RunInfo, *, viewer_tz: str | None, now: datetime | None = None
+    running: Run, *, viewer_tz: str | None, now: datetime | None = None
 ) -> Reply:
     """The per-workspace lock: `A run is already in progress: run #12 started by @x at …`."""
     by = f" by {user_mention(running.triggered_by)}" if running.triggered_by else " by the schedule"
@@ -188,7 +190,7 @@ def run_in_progress_reply(
     )
 
 
-def cancel_not_allowed_reply(running: RunInfo) -> Reply:
+def cancel_not_allowed_reply(running: Run) -> Reply:
     return _simple(
         ":lock:",
         f"Run #{running.job_run_id} was started {_by_whom(running)}: only workspace admins "
@@ -254,7 +256,7 @@ def not_a_member_reply(standing: str) -> Reply:
 
 
 def schedule_saved_reply(
-    schedule: ScheduleInfo, *, created: bool, viewer_tz: str | None, now: datetime
+    schedule: Schedule, *, created: bool, viewer_tz: str | None, now: datetime
 ) -> Reply:
     verb = "created" if created else "updated"
     body = _schedule_text(schedule, viewer_tz=viewer_tz, now=now)
@@ -274,7 +276,7 @@ def schedule_paused_reply(*, already: bool = False) -> Reply:
 
 
 def schedule_resumed_reply(
-    schedule: ScheduleInfo, *, viewer_tz: str | None, now: datetime, already: bool = False
+    schedule: Schedule, *, viewer_tz: str | None, now: datetime, already: bool = False
 ) -> Reply:
     head = "The schedule is already active." if already else "Schedule resumed."
     nxt = _next_run(schedule, viewer_tz=viewer_tz, now=now)
@@ -321,9 +323,9 @@ def cancel_requested_reply(job_run_id: int) -> Reply:
 
 
 def status_reply(
-    running: RunInfo | None,
-    progress: ProgressInfo | None,
-    recent_runs: Sequence[RunInfo],
+    running: Run | None,
+    progress: Progress | None,
+    recent_runs: Sequence[Run],
     *,
     viewer_tz: str | None,
     now: datetime,
@@ -374,7 +376,7 @@ def status_reply(
 
 
 def list_reply(
-    schedule: ScheduleInfo | None, *, viewer_tz: str | None, now: datetime, is_admin: bool = True
+    schedule: Schedule | None, *, viewer_tz: str | None, now: datetime, is_admin: bool = True
 ) -> Reply:
     """`/backfill list`: the schedule, its cron in words and the next fire time."""
     if schedule is None:
@@ -388,9 +390,7 @@ def list_reply(
     return _reply(f"Schedule: {_schedule_plain(schedule, viewer_tz=viewer_tz)}", blocks)
 
 
-def history_reply(
-    runs: Sequence[RunInfo], n: int, *, viewer_tz: str | None, now: datetime
-) -> Reply:
+def history_reply(runs: Sequence[Run], n: int, *, viewer_tz: str | None, now: datetime) -> Reply:
     """`/backfill history N`: one line per run, newest first, packed into few sections."""
     shown = list(runs[: max(0, n)])
     if not shown:
@@ -416,11 +416,11 @@ def history_reply(
 # --- shared pieces -------------------------------------------------------------------------------------
 
 
-def _by_whom(run: RunInfo) -> str:
+def _by_whom(run: Run) -> str:
     return f"by {user_mention(run.triggered_by)}" if run.triggered_by else "by the schedule"
 
 
-def _progress_lines(progress: ProgressInfo, *, viewer_tz: str | None, now: datetime) -> list[str]:
+def _progress_lines(progress: Progress, *, viewer_tz: str | None, now: datetime) -> list[str]:
     lines = [
         f"`{progress_bar(progress.channels_done, progress.channels_total)}`",
         (
@@ -431,11 +431,11 @@ def _progress_lines(progress: ProgressInfo, *, viewer_tz: str | None, now: datet
     ]
     if progress.current_channel:
         lines.append(f"Now reading {channel_label(None, progress.current_channel, 80)}")
-    lines.append(f"Time left: {eta_text(progress.eta_seconds, now, viewer_tz)}")
+    lines.append(f"Time left: {eta_text(progress.eta_s, now, viewer_tz)}")
     return lines
 
 
-def _next_run(schedule: ScheduleInfo, *, viewer_tz: str | None, now: datetime) -> str:
+def _next_run(schedule: Schedule, *, viewer_tz: str | None, now: datetime) -> str:
     if not schedule.is_active:
         return "none while paused"
     if schedule.next_run_at is None:
@@ -443,22 +443,22 @@ def _next_run(schedule: ScheduleInfo, *, viewer_tz: str | None, now: datetime) -
     return f"{format_time(schedule.next_run_at, viewer_tz, with_year=True)} ({relative(schedule.next_run_at, now)})"
 
 
-def _schedule_text(schedule: ScheduleInfo, *, viewer_tz: str | None, now: datetime) -> str:
+def _schedule_text(schedule: Schedule, *, viewer_tz: str | None, now: datetime) -> str:
     state = "active" if schedule.is_active else "paused"
     return "\n".join(
         [
             f"{cron_words(schedule)}, time zone {mrkdwn_text(schedule.timezone or 'UTC', 64)} · {state}",
             f"*Next run:* {_next_run(schedule, viewer_tz=viewer_tz, now=now)}",
             (
-                f"*Backfills:* the last {plural(schedule.days, 'day')} of "
+                f"*Backfills:* the last {plural(schedule.days_to_backfill, 'day')} of "
                 f"{channels_summary(schedule, max_chars=1500, max_items=40)}"
             ),
         ]
     )
 
 
-def _schedule_plain(schedule: ScheduleInfo, *, viewer_tz: str | None) -> str:
-    words = one_line(schedule.description or schedule.cron)
+def _schedule_plain(schedule: Schedule, *, viewer_tz: str | None) -> str:
+    words = one_line(describe_cron(schedule.cron_expression))
     nxt = (
         format_time(schedule.next_run_at, viewer_tz, with_year=True)
         if schedule.is_active and schedule.next_run_at
@@ -466,10 +466,10 @@ def _schedule_plain(schedule: ScheduleInfo, *, viewer_tz: str | None) -> str:
     )
     scope = (
         "all channels"
-        if schedule.include_all_channels or not schedule.channels
-        else plural(len(schedule.channels), "channel")
+        if schedule.include_all_channels or not schedule.channel_ids
+        else plural(len(schedule.channel_ids), "channel")
     )
     return mrkdwn_text(
-        f"{words} ({one_line(schedule.cron)}, {schedule.timezone}), last {plural(schedule.days, 'day')} of {scope}; next run: {nxt}",
+        f"{words} ({one_line(schedule.cron_expression)}, {schedule.timezone}), last {plural(schedule.days_to_backfill, 'day')} of {scope}; next run: {nxt}",
         1000,
     )

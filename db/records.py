@@ -1,11 +1,18 @@
-"""Plain data records shared by the SQL and vector stores.
+"""The app's entities as plain frozen values: one type each, made by `db/` from a row (or, for a
+message, by the engine for `db/` to write) and passed as is to the scheduler, the handlers and the
+`blocks/` builders (which may import this module and
+no other of ours). No ORM object, no session, no Slack client; imports nothing of ours.
 
-No I/O here: these are the shapes the engine hands to `db` for writing.
+Times are timezone-aware UTC as stored (`db.models.UTCDateTime`). Fields mirror the columns of
+`db.models` (see there for what each means); keyword-only, with defaults where a column may be
+empty, so a test or a builder can make one from the fields it cares about.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,3 +32,90 @@ class MessageRecord:
     def document_id(self) -> str:
         """Chroma document id: deterministic, so a re-upsert replaces instead of duplicating."""
         return f"{self.channel_id}:{self.ts}"
+
+
+class SkippedChannel(NamedTuple):
+    """A channel a run did not read, and why (stored in `backfill_job_runs.channels_skipped`)."""
+
+    id: str
+    name: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Run:
+    """One `backfill_job_runs` row. `status`: running | success | failed | cancelled;
+    `job_type`: scheduled | manual."""
+
+    job_run_id: int
+    workspace_id: str
+    job_type: str
+    status: str
+    started_at: datetime
+    schedule_id: int | None = None
+    messages_collected: int = 0
+    channels_processed: int = 0
+    error_message: str | None = None
+    triggered_by: str | None = None  # Slack user id for manual runs, None when scheduled
+    completed_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    fire_time: datetime | None = None  # the schedule fire this run serves
+    days: int | None = None  # the window asked for
+    channels_skipped: tuple[SkippedChannel, ...] = ()
+    channel_ids: tuple[str, ...] | None = None  # None: every channel the app can read
+    cancel_requested_by: str | None = None
+    cancel_requested_at: datetime | None = None
+    attempt: int = 0  # automatic retries made
+    interruptions: int = 0  # process deaths survived
+    owner: str | None = None  # the process working on it (None once released or finished)
+    retry_at: datetime | None = None  # an automatic retry is pending
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Schedule:
+    """A workspace's one `backfill_schedules` row. `next_run_at` is None while paused."""
+
+    schedule_id: int
+    workspace_id: str
+    cron_expression: str
+    timezone: str  # IANA name
+    days_to_backfill: int
+    include_all_channels: bool = True
+    channel_ids: tuple[str, ...] = ()  # empty when include_all_channels
+    is_active: bool = True
+    last_run_at: datetime | None = None
+    next_run_at: datetime | None = None
+    created_by: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Progress:
+    """A snapshot of a run in progress, as the engine reports it (its run service adds the run's
+    id and start when it passes the snapshot on)."""
+
+    channels_done: int
+    channels_total: int
+    messages_stored: int  # messages kept in scope so far (written or already stored)
+    messages_written: int = 0  # rows actually inserted or changed so far
+    current_channel: str | None = None  # channel name without '#'
+    calls: int = 0  # every Slack HTTP attempt, retries included
+    rate_limit_waits: int = 0  # 429s received
+    wait_seconds: float = 0.0  # pacing + Retry-After + backoff
+    elapsed_s: float = 0.0
+    eta_s: float | None = None  # None until one channel is done
+    job_run_id: int | None = None
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Totals:
+    """What the store holds for a workspace."""
+
+    messages_stored: int = 0
+    channels: int = 0  # channels with at least one stored message
+    last_success_at: datetime | None = None  # when the last successful run ended
+
+
+__all__ = ["MessageRecord", "Progress", "Run", "Schedule", "SkippedChannel", "Totals"]

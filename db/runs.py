@@ -12,7 +12,6 @@ first and never commit: callers own transactions. Imports SQLAlchemy and `db` on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -21,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import BackfillJobRun, BackfillSchedule, Message, Workspace, utcnow
+from db.records import Run, SkippedChannel, Totals
 
 # A released run's heartbeat: older than any staleness cutoff, so the next process takes it at once.
 RELEASED_HEARTBEAT = datetime(1970, 1, 1, tzinfo=UTC)
@@ -31,46 +31,20 @@ _SCHEDULES = cast(Table, BackfillSchedule.__table__)
 _MESSAGES = cast(Table, Message.__table__)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRun:
-    """A `backfill_job_runs` row (see `db.models.BackfillJobRun` for each field)."""
-
-    job_run_id: int
-    workspace_id: str
-    schedule_id: int | None
-    job_type: str
-    status: str
-    messages_collected: int
-    channels_processed: int
-    error_message: str | None
-    triggered_by: str | None
-    started_at: datetime
-    completed_at: datetime | None
-    heartbeat_at: datetime | None
-    fire_time: datetime | None
-    days: int | None
-    channels_skipped: tuple[tuple[str, str | None, str], ...]
-    cancel_requested_by: str | None
-    cancel_requested_at: datetime | None
-    attempt: int
-    interruptions: int
-    owner: str | None
-    retry_at: datetime | None
-    channel_ids: tuple[str, ...] | None
-
-
-def _skipped(value: Any) -> tuple[tuple[str, str | None, str], ...]:
-    out: list[tuple[str, str | None, str]] = []
+def _skipped(value: Any) -> tuple[SkippedChannel, ...]:
+    out: list[SkippedChannel] = []
     for item in value or ():
         if isinstance(item, dict):
-            out.append((str(item.get("id")), item.get("name"), str(item.get("reason", ""))))
+            name = item.get("name")
+            out.append(SkippedChannel(str(item.get("id")), name, str(item.get("reason", ""))))
         elif isinstance(item, (list, tuple)) and len(item) == 3:
-            out.append((str(item[0]), None if item[1] is None else str(item[1]), str(item[2])))
+            name = None if item[1] is None else str(item[1])
+            out.append(SkippedChannel(str(item[0]), name, str(item[2])))
     return tuple(out)
 
 
-def _from_row(row: Any) -> StoredRun:
-    return StoredRun(
+def _from_row(row: Any) -> Run:
+    return Run(
         job_run_id=row.job_run_id,
         workspace_id=row.workspace_id,
         schedule_id=row.schedule_id,
@@ -116,7 +90,7 @@ async def insert_run(
     fire_time: datetime | None = None,
     days: int | None = None,
     channel_ids: Sequence[str] | None = None,
-) -> StoredRun:
+) -> Run:
     """Insert a `running` run owned by `owner`. Raises `IntegrityError` when the workspace
     already has a running run, or the (schedule, fire time) was claimed already."""
     stmt = (
@@ -159,28 +133,26 @@ async def ensure_workspace_row(session: AsyncSession, workspace_id: str) -> None
 # -- reading -------------------------------------------------------------------------------------
 
 
-async def get_run(session: AsyncSession, job_run_id: int) -> StoredRun | None:
+async def get_run(session: AsyncSession, job_run_id: int) -> Run | None:
     row = (await session.execute(select(_RUNS).where(_R.job_run_id == job_run_id))).first()
     return None if row is None else _from_row(row)
 
 
-async def running_run(session: AsyncSession, workspace_id: str) -> StoredRun | None:
+async def running_run(session: AsyncSession, workspace_id: str) -> Run | None:
     """The workspace's running run (at most one: the partial unique index), or None."""
     stmt = select(_RUNS).where(_R.workspace_id == workspace_id, _R.status == "running")
     row = (await session.execute(stmt)).first()
     return None if row is None else _from_row(row)
 
 
-async def run_for_fire(
-    session: AsyncSession, schedule_id: int, fire_time: datetime
-) -> StoredRun | None:
+async def run_for_fire(session: AsyncSession, schedule_id: int, fire_time: datetime) -> Run | None:
     """The run that claimed this fire of the schedule, if any."""
     stmt = select(_RUNS).where(_R.schedule_id == schedule_id, _R.fire_time == fire_time)
     row = (await session.execute(stmt)).first()
     return None if row is None else _from_row(row)
 
 
-async def list_runs(session: AsyncSession, workspace_id: str, limit: int = 10) -> list[StoredRun]:
+async def list_runs(session: AsyncSession, workspace_id: str, limit: int = 10) -> list[Run]:
     """The workspace's most recent runs, newest first."""
     stmt = (
         select(_RUNS)
@@ -193,7 +165,7 @@ async def list_runs(session: AsyncSession, workspace_id: str, limit: int = 10) -
 
 async def stale_runs(
     session: AsyncSession, cutoff: datetime, *, exclude_owner: str | None = None
-) -> list[StoredRun]:
+) -> list[Run]:
     """Running runs whose heartbeat is older than `cutoff` (their process died or let go)."""
     stmt = select(_RUNS).where(
         _R.status == "running",
@@ -205,7 +177,7 @@ async def stale_runs(
     return [_from_row(row) for row in (await session.execute(stmt)).all()]
 
 
-async def running_runs_owned_from(session: AsyncSession, owner_prefix: str) -> list[StoredRun]:
+async def running_runs_owned_from(session: AsyncSession, owner_prefix: str) -> list[Run]:
     """Running runs whose owner name starts with `owner_prefix` (the owners on one host, say),
     whatever their heartbeat."""
     stmt = (
@@ -216,7 +188,7 @@ async def running_runs_owned_from(session: AsyncSession, owner_prefix: str) -> l
     return [_from_row(row) for row in (await session.execute(stmt)).all()]
 
 
-async def due_retries(session: AsyncSession, now: datetime) -> list[StoredRun]:
+async def due_retries(session: AsyncSession, now: datetime) -> list[Run]:
     """Failed runs whose automatic retry is due."""
     stmt = (
         select(_RUNS)
@@ -275,10 +247,10 @@ async def finish_run(
     now: datetime,
     messages_collected: int,
     channels_processed: int,
-    channels_skipped: Sequence[tuple[str, str | None, str]] | None = None,
+    channels_skipped: Sequence[SkippedChannel] | None = None,
     error_message: str | None = None,
     retry_at: datetime | None = None,
-) -> StoredRun | None:
+) -> Run | None:
     """End a run this process owns: `success`, `failed` (with `retry_at` when an automatic retry
     is planned) or `cancelled`. None when the run is no longer ours."""
     values: dict[str, Any] = {
@@ -330,8 +302,8 @@ async def release_run(
 
 
 async def claim_stale(
-    session: AsyncSession, run: StoredRun, owner: str, *, cutoff: datetime, now: datetime
-) -> StoredRun | None:
+    session: AsyncSession, run: Run, owner: str, *, cutoff: datetime, now: datetime
+) -> Run | None:
     """Take over a stale running run, unless another process did first (compare-and-set on the
     owner and heartbeat seen). A run that was not released (heartbeat not the release mark)
     counts one more interruption. None when someone else won."""
@@ -341,8 +313,8 @@ async def claim_stale(
 
 
 async def claim_orphaned(
-    session: AsyncSession, run: StoredRun, owner: str, *, now: datetime
-) -> StoredRun | None:
+    session: AsyncSession, run: Run, owner: str, *, now: datetime
+) -> Run | None:
     """Take over a running run whose owner is known to be dead (a process of this host that is
     gone), however fresh its heartbeat. The same compare-and-set as `claim_stale`: a row that
     changed since it was read (its owner beat after all, or another process took it) is left
@@ -351,12 +323,8 @@ async def claim_orphaned(
 
 
 async def _take_over(
-    session: AsyncSession,
-    run: StoredRun,
-    owner: str,
-    now: datetime,
-    *conditions: ColumnElement[bool],
-) -> StoredRun | None:
+    session: AsyncSession, run: Run, owner: str, now: datetime, *conditions: ColumnElement[bool]
+) -> Run | None:
     interrupted = run.heartbeat_at is None or run.heartbeat_at > RELEASED_HEARTBEAT
     owner_seen = _R.owner.is_(None) if run.owner is None else _R.owner == run.owner
     heartbeat_seen = (
@@ -386,7 +354,7 @@ async def _take_over(
 
 async def claim_retry(
     session: AsyncSession, job_run_id: int, owner: str, now: datetime
-) -> StoredRun | None:
+) -> Run | None:
     """Turn a failed run with a due retry back into a running run owned by `owner` (same
     `job_run_id`, so the engine resumes from its checkpoints). None when another process took
     it first. Raises `IntegrityError` when the workspace has another run running."""
@@ -426,7 +394,7 @@ async def end_unowned(
     status: str,
     now: datetime,
     error_message: str | None,
-) -> StoredRun | None:
+) -> Run | None:
     """End a run this process has just claimed without running it (cancelled meanwhile, or
     interrupted too often). Same guard as `finish_run`, keeping the stored counts."""
     stmt = (
@@ -444,7 +412,7 @@ async def end_unowned(
 
 async def request_cancel(
     session: AsyncSession, job_run_id: int, user_id: str, now: datetime
-) -> StoredRun | None:
+) -> Run | None:
     """Record a cancel request on a running run (the owner's heartbeat sees it). The first
     request is kept. None when the run is not running any more."""
     stmt = (
@@ -481,8 +449,8 @@ async def get_paused_reason(session: AsyncSession, workspace_id: str) -> str | N
 # -- totals --------------------------------------------------------------------------------------
 
 
-async def run_totals(session: AsyncSession, workspace_id: str) -> tuple[int, int, datetime | None]:
-    """(messages stored, channels with at least one message, completion of the last success)."""
+async def run_totals(session: AsyncSession, workspace_id: str) -> Totals:
+    """Messages stored, channels with at least one message, completion of the last success."""
     m = _MESSAGES.c
     counts = (
         await session.execute(
@@ -498,12 +466,11 @@ async def run_totals(session: AsyncSession, workspace_id: str) -> tuple[int, int
             )
         )
     ).scalar_one()
-    return int(counts[0]), int(counts[1]), last
+    return Totals(messages_stored=int(counts[0]), channels=int(counts[1]), last_success_at=last)
 
 
 __all__ = [
     "RELEASED_HEARTBEAT",
-    "StoredRun",
     "claim_orphaned",
     "claim_retry",
     "claim_stale",

@@ -9,7 +9,6 @@ or scheduler code.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -18,33 +17,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import BackfillSchedule, UTCDateTime, Workspace, utcnow
-
-
-@dataclass(frozen=True, slots=True)
-class StoredSchedule:
-    """A `backfill_schedules` row (see `db.models.BackfillSchedule` for each field)."""
-
-    schedule_id: int
-    workspace_id: str
-    cron_expression: str
-    timezone: str
-    days_to_backfill: int
-    include_all_channels: bool
-    channel_ids: tuple[str, ...]
-    is_active: bool
-    last_run_at: datetime | None
-    next_run_at: datetime | None
-    created_by: str
-    created_at: datetime
-    updated_at: datetime
-
+from db.records import Schedule
 
 _TABLE = cast(Table, BackfillSchedule.__table__)
 _C = _TABLE.c
 
 
-def _from_row(row: Any) -> StoredSchedule:
-    return StoredSchedule(
+def _from_row(row: Any) -> Schedule:
+    return Schedule(
         schedule_id=row.schedule_id,
         workspace_id=row.workspace_id,
         cron_expression=row.cron_expression,
@@ -77,7 +57,7 @@ async def workspace_exists(session: AsyncSession, workspace_id: str) -> bool:
     return (await session.execute(stmt)).first() is not None
 
 
-async def get_schedule(session: AsyncSession, workspace_id: str) -> StoredSchedule | None:
+async def get_schedule(session: AsyncSession, workspace_id: str) -> Schedule | None:
     """The workspace's schedule, or None when it has none."""
     row = (await session.execute(select(_TABLE).where(_C.workspace_id == workspace_id))).first()
     return None if row is None else _from_row(row)
@@ -95,7 +75,7 @@ async def upsert_schedule(
     created_by: str,
     next_run_at: datetime | None,
     now: datetime | None = None,
-) -> StoredSchedule:
+) -> Schedule:
     """Create the workspace's schedule, or replace the fields of the one it has.
 
     One statement. A replaced schedule keeps `schedule_id`, `created_at` and `last_run_at`;
@@ -128,7 +108,7 @@ async def set_active(
     *,
     next_run_at: datetime | None,
     now: datetime | None = None,
-) -> StoredSchedule | None:
+) -> Schedule | None:
     """Pause or resume the schedule and set its `next_run_at`; None when there is none.
     Resuming clears `paused_reason` (why the app paused it, if it did)."""
     values: dict[str, object] = {
@@ -145,7 +125,7 @@ async def set_active(
     return None if row is None else _from_row(row)
 
 
-async def delete_schedule(session: AsyncSession, workspace_id: str) -> StoredSchedule | None:
+async def delete_schedule(session: AsyncSession, workspace_id: str) -> Schedule | None:
     """Delete the workspace's schedule and return it as it was; None when there was none.
 
     Past runs keep their rows (`backfill_job_runs.schedule_id` becomes null).
@@ -155,7 +135,7 @@ async def delete_schedule(session: AsyncSession, workspace_id: str) -> StoredSch
     return None if row is None else _from_row(row)
 
 
-async def list_active_schedules(session: AsyncSession) -> list[StoredSchedule]:
+async def list_active_schedules(session: AsyncSession) -> list[Schedule]:
     """Every active schedule, ordered by workspace id."""
     stmt = select(_TABLE).where(_C.is_active.is_(True)).order_by(_C.workspace_id)
     return [_from_row(row) for row in (await session.execute(stmt)).all()]
@@ -181,7 +161,7 @@ async def mark_fired(
     *,
     fire_time: datetime,
     next_run_at: datetime | None,
-) -> StoredSchedule | None:
+) -> Schedule | None:
     """Record a fire: `last_run_at` moves forward to `fire_time` (never back), and
     `next_run_at` is set while the schedule is active (a paused one keeps null).
 
@@ -210,7 +190,6 @@ async def mark_fired(
 
 
 __all__ = [
-    "StoredSchedule",
     "delete_schedule",
     "get_schedule",
     "list_active_schedules",

@@ -20,7 +20,6 @@ from handlers.guards import require_admin
 from scheduler.cron import ScheduleError
 from scheduler.people import Viewer
 from scheduler.runs import RunRefused
-from scheduler.view_data import schedule_info
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ def acked(work: ClickWork, *, urgent: bool = False) -> Callable[..., Awaitable[N
 async def handle_home_open_schedule(click: Click) -> None:
     deps = click.deps
     viewer = await click.viewer()
-    existing = schedule_info(await deps.schedules.get(deps.team_id))
+    existing = await deps.schedules.get(deps.team_id)
     modal_context = ModalContext(
         team_id=deps.team_id,
         user_id=viewer.user_id,
@@ -144,7 +143,7 @@ async def handle_modal_preset(click: Click) -> None:
         old, team_id=deps.team_id, user_id=click.user_id, cron_revision=old.cron_revision + 1
     )
     viewer = await click.viewer()
-    existing = schedule_info(await deps.schedules.get(deps.team_id))
+    existing = await deps.schedules.get(deps.team_id)
     await click.client.views_update(
         view_id=view["id"],
         hash=view.get("hash"),

@@ -27,7 +27,6 @@ from scheduler.channel_directory import ChannelCheck
 from scheduler.cron import ScheduleError, ScheduleSpec, validate_schedule
 from scheduler.people import Viewer
 from scheduler.runs import RunRefused
-from scheduler.view_data import progress_info, run_info, schedule_info
 
 COMMAND = "/backfill"
 ADMIN_ONLY = (
@@ -116,7 +115,7 @@ async def open_modal(
         team_id=deps.team_id, user_id=viewer.user_id, channel_id=command.get("channel_id") or ""
     )
     if isinstance(parsed, grammar.OpenScheduleModal):
-        existing = schedule_info(await deps.schedules.get(deps.team_id))
+        existing = await deps.schedules.get(deps.team_id)
         context = replace(
             context,
             editing=existing is not None,
@@ -183,11 +182,9 @@ async def store_schedule(
             return
     existed = await deps.schedules.get(deps.team_id) is not None
     saved = await deps.schedules.save(deps.team_id, spec, viewer.user_id)
-    info = schedule_info(saved)
-    assert info is not None
     await respond(
         **replies.schedule_saved_reply(
-            info, created=not existed, viewer_tz=viewer.tz, now=deps.clock()
+            saved, created=not existed, viewer_tz=viewer.tz, now=deps.clock()
         ).as_kwargs()
     )
     await deps.home.publish(client, viewer.user_id)
@@ -237,9 +234,9 @@ async def answer_status(parsed: grammar.Status, asked: Asked) -> replies.Reply:
     recent = await deps.runs.history(deps.team_id, 5)
     can_cancel = running is not None and (viewer.is_admin or running.triggered_by == viewer.user_id)
     return replies.status_reply(
-        run_info(running),
-        progress_info(progress, running),
-        [i for i in map(run_info, recent) if i],
+        running,
+        progress,
+        recent,
         viewer_tz=viewer.tz,
         now=deps.clock(),
         can_cancel=can_cancel,
@@ -250,16 +247,14 @@ async def answer_list(parsed: grammar.ListSchedule, asked: Asked) -> replies.Rep
     deps, viewer = asked.deps, asked.viewer
     schedule = await deps.schedules.get(deps.team_id)
     return replies.list_reply(
-        schedule_info(schedule), viewer_tz=viewer.tz, now=deps.clock(), is_admin=viewer.is_admin
+        schedule, viewer_tz=viewer.tz, now=deps.clock(), is_admin=viewer.is_admin
     )
 
 
 async def answer_history(parsed: grammar.History, asked: Asked) -> replies.Reply:
     deps, viewer = asked.deps, asked.viewer
     runs = await deps.runs.history(deps.team_id, parsed.n)
-    return replies.history_reply(
-        [i for i in map(run_info, runs) if i], n=parsed.n, viewer_tz=viewer.tz, now=deps.clock()
-    )
+    return replies.history_reply(runs, n=parsed.n, viewer_tz=viewer.tz, now=deps.clock())
 
 
 async def pause_schedule(parsed: grammar.Pause, asked: Asked) -> replies.Reply:
@@ -268,9 +263,10 @@ async def pause_schedule(parsed: grammar.Pause, asked: Asked) -> replies.Reply:
 
 
 async def resume_schedule(parsed: grammar.Resume, asked: Asked) -> replies.Reply:
-    info = schedule_info(await asked.deps.schedules.resume(asked.team))
-    assert info is not None
-    return replies.schedule_resumed_reply(info, viewer_tz=asked.viewer.tz, now=asked.deps.clock())
+    resumed = await asked.deps.schedules.resume(asked.team)
+    return replies.schedule_resumed_reply(
+        resumed, viewer_tz=asked.viewer.tz, now=asked.deps.clock()
+    )
 
 
 async def delete_schedule(parsed: grammar.Delete, asked: Asked) -> replies.Reply:

@@ -19,11 +19,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-from cron_descriptor import CasingTypeEnum, Options, get_description
 
 from blocks.limits import (
     DEFAULT_DAYS,
     DEFAULT_TIMEZONE,
+    MACROS,
     MAX_CHANNELS,
     MAX_DAYS,
     MIN_DAYS,
@@ -45,15 +45,6 @@ CRON_HELP = (
 TIMEZONE_HELP = 'Use an IANA time zone name such as "UTC", "Europe/Paris" or "America/New_York".'
 
 # Shorthands of Vixie cron, stored in their 5-field form.
-MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 # Standard cron numbering: 0 (and 7) is Sunday. APScheduler 3's `from_crontab` numbers
@@ -373,34 +364,12 @@ def next_fire_time(spec: ScheduleSpec, after: datetime) -> datetime | None:
     return None if fire is None else fire.astimezone(UTC)
 
 
-def describe_cron(expr: str) -> str:
-    """A human-readable, 24-hour description ("At 02:00, Monday through Friday").
-
-    Never raises: an expression cron-descriptor cannot read is returned as "cron <expr>".
-    """
-    text = " ".join(str(expr).split())
-    macro = MACROS.get(text.lower())
-    if macro is not None:
-        text = macro
-    try:
-        options = Options(
-            casing_type=CasingTypeEnum.Sentence,
-            use_24hour_time_format=True,
-            locale_code="en_US",
-            verbose=False,
-        )
-        return str(get_description(text, options))
-    except Exception:  # noqa: BLE001 - a description is never worth an error
-        return f"cron {text}"
-
-
 __all__ = [
     "CRON_HELP",
     "MIN_INTERVAL_MINUTES",
     "ScheduleError",
     "ScheduleSpec",
     "build_trigger",
-    "describe_cron",
     "next_fire_time",
     "validate_schedule",
 ]

@@ -22,7 +22,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 from blocks.home import home_view
 from db.session import database_trouble
 from scheduler.people import UNKNOWN_USER_ERRORS, PeopleDirectory
-from scheduler.view_data import progress_info, run_info, schedule_info
 
 if TYPE_CHECKING:
     from scheduler.runs import RunService
@@ -74,10 +73,10 @@ class HomePublisher:
         recent = await self.runs.history(team, 10)
         totals = await self.runs.totals(team)
         view = home_view(
-            schedule_info(schedule),
-            run_info(running),
-            progress_info(progress, running),
-            [info for info in (run_info(r) for r in recent) if info is not None],
+            schedule,
+            running,
+            progress,
+            recent,
             totals,
             is_admin=viewer.is_admin,
             members_can_run=self.members_can_run,

@@ -30,8 +30,8 @@ from blocks.dm import (
     run_summary_text,
 )
 from blocks.limits import redact_tokens
-from blocks.models import ProgressInfo, RunInfo
 from db.models import utcnow
+from db.records import Progress, Run
 from scheduler.people import PeopleDirectory
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class ProgressDM:
     started_at: datetime | None
     tz: str | None = "UTC"  # the recipient's own zone: every time in the message is shown in it
     last_sent: float = 0.0  # monotonic time of the last post or update
-    pending: ProgressInfo | None = None  # newest snapshot not sent yet
+    pending: Progress | None = None  # newest snapshot not sent yet
     closed: bool = False
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -133,7 +133,7 @@ class Notifier:
 
     # -- progress --------------------------------------------------------------------------------
     async def progress_started(
-        self, user_id: str, job_run_id: int, started_at: datetime | None, progress: ProgressInfo
+        self, user_id: str, job_run_id: int, started_at: datetime | None, progress: Progress
     ) -> ProgressDM | None:
         """Post the progress message; None when Slack refused it (the run goes on without)."""
         tz = await self.zone_of(user_id)
@@ -155,7 +155,7 @@ class Notifier:
             last_sent=self._monotonic(),
         )
 
-    async def progress(self, dm: ProgressDM, progress: ProgressInfo) -> None:
+    async def progress(self, dm: ProgressDM, progress: Progress) -> None:
         """Update the progress message unless it changed less than `progress_interval_s` ago;
         a skipped snapshot is kept and sent by `flush_progress` or the next update."""
         dm.pending = progress
@@ -180,7 +180,7 @@ class Notifier:
             blocks=run_progress_blocks(progress, now=now, viewer_tz=dm.tz),
         )
 
-    async def close_progress(self, dm: ProgressDM, run: RunInfo) -> None:
+    async def close_progress(self, dm: ProgressDM, run: Run) -> None:
         """Turn the progress message into its final state (no Cancel button), still at least
         `progress_interval_s` after the previous change."""
         async with dm._lock:
@@ -201,7 +201,7 @@ class Notifier:
             await self._call("chat.update", channel=dm.channel, ts=dm.ts, text=text, blocks=blocks)
 
     # -- outcomes --------------------------------------------------------------------------------
-    async def run_succeeded(self, user_id: str, run: RunInfo) -> None:
+    async def run_succeeded(self, user_id: str, run: Run) -> None:
         """Summary (also for a cancelled run): messages stored, channels processed and skipped
         with reasons, duration."""
         tz = await self.zone_of(user_id)
@@ -213,7 +213,7 @@ class Notifier:
         )
 
     async def run_failed(
-        self, user_id: str, run: RunInfo, *, action_taken: str, retry_allowed: bool = True
+        self, user_id: str, run: Run, *, action_taken: str, retry_allowed: bool = True
     ) -> None:
         """The error in plain words, what the app did about it, and "Retry now"."""
         tz = await self.zone_of(user_id)

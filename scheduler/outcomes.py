@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from db.records import Run
 from scheduler.backfill.errors import MALFORMED
 from scheduler.backfill.progress import RunResult
-from scheduler.run_rows import RunRow
 
 # What the admin reads when Slack refuses the token itself; retrying cannot help.
 PERMANENT_REASONS = {
@@ -42,7 +42,7 @@ class Outcome:
 
 
 def decide_outcome(
-    run: RunRow,
+    run: Run,
     result: RunResult,
     *,
     cancel_requested: bool,

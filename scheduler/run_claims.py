@@ -16,10 +16,10 @@ from sqlalchemy.exc import IntegrityError
 
 from db import runs as repo
 from db import schedules as schedules_repo
+from db.records import Run, Schedule
 from db.session import reading
 from scheduler.run_core import RunCore
-from scheduler.run_rows import RunRefused, RunRow
-from scheduler.schedules import Schedule
+from scheduler.run_events import RunRefused
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ async def claim_run(
     days: int | None = None,
     channel_ids: Sequence[str] | None = None,
     clear_retry_of: int | None = None,
-) -> RunRow:
+) -> Run:
     """Insert the run's `running` row, owned by this process (and clear the pending automatic
     retry of `clear_retry_of`, in the same transaction). Raises `RunRefused` when the workspace
     already has a run going, the fire is already claimed, or this process is stopping."""
@@ -60,7 +60,7 @@ async def claim_run(
                 await repo.clear_retry(session, clear_retry_of)
     except IntegrityError:
         raise RunRefused(await _busy_message(core, workspace_id)) from None
-    return RunRow.of(stored)
+    return stored
 
 
 async def claim_fire(
@@ -69,14 +69,14 @@ async def claim_fire(
     schedule_id: int,
     fire_time: datetime,
     schedule: Schedule | None,
-) -> tuple[RunRow | None, str] | None:
+) -> tuple[Run | None, str] | None:
     """Claim the run of a schedule's fire. None: the fire is ignored, not to be recorded
     (schedule gone or paused, or the second fire of a repeated wall-clock time). Else the run's
     row, None when the fire was claimed already (perhaps by another process) or the workspace is
     busy, and who hears about it (the schedule's creator). `schedule` is the schedule as
     `ScheduleService` read it for this fire; None: it is read here."""
     fire_time = fire_time.astimezone(UTC)
-    found: Schedule | schedules_repo.StoredSchedule | None = schedule
+    found: Schedule | None = schedule
     if found is None:
         async with reading(core.sessions) as session:
             found = await schedules_repo.get_schedule(session, workspace_id)
@@ -137,7 +137,7 @@ async def _busy_message(core: RunCore, workspace_id: str) -> str:
     )
 
 
-def who_started(run: RunRow | repo.StoredRun) -> str:
+def who_started(run: Run) -> str:
     if run.job_type == "manual" and run.triggered_by:
         return f"started by <@{run.triggered_by}>"
     return "started by the schedule"

@@ -21,10 +21,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.records import Progress, Run
 from db.session import database_trouble
-from scheduler.backfill.progress import Progress
 from scheduler.notify import Notifier, ProgressDM
-from scheduler.run_rows import RunEvent, RunRow
+from scheduler.run_events import RunEvent
 from scheduler.schedules import ScheduleService
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def retry_pause(attempt: int) -> float:
 class RunJob:
     """A run this process owns: queued for a slot, or running."""
 
-    run: RunRow
+    run: Run
     recipient: str | None  # who hears about it by DM
     base_messages: int  # stored by earlier attempts of the same job_run_id
     cancel: asyncio.Event = field(default_factory=asyncio.Event)

@@ -13,15 +13,15 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 
-from blocks.models import ProgressInfo
 from db import runs as repo
 from db import schedules as schedules_repo
+from db.records import Progress, Run
 from db.session import database_trouble, reading
-from scheduler.backfill.progress import Progress, RunResult
+from scheduler.backfill.progress import RunResult
 from scheduler.cron import ScheduleError
 from scheduler.outcomes import decide_outcome
 from scheduler.run_core import RunCore, RunJob
-from scheduler.run_rows import RunEvent, RunRow
+from scheduler.run_events import RunEvent
 
 logger = logging.getLogger(__name__)
 
@@ -44,25 +44,18 @@ class RunEndings:
         """A page was written: listeners hear it, and the progress DM is updated."""
         core = self._core
         job.progress = progress
+        # The whole run's count (a resumed run's earlier share included), and whose run it is.
         shown = dataclasses.replace(
-            progress, messages_stored=job.base_messages + progress.messages_stored
+            progress,
+            messages_stored=job.base_messages + progress.messages_stored,
+            job_run_id=job.job_run_id,
+            started_at=job.run.started_at,
         )
         core.progress[job.run.workspace_id] = shown
         core.emit(RunEvent("progress", job.run.workspace_id, job.run, shown))
         if job.dm is not None and core.notifier is not None:
-            info = ProgressInfo(
-                channels_done=shown.channels_done,
-                channels_total=shown.channels_total,
-                messages_stored=shown.messages_stored,
-                current_channel=shown.current_channel,
-                calls=shown.calls,
-                rate_limit_waits=shown.rate_limit_waits,
-                eta_seconds=shown.eta_s,
-                started_at=job.run.started_at,
-                job_run_id=job.job_run_id,
-            )
             # Off the engine's path: a slow chat.update must not hold up the pages.
-            core.spawn(core.notifier.progress(job.dm, info))
+            core.spawn(core.notifier.progress(job.dm, shown))
 
     async def release(self, job: RunJob) -> None:
         """Let go of a run that is still `running` (shutdown): owner cleared, heartbeat at the
@@ -115,7 +108,7 @@ class RunEndings:
         )
         retry_at = outcome.retry_at
 
-        async def write() -> repo.StoredRun | None:
+        async def write() -> Run | None:
             async with core.sessions.begin() as session:
                 return await repo.finish_run(
                     session,
@@ -131,11 +124,10 @@ class RunEndings:
                 )
 
         # Kept in hand (and beating, once the database is back) until its end is written.
-        stored = await core.until_written(f"end of run #{run.job_run_id}", write)
-        if stored is None:
+        row = await core.until_written(f"end of run #{run.job_run_id}", write)
+        if row is None:
             logger.warning("run #%s was no longer ours when it ended", run.job_run_id)
             return
-        row = RunRow.of(stored)
         if outcome.pause_reason is not None:
             await self._pause_schedule(run.workspace_id, outcome.pause_reason)
         if retry_at is not None:
@@ -157,7 +149,7 @@ class RunEndings:
         too often), and tell people."""
         core = self._core
 
-        async def write() -> repo.StoredRun | None:
+        async def write() -> Run | None:
             async with core.sessions.begin() as session:
                 return await repo.end_unowned(
                     session,
@@ -168,14 +160,13 @@ class RunEndings:
                     error_message=error_message,
                 )
 
-        stored = await core.until_written(f"end of run #{job.job_run_id}", write)
-        if stored is None:
+        row = await core.until_written(f"end of run #{job.job_run_id}", write)
+        if row is None:
             return
-        row = RunRow.of(stored)
         core.emit(RunEvent("finished", row.workspace_id, row))
         await self._tell(job, row, action)
 
-    async def recipient_of(self, run: RunRow | repo.StoredRun) -> str | None:
+    async def recipient_of(self, run: Run) -> str | None:
         """Who hears about a run: who started a manual run, else the schedule's creator."""
         if run.job_type == "manual":
             return run.triggered_by
@@ -183,21 +174,21 @@ class RunEndings:
             schedule = await schedules_repo.get_schedule(session, run.workspace_id)
         return None if schedule is None else schedule.created_by
 
-    async def _tell(self, job: RunJob, row: RunRow, action: str) -> None:
+    async def _tell(self, job: RunJob, row: Run, action: str) -> None:
         core = self._core
         notifier = core.notifier
         if notifier is None:
             return
         recipient = job.recipient or await self.recipient_of(row)
         if job.dm is not None:
-            core.spawn(notifier.close_progress(job.dm, row.info()))
+            core.spawn(notifier.close_progress(job.dm, row))
         if recipient is None:
             logger.warning("nobody to tell about run #%s", row.job_run_id)
             return
         if row.status == "failed":
-            await notifier.run_failed(recipient, row.info(), action_taken=action)
+            await notifier.run_failed(recipient, row, action_taken=action)
         else:
-            await notifier.run_succeeded(recipient, row.info())
+            await notifier.run_succeeded(recipient, row)
 
     async def _pause_schedule(self, workspace_id: str, reason: str) -> None:
         core = self._core
@@ -226,6 +217,8 @@ def final_progress(job: RunJob, result: RunResult) -> Progress:
         wait_seconds=base.wait_seconds if base else 0.0,
         elapsed_s=result.duration_s,
         eta_s=None,
+        job_run_id=job.job_run_id,
+        started_at=job.run.started_at,
     )
 
 

@@ -25,7 +25,6 @@ from scheduler.heartbeat import Pulse
 from scheduler.process_identity import Liveness, LivenessJudge
 from scheduler.run_core import RunCore, RunJob, retry_pause
 from scheduler.run_endings import RunEndings
-from scheduler.run_rows import RunRow
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +161,7 @@ class RunLease:
                     )
             if claimed is None:
                 continue  # another process got there first
-            row = RunRow.of(claimed)
+            row = claimed
             recipient = await self._endings.recipient_of(row)
             job = RunJob(row, recipient, row.messages_collected)
             if row.cancel_requested_at is not None:
@@ -218,7 +217,7 @@ class RunLease:
             self.cancel_retry_timer(run.job_run_id)
             if claimed is None:
                 continue
-            row = RunRow.of(claimed)
+            row = claimed
             logger.info("run #%s: automatic retry %s", row.job_run_id, row.attempt)
             self._enqueue(
                 RunJob(row, await self._endings.recipient_of(row), row.messages_collected)

@@ -12,14 +12,14 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from blocks.models import ProgressInfo
+from db.records import Progress
 from db.session import database_trouble
 from scheduler.backfill.engine import BackfillEngine, RunRequest
 from scheduler.backfill.progress import RunResult
 from scheduler.log_context import working_for
 from scheduler.run_core import RunCore, RunJob
 from scheduler.run_endings import RunEndings, final_progress
-from scheduler.run_rows import RunEvent
+from scheduler.run_events import RunEvent
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +132,12 @@ class RunSlots:
                 job.recipient,
                 run.job_run_id,
                 run.started_at,
-                ProgressInfo(
-                    0, 0, job.base_messages, started_at=run.started_at, job_run_id=run.job_run_id
+                Progress(
+                    channels_done=0,
+                    channels_total=0,
+                    messages_stored=job.base_messages,
+                    started_at=run.started_at,
+                    job_run_id=run.job_run_id,
                 ),
             )
         request = RunRequest(

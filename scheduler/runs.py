@@ -25,20 +25,19 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from blocks.limits import DEFAULT_DAYS, MAX_DAYS, MIN_DAYS, check_days
-from blocks.models import Totals
 from db import runs as repo
 from db.models import utcnow
+from db.records import Progress, Run, Totals
 from db.session import reading
 from scheduler.backfill.engine import BackfillEngine
-from scheduler.backfill.progress import Progress
 from scheduler.heartbeat import Pulse, process_owner_id
 from scheduler.notify import Notifier
 from scheduler.outcomes import PERMANENT_REASONS
 from scheduler.run_claims import claim_fire, claim_run, who_started
 from scheduler.run_core import Clock, Listener, RunCore, RunJob
 from scheduler.run_endings import RunEndings
+from scheduler.run_events import RunEvent, RunRefused
 from scheduler.run_lease import RunLease
-from scheduler.run_rows import RunEvent, RunRefused, RunRow
 from scheduler.run_slots import RunSlots
 from scheduler.schedules import ScheduleService
 
@@ -185,32 +184,28 @@ class RunService:
         self._core.listeners.append(callback)
 
     # -- reads -----------------------------------------------------------------------------------
-    async def current(self, workspace_id: str) -> RunRow | None:
+    async def current(self, workspace_id: str) -> Run | None:
         """The workspace's running run (whichever process runs it), or None."""
         async with reading(self._core.sessions) as session:
-            run = await repo.running_run(session, workspace_id)
-        return None if run is None else RunRow.of(run)
+            return await repo.running_run(session, workspace_id)
 
     def progress(self, workspace_id: str) -> Progress | None:
         """The latest progress of the workspace's run, when this process runs it."""
         return self._core.progress.get(workspace_id)
 
-    async def history(self, workspace_id: str, limit: int = 10) -> list[RunRow]:
+    async def history(self, workspace_id: str, limit: int = 10) -> list[Run]:
         """The workspace's last `limit` runs, newest first."""
         async with reading(self._core.sessions) as session:
-            runs = await repo.list_runs(session, workspace_id, limit)
-        return [RunRow.of(r) for r in runs]
+            return await repo.list_runs(session, workspace_id, limit)
 
-    async def get(self, job_run_id: int) -> RunRow | None:
+    async def get(self, job_run_id: int) -> Run | None:
         async with reading(self._core.sessions) as session:
-            run = await repo.get_run(session, job_run_id)
-        return None if run is None else RunRow.of(run)
+            return await repo.get_run(session, job_run_id)
 
     async def totals(self, workspace_id: str) -> Totals:
         """Messages stored, channels with messages, and when the last successful run ended."""
         async with reading(self._core.sessions) as session:
-            messages, channels, last = await repo.run_totals(session, workspace_id)
-        return Totals(messages_stored=messages, channels=channels, last_success_at=last)
+            return await repo.run_totals(session, workspace_id)
 
     async def paused_reason(self, workspace_id: str) -> str | None:
         """Why the app paused the workspace's schedule, if it did."""
@@ -225,7 +220,7 @@ class RunService:
         *,
         days: int = DEFAULT_DAYS,
         channel_ids: Sequence[str] | None = None,
-    ) -> RunRow:
+    ) -> Run:
         """Start a manual run of the last `days` days (all channels, or `channel_ids`).
         Raises `RunRefused` when the workspace already has a run going."""
         if check_days(days) is None:
@@ -244,7 +239,7 @@ class RunService:
 
     async def on_schedule_fire(
         self, workspace_id: str, schedule_id: int, fire_time: datetime
-    ) -> RunRow | None:
+    ) -> Run | None:
         """A schedule fired (pass this as `ScheduleService`'s `on_fire`). Every process gets the
         fire; the one whose insert of (schedule_id, fire_time) wins runs it, the others return
         None. The second fire of a repeated wall-clock time (DST fall-back) is skipped.
@@ -266,7 +261,7 @@ class RunService:
             await schedules.after_fire(workspace_id, fire_time)
         return row
 
-    async def retry(self, workspace_id: str, job_run_id: int, user_id: str) -> RunRow:
+    async def retry(self, workspace_id: str, job_run_id: int, user_id: str) -> Run:
         """ "Retry now": a new run of the same kind and window as a failed or cancelled run. A
         pending automatic retry of that run is dropped."""
         async with reading(self._core.sessions) as session:
@@ -295,7 +290,7 @@ class RunService:
 
     async def cancel(
         self, workspace_id: str, user_id: str, *, is_admin: bool, job_run_id: int | None = None
-    ) -> RunRow:
+    ) -> Run:
         """Ask the workspace's running run to stop (within one page, whichever process runs it).
         Members may cancel only manual runs they started. With `job_run_id` (a Cancel button
         names its run), only that run: a button left on screen never stops a newer run."""
@@ -312,10 +307,9 @@ class RunService:
                 "someone else started."
             )
         async with core.sessions.begin() as session:
-            stored = await repo.request_cancel(session, run.job_run_id, user_id, core.now())
-        if stored is None:
+            row = await repo.request_cancel(session, run.job_run_id, user_id, core.now())
+        if row is None:
             raise RunRefused(f"Run #{run.job_run_id} has just ended; there is nothing to cancel.")
-        row = RunRow.of(stored)
         job = core.jobs.get(row.job_run_id)
         if job is not None:
             job.stop_cancelled()
@@ -324,4 +318,4 @@ class RunService:
         return row
 
 
-__all__ = ["PERMANENT_REASONS", "RunEvent", "RunRefused", "RunRow", "RunService"]
+__all__ = ["PERMANENT_REASONS", "RunEvent", "RunRefused", "RunService"]

@@ -20,7 +20,7 @@ import itertools
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
@@ -32,12 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db import schedules as repo
 from db.messages import ensure_workspace
 from db.models import utcnow
+from db.records import Schedule
 from db.session import database_trouble, reading
 from scheduler.cron import (
     ScheduleError,
     ScheduleSpec,
     build_trigger,
-    describe_cron,
     next_fire_time,
 )
 
@@ -56,31 +56,8 @@ Clock = Callable[[], datetime]
 _CREATE_HINT = 'Create one with /backfill schedule "0 2 * * *".'
 
 
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    """A workspace's schedule as the app shows it (a plain value, not an ORM object)."""
-
-    schedule_id: int
-    workspace_id: str
-    cron_expression: str
-    timezone: str
-    description: str  # human-readable cron, 24-hour ("At 02:00")
-    days_to_backfill: int
-    include_all_channels: bool
-    channel_ids: tuple[str, ...]
-    is_active: bool
-    last_run_at: datetime | None
-    next_run_at: datetime | None  # aware UTC; None while paused
-    created_by: str
-    created_at: datetime
-    updated_at: datetime
-
-    @property
-    def spec(self) -> ScheduleSpec:
-        return _spec(self)
-
-
-def _spec(row: repo.StoredSchedule | Schedule) -> ScheduleSpec:
+def spec_of(row: Schedule) -> ScheduleSpec:
+    """What a stored schedule was made from: the trigger is built from this."""
     return ScheduleSpec(
         cron_expression=row.cron_expression,
         timezone=row.timezone,
@@ -90,31 +67,12 @@ def _spec(row: repo.StoredSchedule | Schedule) -> ScheduleSpec:
     )
 
 
-def _schedule(row: repo.StoredSchedule) -> Schedule:
-    return Schedule(
-        schedule_id=row.schedule_id,
-        workspace_id=row.workspace_id,
-        cron_expression=row.cron_expression,
-        timezone=row.timezone,
-        description=describe_cron(row.cron_expression),
-        days_to_backfill=row.days_to_backfill,
-        include_all_channels=row.include_all_channels,
-        channel_ids=row.channel_ids,
-        is_active=row.is_active,
-        last_run_at=row.last_run_at,
-        next_run_at=row.next_run_at,
-        created_by=row.created_by,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
 def job_id(workspace_id: str) -> str:
     """The APScheduler job id of a workspace's schedule."""
     return f"{JOB_ID_PREFIX}{workspace_id}"
 
 
-def _job_name(row: repo.StoredSchedule) -> str:
+def _job_name(row: Schedule) -> str:
     # The name carries what the job was built from, so `load_all` can tell a stale job.
     return f"backfill {row.workspace_id} #{row.schedule_id} [{row.cron_expression}] {row.timezone}"
 
@@ -211,8 +169,7 @@ class ScheduleService:
     async def get(self, workspace_id: str) -> Schedule | None:
         """The workspace's schedule, or None (a read that never waits for SQLite's write lock)."""
         async with reading(self._sessions) as session:
-            row = await repo.get_schedule(session, workspace_id)
-        return None if row is None else _schedule(row)
+            return await repo.get_schedule(session, workspace_id)
 
     # -- changes --
 
@@ -250,7 +207,7 @@ class ScheduleService:
                 now=now,
             )
         self._install(row, upcoming)
-        return _schedule(row)
+        return row
 
     async def pause(self, workspace_id: str) -> Schedule:
         """Stop firing (the job is removed, `next_run_at` cleared); the schedule is kept."""
@@ -269,7 +226,7 @@ class ScheduleService:
         self._remove(workspace_id)
         if not paused:
             raise ScheduleError("The schedule is already paused. Resume it with /backfill resume.")
-        return _schedule(row)
+        return row
 
     async def resume(self, workspace_id: str) -> Schedule:
         """Fire again from the next matching time (missed fires are not made up)."""
@@ -279,7 +236,7 @@ class ScheduleService:
             if row is None:
                 raise ScheduleError(f"There is no schedule to resume. {_CREATE_HINT}")
             resumed = not row.is_active
-            upcoming = next_fire_time(_spec(row), now)
+            upcoming = next_fire_time(spec_of(row), now)
             if resumed:
                 row = await repo.set_active(
                     session, workspace_id, True, next_run_at=upcoming, now=now
@@ -289,7 +246,7 @@ class ScheduleService:
             self._ensure_installed(row, now)
             raise ScheduleError("The schedule is already active. Pause it with /backfill pause.")
         self._install(row, upcoming)
-        return _schedule(row)
+        return row
 
     async def delete(self, workspace_id: str) -> Schedule:
         """Delete the schedule and its job; returns it as it was. Past runs are kept."""
@@ -298,7 +255,7 @@ class ScheduleService:
         self._remove(workspace_id)
         if row is None:
             raise ScheduleError(f"There is no schedule to delete. {_CREATE_HINT}")
-        return _schedule(row)
+        return row
 
     async def after_fire(self, workspace_id: str, fire_time: datetime) -> Schedule | None:
         """Record a fire: `last_run_at` = `fire_time` (never moves back), `next_run_at` = the
@@ -309,7 +266,7 @@ class ScheduleService:
             if row is None:
                 return None
             upcoming = (
-                next_fire_time(_spec(row), max(fire_time.astimezone(UTC), now))
+                next_fire_time(spec_of(row), max(fire_time.astimezone(UTC), now))
                 if row.is_active
                 else None
             )
@@ -320,7 +277,7 @@ class ScheduleService:
                 fire_time=fire_time.astimezone(UTC),
                 next_run_at=upcoming,
             )
-        return None if row is None else _schedule(row)
+        return row
 
     # -- start-up and reconciliation --
 
@@ -349,7 +306,7 @@ class ScheduleService:
                 continue
             if upcoming != row.next_run_at:
                 updates[row.workspace_id] = upcoming
-            loaded.append(_schedule(row))
+            loaded.append(row)
         wanted = {job_id(row.workspace_id) for row in rows}
         for job in self._scheduler.get_jobs():
             if job.id.startswith(JOB_ID_PREFIX) and job.id not in wanted:
@@ -498,7 +455,7 @@ class ScheduleService:
             else:
                 self._ensure_installed(row, self._now())
             return
-        self._in_hand[workspace_id] = (fire_time, _schedule(row))
+        self._in_hand[workspace_id] = (fire_time, row)
         try:
             await self._on_fire(workspace_id, schedule_id, fire_time)
         finally:
@@ -513,13 +470,13 @@ class ScheduleService:
             raise ValueError("the clock must return timezone-aware datetimes")
         return now.astimezone(UTC)
 
-    def _install(self, row: repo.StoredSchedule, upcoming: datetime | None) -> None:
+    def _install(self, row: Schedule, upcoming: datetime | None) -> None:
         if upcoming is None:
             self._remove(row.workspace_id)
             return
         self._scheduler.add_job(
             fire_schedule,
-            trigger=build_trigger(_spec(row)),
+            trigger=build_trigger(spec_of(row)),
             args=(row.workspace_id, row.schedule_id),
             kwargs={"service": self._key},
             id=job_id(row.workspace_id),
@@ -532,7 +489,7 @@ class ScheduleService:
             next_run_time=upcoming,
         )
 
-    def _ensure_installed(self, row: repo.StoredSchedule, now: datetime) -> datetime | None:
+    def _ensure_installed(self, row: Schedule, now: datetime) -> datetime | None:
         """Install the row's job unless an identical one is there; returns its next fire."""
         job = self._scheduler.get_job(job_id(row.workspace_id))
         if (
@@ -542,7 +499,7 @@ class ScheduleService:
         ):
             upcoming: datetime | None = job.next_run_time
             return None if upcoming is None else upcoming.astimezone(UTC)
-        upcoming = next_fire_time(_spec(row), now)
+        upcoming = next_fire_time(spec_of(row), now)
         missed = row.next_run_at
         if missed is not None and now - timedelta(seconds=self._grace) <= missed <= now:
             # Due while no process was running it (every write of a spec rewrites next_run_at,
@@ -563,8 +520,8 @@ __all__ = [
     "EXECUTOR_ALIAS",
     "JOB_ID_PREFIX",
     "MISFIRE_GRACE_SECONDS",
-    "Schedule",
     "ScheduleService",
     "fire_schedule",
     "job_id",
+    "spec_of",
 ]

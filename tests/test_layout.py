@@ -20,6 +20,11 @@ ALLOWED = {
 }
 
 
+# The one module of ours `blocks` may import beyond itself: the entities' plain frozen types
+# (design.md: "nothing of ours but plain data types").
+PLAIN_DATA = "db.records"
+
+
 def imports_of(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     names: set[str] = set()
@@ -46,9 +51,52 @@ def test_layout_imports_follow_the_design(package: str) -> None:
     for path in modules(package):
         for name in imports_of(path):
             top = ours(name)
+            if package == "blocks" and name == PLAIN_DATA:
+                continue
             if top and top != package and top not in ALLOWED[package]:
                 wrong.append(f"{path.relative_to(REPO)} imports {name}")
     assert wrong == []
+
+
+def test_layout_records_are_plain_data() -> None:
+    """`db.records` is what `blocks` may see of `db`: the standard library only, no SQL."""
+    path = REPO / "db" / "records.py"
+    allowed = {"__future__", "dataclasses", "datetime", "typing"}
+    assert {name.split(".")[0] for name in imports_of(path)} <= allowed
+
+
+# Fields that make a class a copy of an entity: a run, a schedule, a run's progress.
+ENTITY_FIELDS = {
+    "Run": {"job_run_id", "status", "job_type"},
+    "Schedule": {"schedule_id", "cron_expression", "days_to_backfill"},
+    "Progress": {"channels_done", "channels_total", "messages_stored"},
+}
+
+
+def test_layout_one_type_per_entity() -> None:
+    """Each entity has one type (`db.records`), returned by `db/` and rendered by `blocks/` as
+    is: no other class of ours redeclares an entity's identifying fields (the ORM tables in
+    `db/models.py` are the columns, not a type the app passes around)."""
+    copies = []
+    for package in ("app", "handlers", "blocks", "scheduler", "db"):
+        for path in modules(package):
+            if path.relative_to(REPO).as_posix() in ("db/records.py", "db/models.py"):
+                continue
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.ClassDef):
+                    continue
+                fields = {
+                    item.target.id
+                    for item in node.body
+                    if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
+                }
+                copies += [
+                    f"{path.relative_to(REPO)}: {node.name} copies {entity}"
+                    for entity, marks in ENTITY_FIELDS.items()
+                    if marks <= fields
+                ]
+    assert copies == []
 
 
 def test_layout_engine_imports_only_db() -> None:
@@ -263,8 +311,9 @@ def test_layout_limits_imports_nothing_of_ours() -> None:
     )
 
 
-def test_layout_blocks_import_nothing_of_ours_but_blocks() -> None:
-    """`blocks/` is pure: it imports no other package of ours, absolutely or relatively."""
+def test_layout_blocks_import_nothing_of_ours_but_blocks_and_the_records() -> None:
+    """`blocks/` is pure: it imports no other package of ours, absolutely or relatively, but the
+    entities' plain types."""
     wrong = []
     for path in modules("blocks"):
         tree = ast.parse(path.read_text(), filename=str(path))
@@ -274,6 +323,6 @@ def test_layout_blocks_import_nothing_of_ours_but_blocks() -> None:
         wrong += [
             f"{path.relative_to(REPO)} imports {name}"
             for name in imports_of(path)
-            if ours(name) not in (None, "blocks")
+            if ours(name) not in (None, "blocks") and name != PLAIN_DATA
         ]
     assert wrong == []

@@ -1,6 +1,6 @@
 """Which channels a run walks: every public and private channel (or the ids asked for), joining
 public ones the bot is not in when `auto_join`, and a plain reason for every channel skipped.
-Imports the gateway and its errors only.
+Imports the gateway, its errors and `db.records` (a skipped channel is the run's own record type).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from db.records import SkippedChannel
 from scheduler.backfill.errors import ChannelUnavailable, SlackRequestError
 from scheduler.backfill.gateway import SlackGateway
 
@@ -21,15 +22,6 @@ class ChannelTarget:
     id: str
     name: str
     is_private: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SkippedChannel:
-    """A channel the run did not (fully) walk, and why, in words an admin understands."""
-
-    id: str
-    name: str
-    reason: str
 
 
 async def _admit(

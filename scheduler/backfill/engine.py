@@ -34,9 +34,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.messages import Checkpoint, get_checkpoint, stored_thread_latest_reply
-from db.records import MessageRecord
+from db.records import MessageRecord, Progress, SkippedChannel
 from db.vectors import VectorStore
-from scheduler.backfill.channels import ChannelTarget, SkippedChannel, resolve_channels
+from scheduler.backfill.channels import ChannelTarget, resolve_channels
 from scheduler.backfill.errors import (
     MALFORMED,
     ChannelUnavailable,
@@ -48,7 +48,7 @@ from scheduler.backfill.errors import (
 )
 from scheduler.backfill.filter import keep_message, render_mentions
 from scheduler.backfill.gateway import HistoryPage, SlackGateway, YieldTo, never_wait
-from scheduler.backfill.progress import Progress, ProgressCallback, ProgressTracker, RunResult
+from scheduler.backfill.progress import ProgressCallback, ProgressTracker, RunResult
 from scheduler.backfill.users import author_of, load_user_names
 from scheduler.backfill.writer import write_batch
 
@@ -269,7 +269,7 @@ class _Run:
             # The other channels are stored; this run still did not store everything it should.
             self.result.error, self.result.error_kind = MALFORMED, "transient"
         self.result.cancelled = self.cancel.is_set() and self.result.error is None
-        self.result.channels_skipped = [(s.id, s.name, s.reason) for s in self.skipped.values()]
+        self.result.channels_skipped = list(self.skipped.values())
         self.result.channels_processed = self.tracker.channels_done
         self.result.messages_collected = self.tracker.messages_stored
         self.result.messages_written = self.tracker.messages_written

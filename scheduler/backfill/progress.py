@@ -1,5 +1,5 @@
-"""What a run reports while it goes (`Progress`, handed to a callback) and when it ends
-(`RunResult`). Plain data plus the small tracker that computes the ETA. Imports nothing of ours.
+"""What a run reports while it goes (`db.records.Progress`, handed to a callback) and when it
+ends (`RunResult`), and the small tracker that computes the ETA. Imports `db.records` only.
 """
 
 from __future__ import annotations
@@ -9,22 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """A snapshot of a run in progress."""
-
-    channels_done: int
-    channels_total: int
-    messages_stored: int  # messages kept in scope so far (written or already stored)
-    messages_written: int  # rows actually inserted or changed so far
-    current_channel: str | None  # channel name without '#'
-    calls: int  # every Slack HTTP attempt, retries included
-    rate_limit_waits: int  # 429s received
-    wait_seconds: float  # pacing + Retry-After + backoff
-    elapsed_s: float
-    eta_s: float | None  # None until one channel is done
-
+from db.records import Progress, SkippedChannel
 
 ProgressCallback = Callable[[Progress], "Awaitable[None] | None"]
 
@@ -42,7 +27,7 @@ class RunResult:
     messages_collected: int = 0  # messages kept in scope by this run (new, changed or unchanged)
     messages_written: int = 0  # rows inserted or changed by this run
     channels_processed: int = 0
-    channels_skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (id, name, why)
+    channels_skipped: list[SkippedChannel] = field(default_factory=list)
     duration_s: float = 0.0
     cancelled: bool = False
     error: str | None = None

@@ -4,40 +4,43 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from blocks.models import ChannelRef, ProgressInfo, RunInfo, ScheduleInfo, SkippedChannel, Totals
+from blocks.models import ChannelRef
+from db.records import Progress, Run, Schedule, SkippedChannel, Totals
 
 NOW = datetime(2026, 3, 3, 14, 5, 0, tzinfo=UTC)
 VIEWER_TZ = "Europe/Paris"
 LONG_ERROR = ("SlackApiError: ratelimited <&> " + "x" * 97) * 400  # ~50k characters with entities
 UNICODE = "ünïcødé-頻道-🚀-"
 
-SCHEDULE = ScheduleInfo(
-    cron="0 2 * * *",
-    description="At 02:00 AM",
+SCHEDULE = Schedule(
+    schedule_id=1,
+    workspace_id="T0000000001",
+    cron_expression="0 2 * * *",
     timezone="Europe/Paris",
-    days=7,
+    days_to_backfill=7,
     include_all_channels=False,
-    channels=(ChannelRef("C0000GENERAL", "general"), ChannelRef("C0000ENG0001", "eng")),
+    channel_ids=("C0000GENERAL", "C0000ENG0001"),
     is_active=True,
     next_run_at=datetime(2026, 3, 4, 1, 0, tzinfo=UTC),
     last_run_at=datetime(2026, 3, 3, 1, 0, tzinfo=UTC),
     created_by="U0ADMIN0001",
-    schedule_id=1,
 )
 
-PAUSED_ALL = ScheduleInfo(
-    cron="0 6 * * 1-5",
-    description="At 06:00 AM, Monday through Friday",
+PAUSED_ALL = Schedule(
+    schedule_id=2,
+    workspace_id="T0000000001",
+    cron_expression="0 6 * * 1-5",
     timezone="UTC",
-    days=3,
+    days_to_backfill=3,
     include_all_channels=True,
     is_active=False,
     next_run_at=None,
     created_by="U0ADMIN0001",
 )
 
-SUCCESS = RunInfo(
+SUCCESS = Run(
     job_run_id=11,
+    workspace_id="T0000000001",
     job_type="scheduled",
     status="success",
     messages_collected=12345,
@@ -51,8 +54,9 @@ SUCCESS = RunInfo(
     days=7,
 )
 
-FAILED = RunInfo(
+FAILED = Run(
     job_run_id=10,
+    workspace_id="T0000000001",
     job_type="manual",
     status="failed",
     messages_collected=200,
@@ -64,8 +68,9 @@ FAILED = RunInfo(
     days=2,
 )
 
-RUNNING = RunInfo(
+RUNNING = Run(
     job_run_id=12,
+    workspace_id="T0000000001",
     job_type="manual",
     status="running",
     messages_collected=0,
@@ -75,14 +80,14 @@ RUNNING = RunInfo(
     days=7,
 )
 
-PROGRESS = ProgressInfo(
+PROGRESS = Progress(
     channels_done=12,
     channels_total=40,
     messages_stored=3456,
     current_channel="general",
     calls=88,
     rate_limit_waits=2,
-    eta_seconds=610.0,
+    eta_s=610.0,
     started_at=datetime(2026, 3, 3, 14, 0, tzinfo=UTC),
     job_run_id=12,
 )
@@ -94,14 +99,19 @@ def many_channels(n: int) -> tuple[ChannelRef, ...]:
     return tuple(ChannelRef(f"C{i:010d}", f"{UNICODE}channel-{i}-" + "n" * 40) for i in range(n))
 
 
-def huge_schedule(n: int = 500) -> ScheduleInfo:
-    return ScheduleInfo(
-        cron="*/5 " * 40 + "* * * * *",
-        description="Every 5 minutes " * 300,
+def many_channel_ids(n: int) -> tuple[str, ...]:
+    return tuple(f"C{i:010d}" for i in range(n))
+
+
+def huge_schedule(n: int = 500) -> Schedule:
+    return Schedule(
+        schedule_id=3,
+        workspace_id="T0000000001",
+        cron_expression="*/5 " * 40 + "* * * * *",  # not a cron: described as "cron */5 …"
         timezone="America/Argentina/ComodRivadavia",
-        days=365,
+        days_to_backfill=365,
         include_all_channels=False,
-        channels=many_channels(n),
+        channel_ids=many_channel_ids(n),
         is_active=True,
         next_run_at=NOW + timedelta(minutes=5),
         last_run_at=NOW,
@@ -120,13 +130,14 @@ def many_skipped(n: int, reasons: int = 20) -> tuple[SkippedChannel, ...]:
     )
 
 
-def many_runs(n: int) -> list[RunInfo]:
+def many_runs(n: int) -> list[Run]:
     runs = []
     for i in range(n):
         status = ("success", "failed", "cancelled")[i % 3]
         runs.append(
-            RunInfo(
+            Run(
                 job_run_id=1000 - i,
+                workspace_id="T0000000001",
                 job_type="manual" if i % 2 else "scheduled",
                 status=status,
                 messages_collected=i * 1000,

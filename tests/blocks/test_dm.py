@@ -14,7 +14,7 @@ from blocks.dm import (
     run_summary_blocks,
     run_summary_text,
 )
-from blocks.models import ProgressInfo, RunInfo
+from db.records import Progress, Run
 from tests.blocks.samples import FAILED, LONG_ERROR, NOW, PROGRESS, SUCCESS, many_skipped
 from tests.blocks.slack_limits import assert_golden, check_message
 
@@ -44,8 +44,10 @@ def test_run_summary_with_hundreds_of_skipped_channels() -> None:
 
 
 def test_run_summary_cancelled_and_odd_triples() -> None:
-    run = RunInfo(
+    run = Run(
         job_run_id=5,
+        workspace_id="T0000000001",
+        started_at=NOW,
         job_type="manual",
         status="cancelled",
         triggered_by="U0MEMBER001",
@@ -100,20 +102,20 @@ def test_run_progress_golden() -> None:
 
 
 def test_run_progress_before_any_estimate_and_with_odd_numbers() -> None:
-    start = ProgressInfo(channels_done=0, channels_total=0, messages_stored=0)
+    start = Progress(channels_done=0, channels_total=0, messages_stored=0)
     blocks = run_progress_blocks(start, now=NOW)
     check_message(blocks, run_progress_text(start, now=NOW))
     assert "estimating" in json.dumps(blocks)
-    odd = ProgressInfo(
+    odd = Progress(
         channels_done=-5,
         channels_total=-1,
         messages_stored=-3,
         current_channel="#" + "x" * 9000,
         calls=-1,
         rate_limit_waits=10**12,
-        eta_seconds=float("nan"),
+        eta_s=float("nan"),
         started_at=NOW.replace(tzinfo=None),
         job_run_id=7,
     )
     check_message(run_progress_blocks(odd, now=NOW), run_progress_text(odd, now=NOW))
-    check_message(run_progress_blocks(replace(odd, eta_seconds=1e300), now=NOW))
+    check_message(run_progress_blocks(replace(odd, eta_s=1e300), now=NOW))

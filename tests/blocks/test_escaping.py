@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from blocks.dm import run_failure_blocks, run_failure_text, run_progress_blocks
 from blocks.home import home_view
-from blocks.models import ChannelRef, ProgressInfo, RunInfo, ScheduleInfo
+from blocks.models import ChannelRef
 from blocks.replies import (
     Reply,
     admin_only_reply,
@@ -28,6 +28,7 @@ from blocks.replies import (
     unknown_channels_reply,
 )
 from blocks.text import channel_label, user_text
+from db.records import Progress, Run, Schedule
 from handlers import grammar
 from tests.blocks.samples import NOW, RUNNING
 
@@ -148,10 +149,12 @@ def test_refusals_worded_by_the_scheduler_keep_their_exact_mentions_only() -> No
 
 
 def test_failure_dm_fallback_is_escaped_like_its_blocks() -> None:
-    run = RunInfo(
+    run = Run(
         job_run_id=3,
+        workspace_id="T0ADMIN01",
         job_type="manual",
         status="failed",
+        started_at=NOW,
         error_message="channel <!channel> said <https://evil.example|x>",
         triggered_by="U0ADMIN01",
     )
@@ -170,14 +173,17 @@ hostile_text = st.one_of(
 )
 
 
-def schedule_with(name: str) -> ScheduleInfo:
-    return ScheduleInfo(
-        cron="0 2 * * *",
-        description=f"At 02:00 {name}",
+def schedule_with(text: str) -> Schedule:
+    """A schedule whose cron (so also its description, "cron …") and one channel id carry the
+    text: builders must keep whatever a row holds inert."""
+    return Schedule(
+        schedule_id=1,
+        workspace_id="T0ADMIN01",
+        cron_expression=f"0 2 * * {text}",
         timezone="UTC",
-        days=3,
+        days_to_backfill=3,
         include_all_channels=False,
-        channels=(ChannelRef("C0AAAAAAA", name), ChannelRef("C0BBBBBBB")),
+        channel_ids=(text, "C0BBBBBBB"),
     )
 
 
@@ -197,7 +203,7 @@ BUILDERS: dict[str, Callable[[str], Reply]] = {
     "list": lambda u: list_reply(schedule_with(u), viewer_tz="UTC", now=NOW),
     "status": lambda u: status_reply(
         RUNNING,
-        ProgressInfo(
+        Progress(
             channels_done=1,
             channels_total=3,
             messages_stored=5,
@@ -215,7 +221,7 @@ BUILDERS: dict[str, Callable[[str], Reply]] = {
     "progress_dm": lambda u: Reply(
         text="",
         blocks=run_progress_blocks(
-            ProgressInfo(
+            Progress(
                 channels_done=1,
                 channels_total=3,
                 messages_stored=5,
@@ -243,9 +249,10 @@ BUILDERS: dict[str, Callable[[str], Reply]] = {
 }
 
 
-def _failed(u: str) -> RunInfo:
-    return RunInfo(
+def _failed(u: str) -> Run:
+    return Run(
         job_run_id=3,
+        workspace_id="T0ADMIN01",
         job_type="manual",
         status="failed",
         error_message=u,

@@ -10,7 +10,7 @@ import pytest
 
 from blocks import ids
 from blocks.home import home_view
-from blocks.models import ProgressInfo, RunInfo, Totals
+from db.records import Progress, Run, Totals
 from tests.blocks.samples import (
     FAILED,
     NOW,
@@ -138,14 +138,14 @@ def test_home_view_progress_bar_and_eta() -> None:
 
 def test_home_view_huge_data_stays_within_limits() -> None:
     runs = many_runs(400)
-    progress = ProgressInfo(
+    progress = Progress(
         channels_done=10**9,
         channels_total=3,
         messages_stored=10**12,
         current_channel="x" * 5000,
         calls=10**9,
         rate_limit_waits=10**6,
-        eta_seconds=float("inf"),
+        eta_s=float("inf"),
         started_at=NOW,
         job_run_id=10**9,
     )
@@ -155,7 +155,7 @@ def test_home_view_huge_data_stays_within_limits() -> None:
         running,
         progress,
         runs,
-        Totals(10**15, 10**6, NOW),
+        Totals(messages_stored=10**15, channels=10**6, last_success_at=NOW),
         is_admin=True,
         viewer_tz="Not/AZone",
         now=NOW,
@@ -170,12 +170,21 @@ def test_home_view_huge_data_stays_within_limits() -> None:
 @pytest.mark.parametrize("is_admin", [True, False])
 def test_home_view_handles_odd_runs(is_admin: bool) -> None:
     odd = [
-        RunInfo(job_run_id=1, job_type="weird", status="exploded"),
-        RunInfo(
-            job_run_id=2, job_type="manual", status="running", started_at=NOW.replace(tzinfo=None)
+        Run(job_run_id=1, workspace_id="T1", job_type="weird", status="exploded", started_at=NOW),
+        Run(
+            job_run_id=2,
+            workspace_id="T1",
+            job_type="manual",
+            status="running",
+            started_at=NOW.replace(tzinfo=None),
         ),
-        RunInfo(
-            job_run_id=3, job_type="manual", status="failed", error_message="\n\n`boom`\n" * 2000
+        Run(
+            job_run_id=3,
+            workspace_id="T1",
+            job_type="manual",
+            status="failed",
+            started_at=NOW,
+            error_message="\n\n`boom`\n" * 2000,
         ),
     ]
     view = home_view(None, None, None, odd, None, is_admin=is_admin, viewer_tz=None, now=None)

@@ -17,8 +17,8 @@ from blocks.dm import (
 )
 from blocks.home import home_view
 from blocks.modals import schedule_modal
-from blocks.models import ChannelRef, ProgressInfo, RunInfo, ScheduleInfo, SkippedChannel, Totals
 from blocks.replies import history_reply, list_reply, run_in_progress_reply, status_reply
+from db.records import Progress, Run, Schedule, SkippedChannel, Totals
 from tests.blocks.slack_limits import check_message, check_view
 
 NOW = datetime(2026, 3, 3, 14, 5, tzinfo=UTC)
@@ -35,8 +35,9 @@ zones = st.sampled_from(
 )
 skipped = st.lists(st.builds(SkippedChannel, ids_, st.none() | texts, texts), max_size=60)
 runs = st.builds(
-    RunInfo,
+    Run,
     job_run_id=st.integers(min_value=0, max_value=10**12),
+    workspace_id=ids_,
     job_type=st.sampled_from(["manual", "scheduled"]) | texts,
     status=st.sampled_from(["running", "success", "failed", "cancelled"]) | texts,
     messages_collected=counts,
@@ -49,27 +50,28 @@ runs = st.builds(
     days=st.none() | st.integers(min_value=-5, max_value=10**6),
 )
 schedules = st.builds(
-    ScheduleInfo,
-    cron=texts,
-    description=texts,
+    Schedule,
+    schedule_id=st.integers(min_value=0, max_value=10**9),
+    workspace_id=ids_,
+    cron_expression=texts,
     timezone=texts | zones,
-    days=st.integers(min_value=-5, max_value=10**6),
+    days_to_backfill=st.integers(min_value=-5, max_value=10**6),
     include_all_channels=st.booleans(),
-    channels=st.lists(st.builds(ChannelRef, ids_, st.none() | texts), max_size=120).map(tuple),
+    channel_ids=st.lists(ids_, max_size=120).map(tuple),
     is_active=st.booleans(),
     next_run_at=times,
     last_run_at=times,
     created_by=st.none() | ids_,
 )
 progresses = st.builds(
-    ProgressInfo,
+    Progress,
     channels_done=counts,
     channels_total=counts,
     messages_stored=counts,
     current_channel=st.none() | texts,
     calls=counts,
     rate_limit_waits=counts,
-    eta_seconds=st.none() | st.floats(allow_nan=True, allow_infinity=True),
+    eta_s=st.none() | st.floats(allow_nan=True, allow_infinity=True),
     started_at=times,
     job_run_id=st.none() | st.integers(min_value=0, max_value=10**9),
 )
@@ -92,7 +94,7 @@ def test_home_view_always_fits(schedule, running, progress, recent, is_admin, ca
         running,
         progress,
         recent,
-        Totals(10**12, 5, NOW),
+        Totals(messages_stored=10**12, channels=5, last_success_at=NOW),
         is_admin=is_admin,
         members_can_run=can_run,
         viewer_tz=tz,

@@ -89,7 +89,7 @@ def test_status_reply_idle_and_without_cancel() -> None:
 def test_list_reply_golden() -> None:
     reply = check(list_reply(SCHEDULE, viewer_tz=VIEWER_TZ, now=NOW))
     assert_golden("reply_list", reply.blocks)
-    assert "At 02:00 AM" in reply.text and "Wed 4 Mar 2026, 02:00 CET" in reply.text
+    assert "At 02:00 (0 2 * * *" in reply.text and "Wed 4 Mar 2026, 02:00 CET" in reply.text
     assert "in 10 h 55 min" in json.dumps(reply.blocks)
     assert "There is no schedule yet" in check(list_reply(None, viewer_tz="UTC", now=NOW)).text
     assert "none while paused" in json.dumps(

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import fakeslack
+from db.records import Progress
 from fakeslack import FakeSlack
 from scheduler.backfill.engine import RunRequest, format_ts, ts_micros
-from scheduler.backfill.progress import Progress
 from tests.engine.engine_harness import (
     checkpoints,
     chroma_ids,

@@ -34,12 +34,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.migrate import migrate
+from db.records import Progress
 from db.session import create_engine, make_sessionmaker
 from db.vectors import ChromaVectorStore
 from scheduler.backfill.engine import BackfillEngine, EngineConfig, RunRequest
 from scheduler.backfill.gateway import SlackGateway
 from scheduler.backfill.profiles import INTERNAL
-from scheduler.backfill.progress import Progress, RunResult
+from scheduler.backfill.progress import RunResult
 from scheduler.notify import Notifier
 from scheduler.runs import RunEvent, RunService
 from scheduler.schedules import ScheduleService
@@ -110,16 +111,12 @@ class StubEngine:
                 if progress is not None:
                     await progress(
                         Progress(
-                            page // 2,
-                            self.pages // 2,
-                            result.messages_collected,
-                            result.messages_collected,
-                            "general",
-                            page,
-                            0,
-                            0.0,
-                            0.0,
-                            None,
+                            channels_done=page // 2,
+                            channels_total=self.pages // 2,
+                            messages_stored=result.messages_collected,
+                            messages_written=result.messages_collected,
+                            current_channel="general",
+                            calls=page,
                         )
                     )
             result.channels_processed = self.pages // 2

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from blocks.cron_words import describe_cron
 from scheduler.cron import (
     MIN_INTERVAL_MINUTES,
     ScheduleError,
     ScheduleSpec,
     build_trigger,
-    describe_cron,
     next_fire_time,
     validate_schedule,
 )

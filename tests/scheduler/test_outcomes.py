@@ -6,15 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from db.records import Run
 from scheduler.backfill.progress import RunResult
 from scheduler.outcomes import decide_outcome
-from scheduler.run_rows import RunRow
 
 NOW = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
 
 
-def run(job_type: str = "scheduled", attempt: int = 0) -> RunRow:
-    return RunRow(
+def run(job_type: str = "scheduled", attempt: int = 0) -> Run:
+    return Run(
         job_run_id=7,
         workspace_id="T1",
         schedule_id=1 if job_type == "scheduled" else None,
@@ -32,7 +32,7 @@ def run(job_type: str = "scheduled", attempt: int = 0) -> RunRow:
     )
 
 
-def decide(row: RunRow, result: RunResult, cancel_requested: bool = False):  # type: ignore[no-untyped-def]
+def decide(row: Run, result: RunResult, cancel_requested: bool = False):  # type: ignore[no-untyped-def]
     return decide_outcome(
         row, result, cancel_requested=cancel_requested, retries=2, backoff=(60, 300), now=NOW
     )

@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import fakeslack
 from db import schedules as repo
+from db.records import Schedule
 from fakeslack import FakeSlack
 from scheduler.cron import ScheduleSpec
-from scheduler.schedules import Schedule, ScheduleService
+from scheduler.schedules import ScheduleService
 from tests.scheduler.run_service_process import StubEngine, open_node
 from tests.scheduler.test_schedules import (  # noqa: F401 - the fixtures are shared
     ADMIN,

@@ -20,13 +20,21 @@ from apscheduler.schedulers.base import STATE_PAUSED
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from blocks.cron_words import describe_cron
 from db import schedules as repo
 from db.messages import ensure_workspace
 from db.migrate import migrate
 from db.models import BackfillSchedule, Workspace
+from db.records import Schedule
 from db.session import create_engine, make_sessionmaker
 from scheduler.cron import ScheduleError, ScheduleSpec, validate_schedule
-from scheduler.schedules import EXECUTOR_ALIAS, Schedule, ScheduleService, fire_schedule, job_id
+from scheduler.schedules import (
+    EXECUTOR_ALIAS,
+    ScheduleService,
+    fire_schedule,
+    job_id,
+    spec_of,
+)
 
 W = "T0001"
 ADMIN = "U0ADMIN"
@@ -141,7 +149,7 @@ async def run_once(
     return await asyncio.wait_for(fires.done.get(), timeout=10)
 
 
-async def stored(sessions: async_sessionmaker[AsyncSession]) -> repo.StoredSchedule | None:
+async def stored(sessions: async_sessionmaker[AsyncSession]) -> Schedule | None:
     async with sessions() as s:
         return await repo.get_schedule(s, W)
 
@@ -176,12 +184,12 @@ async def test_schedules_save_creates_row_and_job(
     spec = daily("Europe/Paris", days=3, channel_ids=["C0001", "C0002"])
     saved = await service.save(W, spec, ADMIN, workspace_name="Acme")
 
-    assert saved.description == "At 02:00"
+    assert describe_cron(saved.cron_expression) == "At 02:00"
     assert saved.is_active and saved.created_by == ADMIN
     assert saved.next_run_at == utc(2025, 1, 2, 1, 0)  # 02:00 CET
     assert saved.created_at == saved.updated_at == clock.now
     assert saved.channel_ids == ("C0001", "C0002") and not saved.include_all_channels
-    assert saved.spec == spec
+    assert spec_of(saved) == spec
     assert_in_step(scheduler, saved)
     row = await stored(sessions)
     assert row is not None and row.timezone == "Europe/Paris" and row.days_to_backfill == 3
@@ -217,7 +225,7 @@ async def test_schedules_replace_keeps_one_row_its_id_and_created_at(
     assert second.created_at == first.created_at
     assert second.updated_at == clock.now
     assert second.cron_expression == "30 6 * * 1-5" and second.created_by == "U0OTHER"
-    assert second.description == "At 06:30, Monday through Friday"
+    assert describe_cron(second.cron_expression) == "At 06:30, Monday through Friday"
     assert second.next_run_at == utc(2025, 1, 2, 11, 30)  # Thursday 06:30 EST
     assert_in_step(scheduler, second)
     assert len([j for j in scheduler.get_jobs() if j.id.startswith("schedule:")]) == 1
@@ -236,9 +244,7 @@ async def test_schedules_pause_resume_delete_keep_table_and_jobs_in_step(
     paused = await service.pause(W)
     assert not paused.is_active and paused.next_run_at is None
     assert_in_step(scheduler, paused)
-    assert await stored(sessions) == repo.StoredSchedule(
-        **{f: getattr(paused, f) for f in repo.StoredSchedule.__slots__}
-    )
+    assert await stored(sessions) == paused  # what the service returns is the stored row
     async with sessions() as s:
         assert await repo.list_active_schedules(s) == []
 
