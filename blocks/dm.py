@@ -27,7 +27,13 @@ from blocks.elements import (
     header,
     section,
 )
-from blocks.lines import run_trigger, skipped_groups, status_emoji
+from blocks.lines import (
+    run_trigger,
+    skipped_groups,
+    slack_calls_detail,
+    slack_calls_summary,
+    status_emoji,
+)
 from blocks.progress import eta_text, progress_bar
 from blocks.text import (
     channel_label,
@@ -77,6 +83,7 @@ def run_summary_blocks(
             ]
         )
     )
+    blocks += _slack_calls_blocks(run)
     if run.channels_skipped:
         lines = [f"*Skipped channels ({format_count(len(run.channels_skipped))})*"]
         lines += skipped_groups(run.channels_skipped, max_groups=8, per_group_chars=300)
@@ -86,6 +93,14 @@ def run_summary_blocks(
     if run.error_message:
         blocks.append(context(f"Note: {mrkdwn_text(one_line(run.error_message), 500)}"))
     return _dicts(blocks)
+
+
+def _slack_calls_blocks(run: Run) -> list[Block]:
+    """What the run asked of Slack, per method, and how long it waited for Slack's limits."""
+    if not run.slack_calls:
+        return []
+    summary = slack_calls_summary(run.slack_calls)
+    return [section(f"*Slack*: {summary}"), context(slack_calls_detail(run.slack_calls))]
 
 
 def run_summary_text(run: Run, *, now: datetime) -> str:
@@ -127,6 +142,7 @@ def run_failure_blocks(
             f"*What happens next*\n{mrkdwn_text(one_line(action_taken) or 'Nothing more.', 1000)}"
         ),
     ]
+    blocks += _slack_calls_blocks(run)  # a failure on a slow Slack shows it here
     if len(error) > ERROR_SHOWN_CHARS:
         blocks.append(
             context(

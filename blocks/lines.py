@@ -2,7 +2,10 @@
 fallbacks), of a schedule's cron and channels, and of skipped channels grouped by reason, shared
 by the Home tab, the command replies and the DMs.
 
-Pure: imports the standard library, `blocks.models`, `blocks.text` and `blocks.times` only.
+Also what a run asked of Slack (calls per method, time waited for Slack's limits), so an admin can
+tell a slow Slack from a slow app.
+
+Pure: imports the standard library, `db.records`, `blocks.text` and `blocks.times` only.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from blocks.text import (
     user_mention,
 )
 from blocks.times import duration_between, format_duration, format_time
-from db.records import Run, Schedule, SkippedChannel
+from db.records import Run, Schedule, SkippedChannel, SlackCalls
 
 STATUS_EMOJI = {
     "running": ":hourglass_flowing_sand:",
@@ -93,6 +96,8 @@ def run_compact_line(
     ]
     if took is not None:
         parts.append(format_duration(took))
+    if run.slack_calls:
+        parts.append(slack_calls_compact(run.slack_calls))
     if run.error_message and error_limit > 0:
         parts.append(
             "_" + mrkdwn_text(one_line(run.error_message).replace("_", " "), error_limit) + "_"
@@ -157,3 +162,60 @@ def skipped_groups(
             f"• and {plural(hidden, 'channel')} skipped for {plural(len(rest), 'other reason')}"
         )
     return lines
+
+
+# --- what a run asked of Slack -------------------------------------------------------------------
+
+
+def waited_text(seconds: float) -> str:
+    """Time waited for Slack's limits: tenths below ten seconds (they are the common case)."""
+    if seconds < 10:
+        return f"{max(0.0, seconds):.1f} s"
+    return format_duration(seconds)
+
+
+def slack_calls_total(calls: Sequence[SlackCalls]) -> tuple[int, float]:
+    """(calls made, seconds waited for Slack's limits) over every method."""
+    return sum(c.calls for c in calls), sum(c.waited_s for c in calls)
+
+
+def slack_calls_summary(calls: Sequence[SlackCalls]) -> str:
+    """`79 Slack calls, 2.5 s waiting for Slack's limits`: the run DM's field (mrkdwn)."""
+    total, waited = slack_calls_total(calls)
+    return f"{plural(total, 'Slack call')}, {waited_text(waited)} waiting for Slack's limits"
+
+
+def slack_calls_detail(calls: Sequence[SlackCalls], *, max_methods: int = 8) -> str:
+    """Per method, busiest first: `conversations.history 40 (waited 1.2 s) · users.list 1`, and
+    which methods a 429 switched to even spacing (mrkdwn)."""
+    parts = []
+    for c in calls[:max_methods]:
+        notes = [f"waited {waited_text(c.waited_s)}"] if c.waited_s >= 0.05 else []
+        if c.rate_limited:
+            notes.append(f"429 ×{format_count(c.rate_limited)}")
+        part = f"`{mrkdwn_text(c.method, 60)}` {format_count(c.calls)}"
+        parts.append(part + (f" ({', '.join(notes)})" if notes else ""))
+    if len(calls) > max_methods:
+        parts.append(f"and {plural(len(calls) - max_methods, 'other method')}")
+    text = " · ".join(parts)
+    spaced = [c.method for c in calls if c.spaced]
+    if spaced:
+        names = ", ".join(mrkdwn_text(m, 60) for m in spaced[:max_methods])
+        text += f"\nSlack answered 429 to {names}: evenly spaced for the rest of the run."
+    return text
+
+
+def slack_calls_compact(calls: Sequence[SlackCalls], *, max_methods: int = 4) -> str:
+    """`79 calls (history 40, replies 38, users.list 1), waited 2.5 s` for one line of
+    `/backfill history` (method names without `conversations.`); empty before any figures."""
+    if not calls:
+        return ""
+    total, waited = slack_calls_total(calls)
+    per_method = [
+        f"{mrkdwn_text(c.method.removeprefix('conversations.'), 40)} {format_count(c.calls)}"
+        for c in calls[:max_methods]
+    ]
+    if len(calls) > max_methods:
+        per_method.append("…")
+    text = f"{format_count(total)} calls ({', '.join(per_method)})"
+    return text + (f", waited {waited_text(waited)}" if waited >= 0.05 else "")

@@ -172,6 +172,8 @@ class BackfillJobRun(Base):
     owner: Mapped[str | None] = mapped_column(Text)
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     channel_ids: Mapped[Any | None] = mapped_column(JSON)
+    # What the run asked of Slack, per method (revision 0004; see db.records.SlackCalls).
+    slack_calls: Mapped[Any | None] = mapped_column(JSON)
 
 
 class Message(Base):

@@ -42,6 +42,39 @@ class SkippedChannel(NamedTuple):
     reason: str
 
 
+class SlackCalls(NamedTuple):
+    """What a run asked of one Slack method: the calls made (retries included), the seconds spent
+    waiting for Slack's limits before them (the pacer's windows and `Retry-After`), the 429s
+    received, and whether a 429 switched the method to even spacing for the rest of the run."""
+
+    method: str
+    calls: int
+    waited_s: float = 0.0
+    rate_limited: int = 0
+    spaced: bool = False
+
+
+def add_slack_calls(
+    earlier: tuple[SlackCalls, ...], later: tuple[SlackCalls, ...]
+) -> tuple[SlackCalls, ...]:
+    """The figures of two attempts of one run (a resume after a restart), method by method."""
+    summed = {c.method: c for c in earlier}
+    for c in later:
+        before = summed.get(c.method)
+        summed[c.method] = (
+            c
+            if before is None
+            else SlackCalls(
+                c.method,
+                before.calls + c.calls,
+                before.waited_s + c.waited_s,
+                before.rate_limited + c.rate_limited,
+                before.spaced or c.spaced,
+            )
+        )
+    return tuple(sorted(summed.values(), key=lambda c: (-c.calls, c.method)))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Run:
     """One `backfill_job_runs` row. `status`: running | success | failed | cancelled;
@@ -69,6 +102,7 @@ class Run:
     interruptions: int = 0  # process deaths survived
     owner: str | None = None  # the process working on it (None once released or finished)
     retry_at: datetime | None = None  # an automatic retry is pending
+    slack_calls: tuple[SlackCalls, ...] = ()  # per method, busiest first; () before any figures
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,4 +152,13 @@ class Totals:
     last_success_at: datetime | None = None  # when the last successful run ended
 
 
-__all__ = ["MessageRecord", "Progress", "Run", "Schedule", "SkippedChannel", "Totals"]
+__all__ = [
+    "MessageRecord",
+    "Progress",
+    "Run",
+    "Schedule",
+    "SkippedChannel",
+    "SlackCalls",
+    "Totals",
+    "add_slack_calls",
+]

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import BackfillJobRun, BackfillSchedule, Message, Workspace, utcnow
-from db.records import Run, SkippedChannel, Totals
+from db.records import Run, SkippedChannel, SlackCalls, Totals
 
 # A released run's heartbeat: older than any staleness cutoff, so the next process takes it at once.
 RELEASED_HEARTBEAT = datetime(1970, 1, 1, tzinfo=UTC)
@@ -67,7 +67,29 @@ def _from_row(row: Any) -> Run:
         owner=row.owner,
         retry_at=row.retry_at,
         channel_ids=None if row.channel_ids is None else tuple(row.channel_ids),
+        slack_calls=_slack_calls(row.slack_calls),
     )
+
+
+def _slack_calls(value: Any) -> tuple[SlackCalls, ...]:
+    out: list[SlackCalls] = []
+    for item in value or ():
+        if isinstance(item, dict) and item.get("method"):
+            out.append(
+                SlackCalls(
+                    str(item["method"]),
+                    int(item.get("calls") or 0),
+                    float(item.get("waited_s") or 0.0),
+                    int(item.get("rate_limited") or 0),
+                    bool(item.get("spaced")),
+                )
+            )
+    return tuple(out)
+
+
+def slack_calls_json(calls: Sequence[SlackCalls]) -> list[dict[str, Any]]:
+    """A run's per-method figures as stored in `slack_calls`."""
+    return [c._asdict() for c in calls]
 
 
 def skipped_json(skipped: Sequence[tuple[str, str | None, str]]) -> list[dict[str, Any]]:
@@ -250,6 +272,7 @@ async def finish_run(
     channels_skipped: Sequence[SkippedChannel] | None = None,
     error_message: str | None = None,
     retry_at: datetime | None = None,
+    slack_calls: Sequence[SlackCalls] | None = None,
 ) -> Run | None:
     """End a run this process owns: `success`, `failed` (with `retry_at` when an automatic retry
     is planned) or `cancelled`. None when the run is no longer ours."""
@@ -265,6 +288,8 @@ async def finish_run(
     }
     if channels_skipped is not None:
         values["channels_skipped"] = skipped_json(channels_skipped)
+    if slack_calls is not None:
+        values["slack_calls"] = slack_calls_json(slack_calls)
     stmt = (
         update(_RUNS)
         .where(_R.job_run_id == job_run_id, _R.owner == owner, _R.status == "running")
@@ -282,6 +307,7 @@ async def release_run(
     *,
     messages_collected: int | None = None,
     channels_processed: int | None = None,
+    slack_calls: Sequence[SlackCalls] | None = None,
 ) -> bool:
     """Let go of a run at shutdown: it stays `running`, with no owner and an ancient heartbeat,
     so the next process that looks takes it over at once (without counting an interruption)."""
@@ -290,6 +316,8 @@ async def release_run(
         values["messages_collected"] = messages_collected
     if channels_processed is not None:
         values["channels_processed"] = channels_processed
+    if slack_calls is not None:
+        values["slack_calls"] = slack_calls_json(slack_calls)
     stmt = (
         update(_RUNS)
         .where(_R.job_run_id == job_run_id, _R.owner == owner, _R.status == "running")
@@ -492,5 +520,6 @@ __all__ = [
     "running_runs_owned_from",
     "set_paused_reason",
     "skipped_json",
+    "slack_calls_json",
     "stale_runs",
 ]

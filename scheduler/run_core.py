@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.records import Progress, Run
+from db.records import Progress, Run, SlackCalls, add_slack_calls
 from db.session import database_trouble
 from scheduler.notify import Notifier, ProgressDM
 from scheduler.run_events import RunEvent
@@ -56,10 +56,15 @@ class RunJob:
     lost: bool = False  # another process took the run over: write nothing more
     progress: Progress | None = None
     dm: ProgressDM | None = None
+    attempt_calls: tuple[SlackCalls, ...] = ()  # what this attempt asked of Slack, once it ended
 
     @property
     def job_run_id(self) -> int:
         return self.run.job_run_id
+
+    def slack_calls(self, attempt: tuple[SlackCalls, ...]) -> tuple[SlackCalls, ...]:
+        """The run's figures with this attempt's added (earlier attempts are on the row)."""
+        return add_slack_calls(self.run.slack_calls, attempt)
 
     def counts(self) -> tuple[int | None, int | None]:
         if self.progress is None:

@@ -73,6 +73,7 @@ class RunEndings:
                     core.owner,
                     messages_collected=messages,
                     channels_processed=channels,
+                    slack_calls=job.slack_calls(job.attempt_calls) if job.attempt_calls else None,
                 )
 
         try:
@@ -121,6 +122,7 @@ class RunEndings:
                     channels_skipped=result.channels_skipped,
                     error_message=outcome.error_message,
                     retry_at=retry_at,
+                    slack_calls=job.slack_calls(result.slack_calls),
                 )
 
         # Kept in hand (and beating, once the database is back) until its end is written.

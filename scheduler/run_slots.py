@@ -156,6 +156,7 @@ class RunSlots:
             return
         if job.shutdown and not job.cancel_requested:
             job.progress = final_progress(job, result)
+            job.attempt_calls = result.slack_calls
             await self._endings.release(job)
             return
         await self._endings.finish(job, result)

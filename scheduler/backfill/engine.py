@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.messages import Checkpoint, get_checkpoint, stored_thread_latest_reply
-from db.records import MessageRecord, Progress, SkippedChannel
+from db.records import MessageRecord, Progress, SkippedChannel, SlackCalls
 from db.vectors import VectorStore
 from scheduler.backfill.channels import ChannelTarget, resolve_channels
 from scheduler.backfill.errors import (
@@ -48,6 +48,7 @@ from scheduler.backfill.errors import (
 )
 from scheduler.backfill.filter import keep_message, render_mentions
 from scheduler.backfill.gateway import HistoryPage, SlackGateway, YieldTo, never_wait
+from scheduler.backfill.pacing import MethodStats
 from scheduler.backfill.progress import ProgressCallback, ProgressTracker, RunResult
 from scheduler.backfill.users import author_of, load_user_names
 from scheduler.backfill.writer import write_batch
@@ -237,6 +238,7 @@ class _Run:
     async def execute(self) -> RunResult:
         started = time.monotonic()
         calls_before = dict(self.gateway.stats().calls)
+        pacing_before = self.gateway.pacer.stats()
         try:
             # One conversations.list walk for every channel id asked for, checking `cancel`
             # between channels: the setup stays bounded however many ids a run carries.
@@ -274,11 +276,36 @@ class _Run:
         self.result.messages_collected = self.tracker.messages_stored
         self.result.messages_written = self.tracker.messages_written
         self.result.duration_s = time.monotonic() - started
-        after = self.gateway.stats().calls
-        self.result.calls = {
-            m: n - calls_before.get(m, 0) for m, n in after.items() if n - calls_before.get(m, 0)
-        }
+        self.result.slack_calls = self._slack_calls(calls_before, pacing_before)
         return self.result
+
+    def _slack_calls(
+        self, calls_before: dict[str, int], pacing_before: dict[str, MethodStats]
+    ) -> tuple[SlackCalls, ...]:
+        """This run's share of the gateway's counters (a gateway outlives one run), per method,
+        busiest first: HTTP attempts, and from the pacer the time waited for Slack's limits, the
+        429s and whether the method ended evenly spaced."""
+        calls_after = self.gateway.stats().calls
+        pacing_after = self.gateway.pacer.stats()
+        figures = []
+        for method, n in calls_after.items():
+            made = n - calls_before.get(method, 0)
+            if made <= 0:
+                continue
+            before, after = pacing_before.get(method, MethodStats()), pacing_after.get(method)
+            if after is None:
+                figures.append(SlackCalls(method, made))
+                continue
+            figures.append(
+                SlackCalls(
+                    method,
+                    made,
+                    waited_s=max(0.0, after.wait_seconds - before.wait_seconds),
+                    rate_limited=max(0, after.rate_limited - before.rate_limited),
+                    spaced=after.spaced,
+                )
+            )
+        return tuple(sorted(figures, key=lambda c: (-c.calls, c.method)))
 
     def _skip(self, skip: SkippedChannel) -> None:
         self.skipped.setdefault(skip.id, skip)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from db.records import Progress, SkippedChannel
+from db.records import Progress, SkippedChannel, SlackCalls
 
 ProgressCallback = Callable[[Progress], "Awaitable[None] | None"]
 
@@ -32,7 +32,12 @@ class RunResult:
     cancelled: bool = False
     error: str | None = None
     error_kind: str | None = None  # 'permanent' | 'transient'
-    calls: dict[str, int] = field(default_factory=dict)
+    slack_calls: tuple[SlackCalls, ...] = ()  # per method, busiest first
+
+    @property
+    def calls(self) -> dict[str, int]:
+        """HTTP attempts per method (retries included)."""
+        return {c.method: c.calls for c in self.slack_calls}
 
     @property
     def ok(self) -> bool:

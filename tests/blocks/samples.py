@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from blocks.models import ChannelRef
-from db.records import Progress, Run, Schedule, SkippedChannel, Totals
+from db.records import Progress, Run, Schedule, SkippedChannel, SlackCalls, Totals
 
 NOW = datetime(2026, 3, 3, 14, 5, 0, tzinfo=UTC)
 VIEWER_TZ = "Europe/Paris"
@@ -52,6 +52,12 @@ SUCCESS = Run(
         SkippedChannel("G0000PRIV001", "secret", "private, bot not a member"),
     ),
     days=7,
+    slack_calls=(
+        SlackCalls("conversations.history", 64, 0.0),
+        SlackCalls("conversations.replies", 58, 72.4, rate_limited=1, spaced=True),
+        SlackCalls("conversations.list", 1),
+        SlackCalls("users.list", 1),
+    ),
 )
 
 FAILED = Run(
@@ -148,6 +154,10 @@ def many_runs(n: int) -> list[Run]:
                 triggered_by="U0MEMBER001" if i % 2 else None,
                 channels_skipped=many_skipped(300),
                 days=365,
+                slack_calls=tuple(
+                    SlackCalls(f"{UNICODE}method.{m}" + "m" * 80, 10**9, 1e9, 10**6, True)
+                    for m in range(40)
+                ),
             )
         )
     return runs

@@ -17,6 +17,7 @@ from blocks.dm import (
 from db.records import Progress, Run
 from tests.blocks.samples import FAILED, LONG_ERROR, NOW, PROGRESS, SUCCESS, many_skipped
 from tests.blocks.slack_limits import assert_golden, check_message
+from tests.scenarios.harness import block_text
 
 
 def test_run_summary_golden() -> None:
@@ -119,3 +120,22 @@ def test_run_progress_before_any_estimate_and_with_odd_numbers() -> None:
     )
     check_message(run_progress_blocks(odd, now=NOW), run_progress_text(odd, now=NOW))
     check_message(run_progress_blocks(replace(odd, eta_s=1e300), now=NOW))
+
+
+def test_run_dms_show_what_the_run_asked_of_slack() -> None:
+    """Calls per method, time waited for Slack's limits, 429s and a learned even spacing: in the
+    summary and the failure DM; a run from before the figures existed shows none."""
+    shown = block_text(run_summary_blocks(SUCCESS, now=NOW))
+    assert "124 Slack calls, 1 min 12 s waiting for Slack's limits" in shown
+    assert (
+        "`conversations.history` 64 · `conversations.replies` 58 (waited 1 min 12 s, 429 ×1)"
+        in shown
+    )
+    assert "Slack answered 429 to conversations.replies: evenly spaced" in shown
+    failed = replace(FAILED, slack_calls=SUCCESS.slack_calls)
+    assert "124 Slack calls" in block_text(
+        run_failure_blocks(failed, action_taken="Retrying in 5 min.", retry_allowed=True)
+    )
+    assert "Slack calls" not in block_text(
+        run_summary_blocks(replace(SUCCESS, slack_calls=()), now=NOW)
+    )

@@ -18,7 +18,7 @@ from blocks.dm import (
 from blocks.home import home_view
 from blocks.modals import schedule_modal
 from blocks.replies import history_reply, list_reply, run_in_progress_reply, status_reply
-from db.records import Progress, Run, Schedule, SkippedChannel, Totals
+from db.records import Progress, Run, Schedule, SkippedChannel, SlackCalls, Totals
 from tests.blocks.slack_limits import check_message, check_view
 
 NOW = datetime(2026, 3, 3, 14, 5, tzinfo=UTC)
@@ -48,6 +48,17 @@ runs = st.builds(
     triggered_by=st.none() | ids_,
     channels_skipped=skipped.map(tuple),
     days=st.none() | st.integers(min_value=-5, max_value=10**6),
+    slack_calls=st.lists(
+        st.builds(
+            SlackCalls,
+            texts,
+            counts,
+            st.floats(allow_nan=True, allow_infinity=True),
+            counts,
+            st.booleans(),
+        ),
+        max_size=30,
+    ).map(tuple),
 )
 schedules = st.builds(
     Schedule,

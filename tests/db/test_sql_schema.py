@@ -73,6 +73,8 @@ ADDED_COLUMNS: dict[str, set[str]] = {
         "owner",
         "retry_at",
         "channel_ids",
+        # revision 0004: what the run asked of Slack, per method
+        "slack_calls",
     },
     "backfill_schedules": {"paused_reason"},
     "channel_checkpoints": {

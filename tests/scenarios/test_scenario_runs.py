@@ -241,3 +241,28 @@ async def test_status_and_history_show_the_runs(scenario: Scenario) -> None:
     rows = await s.runs()
     assert [r["status"] for r in rows] == ["success"] * 3
     assert json.dumps(block_text(seen.responses[0]["blocks"]))
+
+
+async def test_run_dm_and_history_show_the_calls_per_method_and_the_waits(
+    scenario: Scenario,
+) -> None:
+    """Issue 12, point 4: an admin can tell a slow Slack from a slow app. The run's figures are
+    what Slack itself received (fakeslack's record of the engine-only methods)."""
+    s = scenario
+    await s.command("run days=20 channels=#general,#random", s.admin)
+    done = await s.wait_run_status(1, "success")
+    stored = done["slack_calls"]
+    stored = json.loads(stored) if isinstance(stored, str) else stored
+    figures = {f["method"]: f for f in stored}
+    for method in ("conversations.history", "conversations.replies"):  # only the engine calls them
+        assert figures[method]["calls"] == len(s.fake.calls_of(method)) > 0, method
+        assert figures[method]["waited_s"] >= 0 and figures[method]["rate_limited"] == 0
+    history_calls = figures["conversations.history"]["calls"]
+
+    summary = block_text((await s.dm_with(s.admin, "Backfill finished: run #1"))["blocks"])
+    assert f"`conversations.history` {history_calls}" in summary
+    total = sum(f["calls"] for f in stored)
+    assert f"{total} Slack calls" in summary and "waiting for Slack's limits" in summary
+
+    text = (await s.command("history", s.admin)).reply_text()
+    assert f"{total} calls (" in text and f"history {history_calls}" in text
