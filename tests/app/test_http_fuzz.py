@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +24,7 @@ from hypothesis import strategies as st
 
 from blocks import ids
 from fakeslack import FakeSlack, generate
-from tests.support.app_process import AppProcess, app_settings, new_workdir
+from tests.support.app_process import AppProcess, app_on
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +35,8 @@ def fake() -> Iterator[FakeSlack]:
 
 @pytest.fixture(scope="module")
 def app(fake: FakeSlack) -> Iterator[AppProcess]:
-    workdir = new_workdir()
-    env = app_settings(fake.base_url, fake.bot_token, fake.signing_secret, workdir)
-    env["LOG_LEVEL"] = "INFO"
-    proc = AppProcess(env, workdir)
-    try:
-        proc.wait_healthy()
+    with app_on(fake, LOG_LEVEL="INFO") as proc:
         yield proc
-    finally:
-        proc.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 # -- strategies -----------------------------------------------------------------------------------

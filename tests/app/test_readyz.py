@@ -5,11 +5,11 @@ socket is connected); 503 naming what failed, in plain words and without secrets
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from app.http_server import build_web_app
 from app.readiness import Readiness
 from db.session import create_engine
-from fakeslack import FakeSlack, generate
+from fakeslack import FakeSlack
 from tests.conftest import create_postgres_database
 from tests.scenarios.harness import Scenario, start_scenario
-from tests.support.app_process import AppProcess, app_settings, new_workdir
+from tests.support.app_process import AppProcess, app_on
 from tests.support.servers import ServerUnavailable, chroma_server, free_port, postgres_server
 
 
@@ -76,64 +76,62 @@ async def test_readyz_names_the_database_when_it_cannot_be_reached() -> None:
         await engine.dispose()
 
 
+@contextmanager
+def private_server(
+    server: AbstractContextManager[str], what: str
+) -> Iterator[tuple[str, Callable[[], None]]]:
+    """A server of the test's own (the test is skipped when it cannot start): its address, and a
+    function that stops it. Stopped on exit unless the test already did."""
+    try:
+        address = server.__enter__()
+    except ServerUnavailable as exc:
+        pytest.skip(f"{what} unavailable: {exc}")
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        server.__exit__(None, None, None)
+        stopped = True
+
+    try:
+        yield address, stop
+    finally:
+        if not stopped:
+            server.__exit__(None, None, None)
+
+
 async def test_readyz_is_503_naming_the_database_while_postgresql_is_stopped(
     tmp_path: Path,
 ) -> None:
     """A private PostgreSQL the test stops under the running app."""
-    try:
-        server = postgres_server()
-        base = server.__enter__()
-    except ServerUnavailable as exc:
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
-    stopped = False
-    try:
+    with private_server(postgres_server(), "PostgreSQL") as (base, stop):
         url = create_postgres_database(base)
         async with start_scenario(url, tmp_path, messages=50) as s:
             await wait_status(s, 200)
-            server.__exit__(None, None, None)
-            stopped = True
+            stop()
             body = await wait_status(s, 503)
             assert any("database" in problem for problem in body["problems"]), body
             assert not any("vector store" in problem for problem in body["problems"]), body
             assert (await get(s, "/healthz"))[0] == 200
-    finally:
-        if not stopped:
-            server.__exit__(None, None, None)
 
 
 async def test_readyz_is_503_naming_the_vector_store_while_chroma_is_down(
     tmp_path: Path,
 ) -> None:
     """A private Chroma server the test stops under the running app."""
-    try:
-        server = chroma_server()
-        chroma = server.__enter__()
-    except ServerUnavailable as exc:
-        pytest.skip(f"Chroma server unavailable: {exc}")
-    stopped = False
-    try:
+    with private_server(chroma_server(), "Chroma server") as (chroma, stop):
         async with start_scenario(
             f"sqlite+aiosqlite:///{tmp_path}/backfill.db", tmp_path, messages=50, CHROMA_URL=chroma
         ) as s:
             await wait_status(s, 200)
-            server.__exit__(None, None, None)
-            stopped = True
+            stop()
             body = await wait_status(s, 503)
             assert body["problems"] and all("vector store" in p for p in body["problems"]), body
             assert chroma not in str(body)
             assert (await get(s, "/healthz"))[0] == 200
-    finally:
-        if not stopped:
-            server.__exit__(None, None, None)
 
 
 # -- Socket Mode: the HTTP health server also requires the socket to be connected ---------------
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack(generate(seed=7, users=12, channels=4, messages=100, days=10)) as server:
-        yield server
 
 
 def readyz(proc: AppProcess) -> tuple[int, str]:
@@ -155,28 +153,20 @@ def wait_readyz(proc: AppProcess, status: int, timeout: float = 60) -> str:
 
 
 def test_readyz_in_socket_mode_requires_the_socket_to_be_connected(fake: FakeSlack) -> None:
-    workdir = new_workdir()
-    settings = app_settings(fake.base_url, fake.bot_token, fake.signing_secret, workdir)
-    del settings["SLACK_SIGNING_SECRET"]
-    settings["SLACK_APP_TOKEN"] = fake.app_token
-    proc = AppProcess(settings, workdir)
-    try:
-        proc.wait_healthy()
-        fake.wait_socket_connections_sync(1, timeout=30)
-        assert '"mode": "socket"' in wait_readyz(proc, 200)
-        # Slack refuses new socket URLs and closes the open socket: not ready, still alive.
-        fake.faults.api_error("internal_error", count=10_000, method="apps.connections.open")
-        fake.request_disconnect("refresh_requested", close_after=0)
-        body = wait_readyz(proc, 503)
-        assert "Socket Mode" in body and "database" not in body
-        with urllib.request.urlopen(f"{proc.url}/healthz", timeout=5) as resp:
-            assert resp.status == 200
-        fake.faults.clear()
-        wait_readyz(proc, 200, timeout=90)
-    finally:
-        fake.faults.clear()
-        proc.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with app_on(fake, socket_mode=True) as proc:
+        try:
+            assert '"mode": "socket"' in wait_readyz(proc, 200)
+            # Slack refuses new socket URLs and closes the open socket: not ready, still alive.
+            fake.faults.api_error("internal_error", count=10_000, method="apps.connections.open")
+            fake.request_disconnect("refresh_requested", close_after=0)
+            body = wait_readyz(proc, 503)
+            assert "Socket Mode" in body and "database" not in body
+            with urllib.request.urlopen(f"{proc.url}/healthz", timeout=5) as resp:
+                assert resp.status == 200
+            fake.faults.clear()
+            wait_readyz(proc, 200, timeout=90)
+        finally:
+            fake.faults.clear()
 
 
 async def test_readyz_in_socket_mode_is_503_until_the_socket_is_open() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fakeslack import FakeSlack, generate
+from fakeslack import FakeSlack
 from fakeslack.outgoing import (
     event_body,
     form_headers,
@@ -19,38 +18,20 @@ from fakeslack.outgoing import (
     json_headers,
     slash_command_body,
 )
-from tests.support.app_process import AppProcess, app_settings, new_workdir
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack(generate(seed=7, users=12, channels=4, messages=200, days=10)) as server:
-        yield server
+from tests.support.app_process import (
+    HELP_SYNTAX,
+    AppProcess,
+    app_on,
+    assert_admin_home_published,
+    settings_for,
+    some_user,
+)
 
 
 @pytest.fixture(scope="module")
 def app(fake: FakeSlack) -> Iterator[AppProcess]:
-    workdir = new_workdir()
-    proc = AppProcess(
-        app_settings(fake.base_url, fake.bot_token, fake.signing_secret, workdir), workdir
-    )
-    try:
-        proc.wait_healthy()
+    with app_on(fake) as proc:
         yield proc
-    finally:
-        proc.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def some_user(fake: FakeSlack, *, admin: bool) -> str:
-    for user in fake.workspace.users.values():
-        if (
-            not user.get("is_bot")
-            and not user.get("deleted")
-            and bool(user.get("is_admin")) == admin
-        ):
-            return str(user["id"])
-    raise AssertionError("generated workspace lacks that kind of user")
 
 
 def command(
@@ -84,17 +65,7 @@ def test_run_http_help_is_answered_within_the_ack(
     reply = json.loads(body)
     assert reply["response_type"] == "ephemeral"
     rendered = json.dumps(reply["blocks"])
-    for syntax in (
-        "/backfill schedule",
-        "days=N",
-        "channels=#a,#b",
-        "tz=Area/City",
-        "/backfill run",
-        "/backfill status",
-        "/backfill list",
-        "/backfill cancel",
-        "/backfill history [N]",
-    ):
+    for syntax in HELP_SYNTAX:
         assert syntax in rendered
     assert "/backfill history" in reply["text"]  # the notification fallback too
 
@@ -134,12 +105,7 @@ def test_run_http_app_home_opened_publishes_the_home_tab(app: AppProcess, fake: 
     )
     status, _ = app.post("/slack/events", body, json_headers(body, fake.signing_secret))
     assert status == 200
-    deadline = time.monotonic() + 10
-    while fake.home_view(user) is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    view = fake.home_view(user)
-    assert view is not None and view["type"] == "home"
-    assert "workspace admin" in json.dumps(view["blocks"])  # users.info said admin
+    assert_admin_home_published(fake, user)
 
 
 def test_run_http_unclaimed_button_is_acknowledged(app: AppProcess, fake: FakeSlack) -> None:
@@ -162,8 +128,7 @@ def test_run_http_unclaimed_button_is_acknowledged(app: AppProcess, fake: FakeSl
 def test_run_http_signal_exits_0_and_never_logs_secrets(
     fake: FakeSlack, tmp_path: Path, sig: int
 ) -> None:
-    settings = app_settings(fake.base_url, fake.bot_token, fake.signing_secret, tmp_path)
-    proc = AppProcess(settings, tmp_path)
+    proc = AppProcess(settings_for(fake, tmp_path), tmp_path)
     proc.wait_healthy()
     command(proc, fake, "help")
     command(proc, fake, "help", secret="wrong-secret-value")

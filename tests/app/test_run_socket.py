@@ -5,7 +5,6 @@ envelopes to it, the way Slack does."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -14,37 +13,19 @@ from typing import Any
 
 import pytest
 
-from fakeslack import FakeSlack, generate
-from tests.support.app_process import AppProcess, app_settings, new_workdir
-
-USAGE_SYNTAX = (
-    "/backfill schedule",
-    "days=N",
-    "channels=#a,#b",
-    "tz=Area/City",
-    "/backfill run",
-    "/backfill status",
-    "/backfill list",
-    "/backfill cancel",
-    "/backfill history [N]",
+from fakeslack import FakeSlack
+from tests.support.app_process import (
+    HELP_SYNTAX,
+    AppProcess,
+    app_on,
+    assert_admin_home_published,
+    settings_for,
+    some_user,
 )
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack(generate(seed=7, users=12, channels=4, messages=200, days=10)) as server:
-        yield server
-
-
-def socket_settings(fake: FakeSlack, workdir: Path) -> dict[str, str]:
-    settings = app_settings(fake.base_url, fake.bot_token, fake.signing_secret, workdir)
-    del settings["SLACK_SIGNING_SECRET"]  # not used in Socket Mode, so not required
-    settings["SLACK_APP_TOKEN"] = fake.app_token
-    return settings
-
-
 def start(fake: FakeSlack, workdir: Path) -> AppProcess:
-    proc = AppProcess(socket_settings(fake, workdir), workdir)
+    proc = AppProcess(settings_for(fake, workdir, socket_mode=True), workdir)
     try:
         proc.wait_healthy()
         fake.wait_socket_connections_sync(1, timeout=30)
@@ -56,21 +37,8 @@ def start(fake: FakeSlack, workdir: Path) -> AppProcess:
 
 @pytest.fixture(scope="module")
 def app(fake: FakeSlack) -> Iterator[AppProcess]:
-    workdir = new_workdir()
-    proc = start(fake, workdir)
-    try:
+    with app_on(fake, socket_mode=True) as proc:
         yield proc
-    finally:
-        proc.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def some_user(fake: FakeSlack, *, admin: bool) -> str:
-    for user in fake.workspace.users.values():
-        human = not user.get("is_bot") and not user.get("deleted")
-        if human and bool(user.get("is_admin")) == admin:
-            return str(user["id"])
-    raise AssertionError("generated workspace lacks that kind of user")
 
 
 def slash_payload(fake: FakeSlack, text: str, user: str) -> dict[str, Any]:
@@ -117,7 +85,7 @@ def test_run_socket_help_is_answered_in_the_ack(
     reply = command(fake, text)["payload"]
     assert reply["response_type"] == "ephemeral"
     rendered = json.dumps(reply["blocks"])
-    for syntax in USAGE_SYNTAX:
+    for syntax in HELP_SYNTAX:
         assert syntax in rendered
     assert "/backfill history" in reply["text"]  # the notification fallback too
 
@@ -157,12 +125,7 @@ def test_run_socket_app_home_opened_publishes_the_home_tab(
     }
     ack = fake.deliver_sync("events_api", event, timeout=10)
     assert ack["payload"] is None  # events are acked bare
-    deadline = time.monotonic() + 10
-    while fake.home_view(user) is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    view = fake.home_view(user)
-    assert view is not None and view["type"] == "home"
-    assert "workspace admin" in json.dumps(view["blocks"])  # users.info said admin
+    assert_admin_home_published(fake, user)
 
 
 def test_run_socket_refresh_requested_reconnects(app: AppProcess, fake: FakeSlack) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,13 +12,28 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from app.settings import ACCEPTED
+from fakeslack import FakeSlack
 from tests.support.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SETTING_NAMES = tuple(ACCEPTED)  # none may leak from the shell into the app process
+# What every answer to `/backfill help` shows, whatever the transport.
+HELP_SYNTAX = (
+    "/backfill schedule",
+    "days=N",
+    "channels=#a,#b",
+    "tz=Area/City",
+    "/backfill run",
+    "/backfill status",
+    "/backfill list",
+    "/backfill cancel",
+    "/backfill history [N]",
+)
 
 
 class AppProcess:
@@ -95,3 +112,49 @@ def app_settings(
 
 def new_workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="backfill-app-"))
+
+
+def settings_for(fake: FakeSlack, workdir: Path, *, socket_mode: bool = False) -> dict[str, str]:
+    """The app's settings on `fake` (its URL and credentials), storing under `workdir`. In Socket
+    Mode the app token stands in for the signing secret, which is then not required."""
+    settings = app_settings(fake.base_url, fake.bot_token, fake.signing_secret, workdir)
+    if socket_mode:
+        del settings["SLACK_SIGNING_SECRET"]
+        settings["SLACK_APP_TOKEN"] = fake.app_token
+    return settings
+
+
+@contextmanager
+def app_on(fake: FakeSlack, *, socket_mode: bool = False, **settings: str) -> Iterator[AppProcess]:
+    """A healthy app process on `fake` in a fresh work directory (in Socket Mode, once its socket
+    is open), `settings` overriding the defaults; stopped, and its directory removed, on exit."""
+    workdir = new_workdir()
+    proc = AppProcess(settings_for(fake, workdir, socket_mode=socket_mode) | settings, workdir)
+    try:
+        proc.wait_healthy()
+        if socket_mode:
+            fake.wait_socket_connections_sync(1, timeout=30)
+        yield proc
+    finally:
+        proc.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def some_user(fake: FakeSlack, *, admin: bool) -> str:
+    """A human, active member of the workspace who is (or is not) a workspace admin."""
+    for user in fake.workspace.users.values():
+        human = not user.get("is_bot") and not user.get("deleted")
+        if human and bool(user.get("is_admin")) == admin:
+            return str(user["id"])
+    raise AssertionError("generated workspace lacks that kind of user")
+
+
+def assert_admin_home_published(fake: FakeSlack, user: str, timeout: float = 10) -> None:
+    """The app publishes `user` a Home tab (within `timeout` seconds) showing them as an admin,
+    which only `users.info` could have told it."""
+    deadline = time.monotonic() + timeout
+    while fake.home_view(user) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    view = fake.home_view(user)
+    assert view is not None and view["type"] == "home"
+    assert "workspace admin" in json.dumps(view["blocks"])  # users.info said admin
