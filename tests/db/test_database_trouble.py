@@ -17,16 +17,24 @@ from handlers.errors import DATABASE_BUSY, DATABASE_UNAVAILABLE, PLAIN_ERROR, ex
 from tests.support.servers import free_port
 
 
-async def test_database_trouble_refused_postgres_is_unavailable() -> None:
-    engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nothing")
+async def error_of(url: str, statement: str) -> BaseException:
+    """What running `statement` on the database at `url` raises (it must raise)."""
+    engine = create_engine(url)
     try:
         with pytest.raises(Exception) as caught:
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            async with engine.begin() as conn:
+                await conn.execute(text(statement))
     finally:
         await engine.dispose()
-    assert database_unavailable(caught.value) and not database_busy(caught.value)
-    assert explain_failure(caught.value, "test") == DATABASE_UNAVAILABLE
+    return caught.value
+
+
+async def test_database_trouble_refused_postgres_is_unavailable() -> None:
+    error = await error_of(
+        f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nothing", "SELECT 1"
+    )
+    assert database_unavailable(error) and not database_busy(error)
+    assert explain_failure(error, "test") == DATABASE_UNAVAILABLE
 
 
 async def test_database_trouble_sqlite_locked_is_busy(
@@ -39,17 +47,13 @@ async def test_database_trouble_sqlite_locked_is_busy(
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("CREATE TABLE t (x INTEGER)")
     other.execute("BEGIN EXCLUSIVE")
-    engine = create_engine(f"sqlite+aiosqlite:///{path}")
     try:
-        with pytest.raises(Exception) as caught:
-            async with engine.begin() as conn:
-                await conn.execute(text("INSERT INTO t VALUES (1)"))
+        error = await error_of(f"sqlite+aiosqlite:///{path}", "INSERT INTO t VALUES (1)")
     finally:
-        await engine.dispose()
         other.rollback()
         other.close()
-    assert database_busy(caught.value) and not database_unavailable(caught.value)
-    assert explain_failure(caught.value, "test") == DATABASE_BUSY
+    assert database_busy(error) and not database_unavailable(error)
+    assert explain_failure(error, "test") == DATABASE_BUSY
 
 
 async def test_database_trouble_integrity_error_is_a_bug_not_an_outage(tmp_path: Path) -> None:

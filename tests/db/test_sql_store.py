@@ -398,6 +398,17 @@ def run(status: str, **kw: Any) -> BackfillJobRun:
     return BackfillJobRun(**fields)
 
 
+def scheduled_run(status: str, schedule_id: int, fire_time: datetime) -> BackfillJobRun:
+    """A run the schedule started at `fire_time` (nobody triggered it)."""
+    return run(
+        status,
+        job_type="scheduled",
+        schedule_id=schedule_id,
+        fire_time=fire_time,
+        triggered_by=None,
+    )
+
+
 async def _workspace_and_schedule(sessions: async_sessionmaker[AsyncSession]) -> int:
     async with sessions.begin() as s:
         await ensure_workspace(s, W, "Acme")
@@ -452,37 +463,15 @@ async def test_sql_a_scheduled_fire_is_claimed_once(
     schedule_id = await _workspace_and_schedule(sessions)
     fire = datetime(2024, 3, 1, 3, 0, tzinfo=UTC)
     async with sessions.begin() as s:
-        s.add(
-            run(
-                "success",
-                job_type="scheduled",
-                schedule_id=schedule_id,
-                fire_time=fire,
-                triggered_by=None,
-            )
-        )
+        s.add(scheduled_run("success", schedule_id, fire))
     with pytest.raises(IntegrityError):
         async with sessions.begin() as s:
             # Same instant written in another zone is the same fire.
             s.add(
-                run(
-                    "failed",
-                    job_type="scheduled",
-                    schedule_id=schedule_id,
-                    fire_time=fire.astimezone(timezone(timedelta(hours=1))),
-                    triggered_by=None,
-                )
+                scheduled_run("failed", schedule_id, fire.astimezone(timezone(timedelta(hours=1))))
             )
     async with sessions.begin() as s:
-        s.add(
-            run(
-                "success",
-                job_type="scheduled",
-                schedule_id=schedule_id,
-                fire_time=fire + timedelta(days=1),
-                triggered_by=None,
-            )
-        )
+        s.add(scheduled_run("success", schedule_id, fire + timedelta(days=1)))
         # Manual runs have no schedule and no fire time: NULLs never collide.
         s.add_all([run("success"), run("failed")])
 
@@ -508,15 +497,7 @@ async def test_sql_run_checks_and_schedule_uniqueness(
 
     # Deleting the schedule keeps its runs, with schedule_id set to NULL.
     async with sessions.begin() as s:
-        s.add(
-            run(
-                "success",
-                job_type="scheduled",
-                schedule_id=schedule_id,
-                triggered_by=None,
-                fire_time=datetime(2024, 1, 1, tzinfo=UTC),
-            )
-        )
+        s.add(scheduled_run("success", schedule_id, datetime(2024, 1, 1, tzinfo=UTC)))
     async with sessions.begin() as s:
         await s.execute(
             BackfillSchedule.__table__.delete().where(BackfillSchedule.schedule_id == schedule_id)

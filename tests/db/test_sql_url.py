@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from db.session import ACCEPTED_FORMS, check_database_url, create_engine
+from tests.support.refusals import one_line_refusal
 
 
 @pytest.mark.parametrize(
@@ -41,10 +42,7 @@ def test_check_database_url_accepts_supported_forms(url: str) -> None:
     ],
 )
 def test_check_database_url_rejects_with_one_clear_line(url: str, reason: str) -> None:
-    with pytest.raises(ValueError) as info:
-        check_database_url(url)
-    message = str(info.value)
-    assert "\n" not in message
+    message = one_line_refusal(check_database_url, url)
     assert reason in message
     assert ACCEPTED_FORMS in message
     assert "sqlite+aiosqlite:///path" in message
