@@ -6,12 +6,15 @@ import asyncio
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.settings import ACCEPTED
+from db.migrate import migrate
+from db.session import create_engine, make_sessionmaker
 from tests.support.restartable_postgres import RestartablePostgres, restartable_postgres
 from tests.support.servers import ServerUnavailable, chroma_server, postgres_server
 
@@ -80,6 +83,23 @@ def private_postgres() -> Iterator[RestartablePostgres]:
             yield server
     except ServerUnavailable as exc:
         _unavailable("PostgreSQL", exc)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The SQLAlchemy engine of a migrated test database (SQLite, then PostgreSQL)."""
+    await migrate(database_url)
+    eng = create_engine(database_url)
+    try:
+        yield eng
+    finally:
+        await eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the migrated test database."""
+    return make_sessionmaker(engine)
 
 
 def _run_isolated(coro_factory: object) -> None:

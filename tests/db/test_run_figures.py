@@ -3,30 +3,16 @@ a run ends or is released, read back as `db.records.SlackCalls`, on SQLite and P
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import runs as repo
-from db.migrate import migrate
 from db.records import SlackCalls, add_slack_calls
-from db.session import create_engine, make_sessionmaker
 
 NOW = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
 OWNER = "host:1:abc"
 HISTORY, REPLIES, USERS = "conversations.history", "conversations.replies", "users.list"
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    await migrate(database_url)
-    engine = create_engine(database_url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 async def new_run(sessions: async_sessionmaker[AsyncSession]) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -23,28 +23,11 @@ from db.messages import (
     stored_thread_latest_reply,
     upsert_messages,
 )
-from db.migrate import migrate
 from db.models import BackfillJobRun, BackfillSchedule, Message, Workspace
 from db.records import MessageRecord
-from db.session import create_engine, make_sessionmaker
 
 W = "T0001"
 C = "C0001"
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await migrate(database_url)
-    eng = create_engine(database_url)
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
-
-
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return make_sessionmaker(engine)
 
 
 @contextmanager

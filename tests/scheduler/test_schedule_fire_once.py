@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import fakeslack
 from db import schedules as repo
 from db.records import Schedule
-from fakeslack import FakeSlack
 from scheduler.cron import ScheduleSpec
 from scheduler.schedules import ScheduleService
-from tests.scheduler.run_service_process import StubEngine, open_node
+from tests.scheduler.run_service_process import StubEngine
+from tests.scheduler.slack_node import slack_node
 from tests.scheduler.test_schedules import (  # noqa: F401 - the fixtures are shared
     ADMIN,
     FakeClock,
@@ -30,11 +30,9 @@ from tests.scheduler.test_schedules import (  # noqa: F401 - the fixtures are sh
     W,
     clock,
     daily,
-    engine,
     fires,
     run_once,
     scheduler,
-    sessions,
     utc,
 )
 
@@ -87,17 +85,8 @@ async def test_schedules_fire_into_the_run_service_is_recorded_once(
     clock.now = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
     fire = datetime(2025, 1, 2, 2, 0, tzinfo=UTC)
     ws = fakeslack.generate(12, users=6, channels=2, messages=20, days=5, now=fire.timestamp())
-    async with (
-        FakeSlack(ws, rate_limits=False) as fake,
-        open_node(
-            database_url,
-            tmp_path / "chroma",
-            slack_url=fake.base_url,
-            token=fake.bot_token,
-            clock=clock,
-            engine=StubEngine(pages=1, page_s=0.01),
-        ) as node,
-    ):
+    stub = StubEngine(pages=1, page_s=0.01)
+    async with slack_node(ws, database_url, tmp_path, clock=clock, engine=stub) as (_, node):
         done = asyncio.Queue[JobExecutionEvent]()
         scheduler = node.schedules._scheduler
         scheduler.add_listener(done.put_nowait, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)

@@ -18,15 +18,13 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecution
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_PAUSED
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from blocks.cron_words import describe_cron
 from db import schedules as repo
 from db.messages import ensure_workspace
-from db.migrate import migrate
 from db.models import BackfillSchedule, Workspace
 from db.records import Schedule
-from db.session import create_engine, make_sessionmaker
 from scheduler.cron import ScheduleError, ScheduleSpec, validate_schedule
 from scheduler.schedules import (
     EXECUTOR_ALIAS,
@@ -65,21 +63,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     monkeypatch.setattr(apscheduler.schedulers.base, "datetime", FakeDatetime)
     monkeypatch.setattr(apscheduler.executors.base, "datetime", FakeDatetime)
     return fake
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await migrate(database_url)
-    eng = create_engine(database_url)
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
-
-
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return make_sessionmaker(engine)
 
 
 class Fires:
