@@ -27,7 +27,7 @@ import chromadb
 import httpx
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
-from chromadb.api.types import Documents, EmbeddingFunction, Metadata
+from chromadb.api.types import Documents, EmbeddingFunction, Metadata, Where
 from chromadb.config import Settings
 from chromadb.errors import NotFoundError
 
@@ -162,6 +162,49 @@ class ChromaWorker:
             doc_id: {"document": documents[i], "metadata": dict(metadatas[i] or {})}
             for i, doc_id in enumerate(result["ids"])
         }
+
+    def delete_ids(self, name: str, ids: list[str]) -> None:
+        collection = self._collection(name, create=False)
+        if collection is None or not ids:
+            return
+        try:
+            collection.delete(ids=ids)
+        except NotFoundError:
+            self._collections.pop(name, None)
+
+    def delete_channel(self, name: str, channel_id: str) -> None:
+        collection = self._collection(name, create=False)
+        if collection is None:
+            return
+        try:
+            collection.delete(where={"channel_id": channel_id})
+        except NotFoundError:
+            self._collections.pop(name, None)
+
+    def rename_channel(self, name: str, channel_id: str, channel_name: str, page: int) -> int:
+        """Set `channel_name` in the metadata of the channel's documents; returns how many."""
+        collection = self._collection(name, create=False)
+        if collection is None:
+            return 0
+        where: Where = {"channel_id": channel_id}
+        renamed = 0
+        try:
+            while True:
+                found = collection.get(
+                    where=where, limit=page, offset=renamed, include=["metadatas"]
+                )
+                ids = list(found["ids"])
+                if not ids:
+                    return renamed
+                metadatas: list[Metadata] = []
+                for meta in found["metadatas"] or []:
+                    updated: dict[str, Any] = {**dict(meta or {}), "channel_name": channel_name}
+                    metadatas.append(updated)
+                collection.update(ids=ids, metadatas=metadatas)
+                renamed += len(ids)
+        except NotFoundError:
+            self._collections.pop(name, None)
+            return renamed
 
     def delete(self, name: str) -> None:
         self._collections.pop(name, None)

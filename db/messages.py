@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, func, or_, select
+from sqlalchemy import ColumnElement, Insert, and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +28,7 @@ from db.records import MessageRecord
 # into the fewest statements that fit; below it, a batch is exactly one statement.
 MAX_BIND_PARAMS = 32766
 
-_MESSAGE_CONTENT = ("text", "user_name", "user_id", "thread_ts", "channel_name")
+_MESSAGE_CONTENT = ("text", "user_name", "user_id", "thread_ts", "channel_name", "edited_ts")
 _MESSAGE_COLUMNS = ("workspace_id", "channel_id", "ts", *_MESSAGE_CONTENT, "stored_at")
 MESSAGE_ROWS_PER_STATEMENT = MAX_BIND_PARAMS // len(_MESSAGE_COLUMNS)
 
@@ -77,8 +77,12 @@ def _insert_of(name: str) -> Callable[[Any], Any]:
 
 
 def _ts_key(column: ColumnElement[str], session: AsyncSession) -> ColumnElement[str]:
+    return _ts_key_of(column, _dialect_name(session))
+
+
+def _ts_key_of(column: ColumnElement[str], dialect: str) -> ColumnElement[str]:
     # Byte order for ts text on PostgreSQL (SQLite's default BINARY collation already is).
-    if _dialect_name(session) == "postgresql":
+    if dialect == "postgresql":
         return column.collate("C")
     return column
 
@@ -111,9 +115,12 @@ def _message_upsert(dialect: str) -> Insert:
             index_elements=[table.c.workspace_id, table.c.channel_id, table.c.ts],
             set_={name: excluded[name] for name in (*_MESSAGE_CONTENT, "stored_at")},
             # Only a real change touches the row, so an identical re-upsert writes nothing,
-            # keeps stored_at, and is not counted.
-            where=or_(
-                *(table.c[name].is_distinct_from(excluded[name]) for name in _MESSAGE_CONTENT)
+            # keeps stored_at, and is not counted; and a copy with an older edit than the stored
+            # one (a run's page read before an edit event was applied) changes nothing.
+            where=and_(
+                or_(*(table.c[name].is_distinct_from(excluded[name]) for name in _MESSAGE_CONTENT)),
+                func.coalesce(_ts_key_of(excluded.edited_ts, dialect), "")
+                >= func.coalesce(_ts_key_of(table.c.edited_ts, dialect), ""),
             ),
         )
         .returning(table.c.channel_id, table.c.ts)
@@ -140,7 +147,8 @@ async def upsert_messages_changed(
     """Like `upsert_messages`, but returns the `(channel_id, ts)` keys actually inserted or changed.
 
     One statement per batch (RETURNING); an identical re-upsert returns no key and keeps
-    `stored_at`. Within the batch, a later record with the same key wins.
+    `stored_at`. Within the batch, a later record with the same key wins. A message with a
+    tombstone (`db.removals`) is skipped by the database's trigger and returns no key either.
     """
     if not records:
         return []
@@ -159,6 +167,7 @@ async def upsert_messages_changed(
             "user_name": r.user_name,
             "text": r.text,
             "channel_name": r.channel_name,
+            "edited_ts": r.edited_ts,
             "stored_at": stored_at,
         }
         for r in latest.values()

@@ -193,6 +193,9 @@ class Message(Base):
     text: Mapped[str] = mapped_column(Text)
     channel_name: Mapped[str] = mapped_column(Text)  # without "#"
     stored_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Slack's `edited.ts` of the stored text (revision 0005); null when never edited. A copy
+    # with an older edit never overwrites a newer one (events and runs arrive in any order).
+    edited_ts: Mapped[str | None] = mapped_column(Text)
 
 
 class ChannelCheckpoint(Base):
@@ -228,6 +231,71 @@ class SeenRequestSignature(Base):
     valid_until: Mapped[int] = mapped_column(BigInteger)
 
 
+class MessageTombstone(Base):
+    """A message removed from the store on Slack's word (revision 0005): `deleted` (Slack deleted
+    it) or `disqualified` (an edit made it one the filter drops, as of `edited_ts`). A copy read
+    before the removal and written after it, by a run or a late event, never brings it back."""
+
+    __tablename__ = "message_tombstones"
+    __table_args__ = (
+        PrimaryKeyConstraint("workspace_id", "channel_id", "ts"),
+        CheckConstraint("reason IN ('deleted', 'disqualified')", name="reason"),
+    )
+
+    workspace_id: Mapped[str] = mapped_column(Text)
+    channel_id: Mapped[str] = mapped_column(Text)
+    ts: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    edited_ts: Mapped[str | None] = mapped_column(Text)
+    removed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MirrorInbox(Base):
+    """Slack events acknowledged and not yet applied (revision 0005): written before the ack,
+    applied in order by the drainer (which claims a batch: `claimed_by`, `claimed_at`), then
+    deleted. A claim older than the lease is taken again (its process died)."""
+
+    __tablename__ = "mirror_inbox"
+    __table_args__ = (Index(None, "workspace_id", "channel_id", "inbox_id"),)
+
+    inbox_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str] = mapped_column(Text)
+    channel_id: Mapped[str | None] = mapped_column(Text)
+    event_type: Mapped[str] = mapped_column(Text)
+    payload: Mapped[Any] = mapped_column(JSON)  # the inner event as Slack sent it
+    event_time: Mapped[datetime | None] = mapped_column(UTCDateTime())  # when Slack sent it
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MirrorSeenEvent(Base):
+    """Event ids already taken into the inbox (revision 0005): a retry or a duplicate delivery of
+    one is acknowledged and dropped, by every process sharing the database. Kept for a day
+    (Slack retries for two hours at most, Delayed Events for 24)."""
+
+    __tablename__ = "mirror_seen_events"
+    __table_args__ = (PrimaryKeyConstraint("workspace_id", "event_id"),)
+
+    workspace_id: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str] = mapped_column(Text)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MirrorState(Base):
+    """What the mirror did for a workspace (revision 0005): events applied on `day` (UTC date),
+    when the newest was applied and when Slack sent it."""
+
+    __tablename__ = "mirror_state"
+
+    workspace_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    day: Mapped[str] = mapped_column(Text)  # YYYY-MM-DD (UTC)
+    applied_today: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 __all__ = [
     "CHECKPOINT_PHASES",
     "JOB_TYPES",
@@ -238,6 +306,10 @@ __all__ = [
     "Base",
     "ChannelCheckpoint",
     "Message",
+    "MessageTombstone",
+    "MirrorInbox",
+    "MirrorSeenEvent",
+    "MirrorState",
     "SeenRequestSignature",
     "UTCDateTime",
     "Workspace",

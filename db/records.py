@@ -27,6 +27,7 @@ class MessageRecord:
     user_id: str
     user_name: str
     text: str
+    edited_ts: str | None = None  # Slack's `edited.ts`: a copy with an older edit never wins
 
     @property
     def document_id(self) -> str:

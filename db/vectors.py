@@ -90,6 +90,12 @@ class VectorStore(Protocol):
 
     async def get(self, workspace_id: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
+    async def delete(self, workspace_id: str, ids: Sequence[str]) -> None: ...
+
+    async def delete_channel(self, workspace_id: str, channel_id: str) -> None: ...
+
+    async def rename_channel(self, workspace_id: str, channel_id: str, name: str) -> int: ...
+
     async def delete_workspace(self, workspace_id: str) -> None: ...
 
     async def close(self) -> None: ...
@@ -408,6 +414,24 @@ class ChromaVectorStore:
             # Its outcome is read here even when every caller stopped waiting for it.
             self._ping.add_done_callback(lambda done: done.cancelled() or done.exception())
         await asyncio.shield(self._ping)
+
+    async def delete(self, workspace_id: str, ids: Sequence[str]) -> None:
+        """Remove these documents (ids as `MessageRecord.document_id`); absent ones are ignored."""
+        wanted = list(dict.fromkeys(ids))
+        name = collection_name(workspace_id)
+        for chunk in _chunks(wanted, self._chunk_size):
+            await self._run("delete_ids", name, chunk)
+
+    async def delete_channel(self, workspace_id: str, channel_id: str) -> None:
+        """Remove every document of a channel."""
+        await self._run("delete_channel", collection_name(workspace_id), channel_id)
+
+    async def rename_channel(self, workspace_id: str, channel_id: str, name: str) -> int:
+        """Give the channel's documents their channel's new name; returns how many changed."""
+        collection = collection_name(workspace_id)
+        return int(
+            await self._run("rename_channel", collection, channel_id, name, self._chunk_size)
+        )
 
     async def delete_workspace(self, workspace_id: str) -> None:
         """Drop the workspace's collection and everything in it; a no-op when there is none."""

@@ -46,11 +46,12 @@ from scheduler.backfill.errors import (
     SlackRequestError,
     SlackUnavailable,
 )
-from scheduler.backfill.filter import keep_message, render_mentions
+from scheduler.backfill.filter import keep_message
 from scheduler.backfill.gateway import HistoryPage, SlackGateway, YieldTo, never_wait
 from scheduler.backfill.pacing import MethodStats
 from scheduler.backfill.progress import ProgressCallback, ProgressTracker, RunResult
-from scheduler.backfill.users import author_of, load_user_names
+from scheduler.backfill.stored_form import stored_form
+from scheduler.backfill.users import load_user_names
 from scheduler.backfill.writer import write_batch
 
 DAY = 86400
@@ -536,18 +537,9 @@ class _Run:
     def _record(
         self, channel: _ChannelRun, message: Mapping[str, Any], thread_ts: str | None
     ) -> MessageRecord:
-        user_id, user_name = author_of(message, self.names)
-        text = message.get("text")
-        return MessageRecord(
-            workspace_id=self.request.workspace_id,
-            channel_id=channel.target.id,
-            channel_name=channel.target.name,
-            ts=str(message["ts"]),
-            thread_ts=thread_ts,
-            user_id=user_id,
-            user_name=user_name,
-            text=render_mentions(text if isinstance(text, str) else "", self.names),
-        )
+        target = channel.target
+        workspace_id = self.request.workspace_id
+        return stored_form(workspace_id, target.id, target.name, message, thread_ts, self.names)
 
     # -- writer ----------------------------------------------------------------------------------
     async def _write(self) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.messages import Checkpoint, save_checkpoint, upsert_messages_changed
 from db.records import MessageRecord
+from db.removals import lock_channels
 from db.vectors import VectorStore
 
 
@@ -38,6 +39,14 @@ async def write_batch(
     by_key = {(r.channel_id, r.ts): r for r in records}
     batch = list(by_key.values())
     async with sessions() as session, session.begin():
+        # One writer per channel at a time: a live deletion of a message in this batch either
+        # lands before (its tombstone then keeps the copy out) or after (and removes it).
+        for workspace_id in {r.workspace_id for r in batch}:
+            await lock_channels(
+                session,
+                workspace_id,
+                {r.channel_id for r in batch if r.workspace_id == workspace_id},
+            )
         changed: list[tuple[str, str]] = []
         for start in range(0, len(batch), step):
             changed.extend(await upsert_messages_changed(session, batch[start : start + step]))

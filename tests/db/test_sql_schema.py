@@ -91,6 +91,23 @@ ADDED_COLUMNS: dict[str, set[str]] = {
     },
     # revision 0003: the replay guard's signatures
     "seen_request_signatures": {"signature", "valid_until"},
+    # revision 0005: the live mirror
+    "messages": {"edited_ts"},
+    "message_tombstones": {"workspace_id", "channel_id", "ts", "reason", "edited_ts", "removed_at"},
+    "mirror_inbox": {
+        "inbox_id",
+        "workspace_id",
+        "event_id",
+        "channel_id",
+        "event_type",
+        "payload",
+        "event_time",
+        "received_at",
+        "claimed_by",
+        "claimed_at",
+    },
+    "mirror_seen_events": {"workspace_id", "event_id", "seen_at"},
+    "mirror_state": {"workspace_id", "day", "applied_today", "last_applied_at", "last_event_at"},
 }
 EXPECTED_TABLES = {
     "workspaces",
@@ -99,6 +116,10 @@ EXPECTED_TABLES = {
     "messages",
     "channel_checkpoints",
     "seen_request_signatures",
+    "message_tombstones",
+    "mirror_inbox",
+    "mirror_seen_events",
+    "mirror_state",
     "alembic_version",
 }
 PRIMARY_KEYS = {
@@ -108,6 +129,10 @@ PRIMARY_KEYS = {
     "messages": ["workspace_id", "channel_id", "ts"],
     "channel_checkpoints": ["workspace_id", "channel_id"],
     "seen_request_signatures": ["signature"],
+    "message_tombstones": ["workspace_id", "channel_id", "ts"],
+    "mirror_inbox": ["inbox_id"],
+    "mirror_seen_events": ["workspace_id", "event_id"],
+    "mirror_state": ["workspace_id"],
 }
 
 
