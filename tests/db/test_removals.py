@@ -5,31 +5,17 @@ never overwrites a newer edit, whoever writes it and in whatever order."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import removals
 from db.messages import upsert_messages_changed
-from db.migrate import migrate
 from db.models import Message
 from db.records import MessageRecord
-from db.session import create_engine, make_sessionmaker
 
 W, C = "T1", "C1"
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    await migrate(database_url)
-    engine = create_engine(database_url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 def message(ts: str, text: str = "hello there", edited: str | None = None) -> MessageRecord:
