@@ -7,31 +7,24 @@ import asyncio
 
 import aiohttp
 import pytest
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from fakeslack import FakeSlack, Workspace
-from tests.fakeslack.helpers import channel_where, member_channel
-
-
-async def _error(coro) -> dict:  # type: ignore[no-untyped-def]
-    with pytest.raises(SlackApiError) as info:
-        await coro
-    return info.value.response.data  # type: ignore[no-any-return]
+from tests.fakeslack.helpers import (
+    channel_where,
+    member_channel,
+    refused,
+    slack_refusal,
+    small_modal,
+)
 
 
 def _admin(ws: Workspace) -> str:
     return next(u["id"] for u in ws.users.values() if u["is_admin"] and not u["deleted"])
 
 
-MODAL = {
-    "type": "modal",
-    "title": {"type": "plain_text", "text": "Run now"},
-    "submit": {"type": "plain_text", "text": "Start"},
-    "callback_id": "run_modal",
-    "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Backfill?"}}],
-}
+MODAL = small_modal("Run now", "Start", "run_modal", "Backfill?")
 HOME = {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Home"}}]}
 
 
@@ -56,10 +49,8 @@ async def test_conversations_open_gives_a_stable_dm_and_post_lands_there(
     ]
     assert fake.dms(user)[1]["blocks"][0]["type"] == "section"
     deleted = next(u["id"] for u in workspace.users.values() if u["deleted"])
-    assert (await _error(client.conversations_open(users=deleted)))["error"] == "user_disabled"
-    assert (await _error(client.conversations_open(users="U0NOBODY000")))[
-        "error"
-    ] == "user_not_found"
+    assert await refused(client.conversations_open(users=deleted)) == "user_disabled"
+    assert await refused(client.conversations_open(users="U0NOBODY000")) == "user_not_found"
 
 
 async def test_chat_update_needs_the_dm_id(
@@ -67,9 +58,11 @@ async def test_chat_update_needs_the_dm_id(
 ) -> None:
     user = _admin(workspace)
     posted = await client.chat_postMessage(channel=user, text="progress 10%")
-    err = await _error(client.chat_update(channel=user, ts=posted["ts"], text="progress 50%"))
+    err = await slack_refusal(
+        client.chat_update(channel=user, ts=posted["ts"], text="progress 50%")
+    )
     assert err["error"] == "channel_not_found"
-    err = await _error(
+    err = await slack_refusal(
         client.chat_update(channel=posted["channel"], ts="1000000000.000001", text="x")
     )
     assert err["error"] == "message_not_found"
@@ -84,25 +77,24 @@ async def test_post_message_errors_and_block_limits(
 ) -> None:
     ch = member_channel(workspace)
     out = channel_where(workspace, private=False, archived=False, member=False)
-    assert (await _error(client.api_call("chat.postMessage", json={"text": "hi"})))[
-        "error"
-    ] == "channel_not_found"
-    assert (await _error(client.chat_postMessage(channel=out.id, text="hi")))[
-        "error"
-    ] == "not_in_channel"
+    assert (
+        await refused(client.api_call("chat.postMessage", json={"text": "hi"}))
+        == "channel_not_found"
+    )
+    assert await refused(client.chat_postMessage(channel=out.id, text="hi")) == "not_in_channel"
     with pytest.warns(UserWarning):  # slack_sdk warns about the missing text, Slack refuses it
-        assert (await _error(client.chat_postMessage(channel=ch.id)))["error"] == "no_text"
+        assert await refused(client.chat_postMessage(channel=ch.id)) == "no_text"
     too_many = [{"type": "divider"}] * 51
-    assert (await _error(client.chat_postMessage(channel=ch.id, text="x", blocks=too_many)))[
-        "error"
-    ] == "invalid_blocks"
+    assert (
+        await refused(client.chat_postMessage(channel=ch.id, text="x", blocks=too_many))
+        == "invalid_blocks"
+    )
     long_section = [{"type": "section", "text": {"type": "mrkdwn", "text": "a" * 3001}}]
-    assert (await _error(client.chat_postMessage(channel=ch.id, text="x", blocks=long_section)))[
-        "error"
-    ] == "invalid_blocks"
-    assert (await _error(client.chat_postMessage(channel=ch.id, text="a" * 40001)))[
-        "error"
-    ] == "msg_too_long"
+    assert (
+        await refused(client.chat_postMessage(channel=ch.id, text="x", blocks=long_section))
+        == "invalid_blocks"
+    )
+    assert await refused(client.chat_postMessage(channel=ch.id, text="a" * 40001)) == "msg_too_long"
     ok = await client.chat_postMessage(channel=ch.id, text="x", blocks=[{"type": "divider"}] * 50)
     assert ok["ok"] and ok["message"]["bot_id"] == workspace.bot_id
 
@@ -116,9 +108,10 @@ async def test_post_ephemeral_is_recorded(
     assert r["message_ts"]
     (eph,) = fake.ephemerals(user)
     assert eph["channel"] == ch.id and eph["text"] == "Only you can see this"
-    assert (await _error(client.chat_postEphemeral(channel=ch.id, user="U0NOBODY000", text="x")))[
-        "error"
-    ] == "user_not_found"
+    assert (
+        await refused(client.chat_postEphemeral(channel=ch.id, user="U0NOBODY000", text="x"))
+        == "user_not_found"
+    )
 
 
 async def test_trigger_id_valid_once_and_for_three_seconds(
@@ -130,18 +123,17 @@ async def test_trigger_id_valid_once_and_for_three_seconds(
     view = r["view"]
     assert view["id"].startswith("V") and view["hash"] and view["root_view_id"] == view["id"]
     assert fake.modal_stack(user)[0]["id"] == view["id"]
-    assert (await _error(client.views_open(trigger_id=trigger, view=MODAL)))[
-        "error"
-    ] == "exchanged_trigger_id"
-    assert (await _error(client.views_open(trigger_id="123.456.abc", view=MODAL)))[
-        "error"
-    ] == "invalid_trigger_id"
+    assert (
+        await refused(client.views_open(trigger_id=trigger, view=MODAL)) == "exchanged_trigger_id"
+    )
+    assert (
+        await refused(client.views_open(trigger_id="123.456.abc", view=MODAL))
+        == "invalid_trigger_id"
+    )
     fake.view_store.trigger_ttl = 0.05
     late = fake.new_trigger_id(user)
     await asyncio.sleep(0.1)
-    assert (await _error(client.views_open(trigger_id=late, view=MODAL)))[
-        "error"
-    ] == "expired_trigger_id"
+    assert await refused(client.views_open(trigger_id=late, view=MODAL)) == "expired_trigger_id"
 
 
 async def test_views_update_push_and_hash_conflict(
@@ -161,11 +153,13 @@ async def test_views_update_push_and_hash_conflict(
         )
     )["view"]
     assert updated["id"] == opened["id"] and updated["title"]["text"] == "Started"
-    err = await _error(client.views_update(view_id=opened["id"], hash=opened["hash"], view=MODAL))
+    err = await slack_refusal(
+        client.views_update(view_id=opened["id"], hash=opened["hash"], view=MODAL)
+    )
     assert err["error"] == "hash_conflict"
     by_ext = (await client.views_update(external_id="run-1", view=MODAL))["view"]
     assert by_ext["id"] == opened["id"]
-    assert (await _error(client.views_update(view_id="V0NOPE", view=MODAL)))["error"] == "not_found"
+    assert await refused(client.views_update(view_id="V0NOPE", view=MODAL)) == "not_found"
     pushed = (await client.views_push(trigger_id=fake.new_trigger_id(user), view=MODAL))["view"]
     assert pushed["root_view_id"] == opened["id"] and pushed["previous_view_id"] == opened["id"]
     assert [e["kind"] for e in fake.view_events] == ["open", "update", "update", "push"]
@@ -176,10 +170,12 @@ async def test_view_validation(
 ) -> None:
     user = _admin(workspace)
     long_title = {**MODAL, "title": {"type": "plain_text", "text": "x" * 25}}
-    err = await _error(client.views_open(trigger_id=fake.new_trigger_id(user), view=long_title))
+    err = await slack_refusal(
+        client.views_open(trigger_id=fake.new_trigger_id(user), view=long_title)
+    )
     assert err["error"] == "invalid_arguments"
     many = {**MODAL, "blocks": [{"type": "divider"}] * 101}
-    err = await _error(client.views_open(trigger_id=fake.new_trigger_id(user), view=many))
+    err = await slack_refusal(client.views_open(trigger_id=fake.new_trigger_id(user), view=many))
     assert err["error"] == "invalid_blocks"
     ok = {**MODAL, "blocks": [{"type": "divider"}] * 100}
     assert (await client.views_open(trigger_id=fake.new_trigger_id(user), view=ok))["ok"]
@@ -195,7 +191,7 @@ async def test_views_publish_keeps_one_home_per_user(
     ]
     assert second["id"] == first["id"] and second["hash"] != first["hash"]
     assert fake.home_view(user)["private_metadata"] == "v2"
-    err = await _error(client.views_publish(user_id=user, view=HOME, hash=first["hash"]))
+    err = await slack_refusal(client.views_publish(user_id=user, view=HOME, hash=first["hash"]))
     assert err["error"] == "hash_conflict"
     assert fake.home_view("U0NOBODY000") is None
 
@@ -221,7 +217,7 @@ async def test_control_routes_over_http(fake: FakeSlack, client: AsyncWebClient)
             f"{fake.url}/_fake/faults", json={"kind": "api_error", "error": "fatal_error"}
         ) as r:
             assert r.status == 200
-        assert (await _error(client.auth_test()))["error"] == "fatal_error"
+        assert await refused(client.auth_test()) == "fatal_error"
         async with http.post(f"{fake.url}/_fake/faults", json={"kind": "nonsense"}) as r:
             assert r.status == 400
         async with http.post(f"{fake.url}/_fake/reset_recording") as r:

@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from fakeslack import FakeSlack, Workspace
 from fakeslack.spec import METHODS
-from tests.fakeslack.helpers import channel_where, member_channel
+from tests.fakeslack.helpers import channel_where, member_channel, small_modal
 from tests.support.reference import reference_dir, require_reference
 
 REFERENCE = reference_dir()
@@ -155,13 +155,7 @@ async def _responses(fake: FakeSlack, ws: Workspace) -> dict[str, dict[str, Any]
     out["chat.postEphemeral"] = (
         await client.chat_postEphemeral(channel=ch.id, user=admin, text="hi")
     ).data
-    modal = {
-        "type": "modal",
-        "title": {"type": "plain_text", "text": "Schedule"},
-        "submit": {"type": "plain_text", "text": "Save"},
-        "callback_id": "schedule",
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Cron"}}],
-    }
+    modal = small_modal("Schedule", "Save", "schedule", "Cron")
     opened = await client.views_open(trigger_id=fake.new_trigger_id(admin), view=modal)
     out["views.open"] = opened.data
     out["views.update"] = (await client.views_update(view_id=opened["view"]["id"], view=modal)).data

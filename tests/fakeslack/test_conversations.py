@@ -4,20 +4,13 @@ threads, membership and the error strings Slack uses."""
 from __future__ import annotations
 
 import base64
+from typing import Any
 
-import pytest
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from fakeslack import FakeSlack, Workspace
+from fakeslack import Channel, FakeSlack, Workspace
 from fakeslack.workspace import ts_key
-from tests.fakeslack.helpers import channel_where, member_channel
-
-
-async def _error(coro) -> dict:  # type: ignore[no-untyped-def]
-    with pytest.raises(SlackApiError) as info:
-        await coro
-    return info.value.response.data  # type: ignore[no-any-return]
+from tests.fakeslack.helpers import channel_where, member_channel, refused, slack_refusal
 
 
 async def test_auth_test_identifies_bot_and_team(
@@ -98,21 +91,27 @@ async def test_tampered_cursor_is_invalid_cursor(
     kind, ts, sig = raw.split(":")
     forged = base64.b64encode(f"{kind}:{ts[:-1]}9:{sig}".encode()).decode()
     for bad in (forged, "not-base64!!", cursor[:-4]):
-        assert (await _error(client.conversations_history(channel=ch.id, cursor=bad)))[
-            "error"
-        ] == "invalid_cursor"
+        assert (
+            await refused(client.conversations_history(channel=ch.id, cursor=bad))
+            == "invalid_cursor"
+        )
     # A cursor from one channel does not work on another.
     other = member_channel(workspace, private=True)
-    err = await _error(client.conversations_history(channel=other.id, cursor=cursor))
+    err = await slack_refusal(client.conversations_history(channel=other.id, cursor=cursor))
     assert err["error"] == "invalid_cursor"
+
+
+def longest_thread(ws: Workspace) -> tuple[Channel, str, list[dict[str, Any]]]:
+    """The busiest member channel, its thread with the most replies, and those replies."""
+    ch = member_channel(ws)
+    parent_ts = max(ch.replies, key=lambda t: len(ch.replies[t]))
+    return ch, parent_ts, ch.thread_replies(parent_ts)
 
 
 async def test_replies_parent_first_then_oldest_first_with_pagination(
     client: AsyncWebClient, workspace: Workspace
 ) -> None:
-    ch = member_channel(workspace)
-    parent_ts = max(ch.replies, key=lambda t: len(ch.replies[t]))
-    replies = ch.thread_replies(parent_ts)
+    ch, parent_ts, replies = longest_thread(workspace)
     assert len(replies) >= 3
     got: list[dict] = []
     async for page in await client.conversations_replies(channel=ch.id, ts=parent_ts, limit=2):
@@ -128,9 +127,7 @@ async def test_replies_parent_first_then_oldest_first_with_pagination(
 async def test_replies_honour_oldest_but_keep_the_parent(
     client: AsyncWebClient, workspace: Workspace
 ) -> None:
-    ch = member_channel(workspace)
-    parent_ts = max(ch.replies, key=lambda t: len(ch.replies[t]))
-    replies = ch.thread_replies(parent_ts)
+    ch, parent_ts, replies = longest_thread(workspace)
     r = await client.conversations_replies(channel=ch.id, ts=parent_ts, oldest=replies[0]["ts"])
     assert r["messages"][0]["ts"] == parent_ts
     assert [m["ts"] for m in r["messages"][1:]] == [m["ts"] for m in replies[1:]]
@@ -142,13 +139,15 @@ async def test_replies_honour_oldest_but_keep_the_parent(
 
 async def test_replies_errors(client: AsyncWebClient, workspace: Workspace) -> None:
     ch = member_channel(workspace)
-    assert (await _error(client.conversations_replies(channel=ch.id, ts="1000000000.000001")))[
-        "error"
-    ] == "thread_not_found"
+    assert (
+        await refused(client.conversations_replies(channel=ch.id, ts="1000000000.000001"))
+        == "thread_not_found"
+    )
     join = next(m for m in ch.by_ts.values() if m.get("subtype") == "channel_join")
-    assert (await _error(client.conversations_replies(channel=ch.id, ts=join["ts"])))[
-        "error"
-    ] == "thread_not_found"
+    assert (
+        await refused(client.conversations_replies(channel=ch.id, ts=join["ts"]))
+        == "thread_not_found"
+    )
     lone = next(m for m in ch.top.msgs if m["ts"] not in ch.replies and not m.get("subtype"))
     r = await client.conversations_replies(channel=ch.id, ts=lone["ts"])
     assert [m["ts"] for m in r["messages"]] == [lone["ts"]]
@@ -158,25 +157,21 @@ async def test_membership_and_channel_errors(client: AsyncWebClient, workspace: 
     public_out = channel_where(workspace, private=False, archived=False, member=False)
     private_out = channel_where(workspace, private=True, member=False)
     archived = channel_where(workspace, archived=True, member=False)
-    assert (await _error(client.conversations_history(channel=public_out.id)))[
-        "error"
-    ] == "not_in_channel"
-    assert (await _error(client.conversations_history(channel=private_out.id)))[
-        "error"
-    ] == "channel_not_found"
-    assert (await _error(client.conversations_history(channel="C0NOPE00000")))[
-        "error"
-    ] == "channel_not_found"
-    assert (await _error(client.api_call("conversations.history", http_verb="GET", params={})))[
-        "error"
-    ] == "channel_not_found"
-    assert (await _error(client.conversations_info(channel=private_out.id)))[
-        "error"
-    ] == "channel_not_found"
-    assert (await _error(client.conversations_join(channel=private_out.id)))[
-        "error"
-    ] == "method_not_supported_for_channel_type"
-    assert (await _error(client.conversations_join(channel=archived.id)))["error"] == "is_archived"
+    assert await refused(client.conversations_history(channel=public_out.id)) == "not_in_channel"
+    assert (
+        await refused(client.conversations_history(channel=private_out.id)) == "channel_not_found"
+    )
+    assert await refused(client.conversations_history(channel="C0NOPE00000")) == "channel_not_found"
+    assert (
+        await refused(client.api_call("conversations.history", http_verb="GET", params={}))
+        == "channel_not_found"
+    )
+    assert await refused(client.conversations_info(channel=private_out.id)) == "channel_not_found"
+    assert (
+        await refused(client.conversations_join(channel=private_out.id))
+        == "method_not_supported_for_channel_type"
+    )
+    assert await refused(client.conversations_join(channel=archived.id)) == "is_archived"
     # Join makes history readable and posts a channel_join message.
     r = await client.conversations_join(channel=public_out.id)
     assert r["channel"]["is_member"] is True
@@ -212,7 +207,7 @@ async def test_list_shows_public_and_member_private_with_types_and_archived(
         )
     )["channels"]
     assert live and all(not c["is_archived"] for c in live)
-    assert (await _error(client.conversations_list(types="bogus")))["error"] == "invalid_types"
+    assert await refused(client.conversations_list(types="bogus")) == "invalid_types"
 
 
 async def test_missing_scope_reports_needed_and_provided(
@@ -220,10 +215,10 @@ async def test_missing_scope_reports_needed_and_provided(
 ) -> None:
     fake.set_scopes(fake.scopes - {"groups:history", "users:read"})
     private = member_channel(workspace, private=True)
-    err = await _error(client.conversations_history(channel=private.id))
+    err = await slack_refusal(client.conversations_history(channel=private.id))
     assert err["error"] == "missing_scope" and err["needed"] == "groups:history"
     assert "channels:history" in err["provided"].split(",")
-    err = await _error(client.users_info(user=workspace.bot_user_id))
+    err = await slack_refusal(client.users_info(user=workspace.bot_user_id))
     assert err["needed"] == "users:read"
     # The public channel still works with channels:history.
     assert (await client.conversations_history(channel=member_channel(workspace).id, limit=1))["ok"]
@@ -231,9 +226,9 @@ async def test_missing_scope_reports_needed_and_provided(
 
 async def test_auth_errors(fake: FakeSlack) -> None:
     bad = AsyncWebClient(token="xoxb-wrong", base_url=fake.base_url)
-    assert (await _error(bad.auth_test()))["error"] == "invalid_auth"
+    assert await refused(bad.auth_test()) == "invalid_auth"
     none = AsyncWebClient(base_url=fake.base_url)
-    assert (await _error(none.auth_test()))["error"] == "not_authed"
+    assert await refused(none.auth_test()) == "not_authed"
     # The token may also come as a form field.
     form = AsyncWebClient(base_url=fake.base_url)
     r = await form.api_call("auth.test", data={"token": fake.bot_token})
@@ -257,7 +252,7 @@ async def test_users_info_and_list(client: AsyncWebClient, workspace: Workspace)
     owner = next(u for u in workspace.users.values() if u["is_primary_owner"])
     r = await client.users_info(user=owner["id"])
     assert r["user"]["is_owner"] and r["user"]["is_admin"] and r["user"]["tz"]
-    assert (await _error(client.users_info(user="U0NOBODY000")))["error"] == "user_not_found"
+    assert await refused(client.users_info(user="U0NOBODY000")) == "user_not_found"
     members: list[dict] = []
     async for page in await client.users_list(limit=7):
         members += page["members"]
