@@ -204,6 +204,121 @@ async def stored_thread_latest_reply(
     return latest
 
 
+async def stored_messages(
+    session: AsyncSession, workspace_id: str, channel_id: str, ts_list: Sequence[str]
+) -> dict[str, MessageRecord]:
+    """The stored messages of one channel among `ts_list`, by ts."""
+    wanted = list(dict.fromkeys(ts_list))
+    if not wanted:
+        return {}
+    m = Message.__table__.c
+    rows = await session.execute(
+        select(Message).where(
+            m.workspace_id == workspace_id, m.channel_id == channel_id, m.ts.in_(wanted)
+        )
+    )
+    return {
+        row.ts: MessageRecord(
+            workspace_id=row.workspace_id,
+            channel_id=row.channel_id,
+            channel_name=row.channel_name,
+            ts=row.ts,
+            thread_ts=row.thread_ts,
+            user_id=row.user_id,
+            user_name=row.user_name,
+            text=row.text,
+            edited_ts=row.edited_ts,
+        )
+        for row in rows.scalars()
+    }
+
+
+async def known_channel_name(
+    session: AsyncSession, workspace_id: str, channel_id: str
+) -> str | None:
+    """The channel's name as the store knows it (a run's checkpoint, else a stored message)."""
+    c = ChannelCheckpoint.__table__.c
+    name = (
+        await session.execute(
+            select(c.channel_name).where(c.workspace_id == workspace_id, c.channel_id == channel_id)
+        )
+    ).scalar_one_or_none()
+    if name:
+        return str(name)
+    m = Message.__table__.c
+    name = (
+        await session.execute(
+            select(m.channel_name)
+            .where(m.workspace_id == workspace_id, m.channel_id == channel_id)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    return str(name) if name else None
+
+
+def _ts_between(
+    column: ColumnElement[str], after: str, before: str, session: AsyncSession
+) -> ColumnElement[bool]:
+    """`after < column < before` in ts order. On PostgreSQL the byte-order ("C") comparison is
+    exact, and the plain one beside it lets the index serve the range: for well-formed ts both
+    agree, and for anything else their conjunction can only leave rows out, never take more in."""
+    exact = and_(_ts_key(column, session) > after, _ts_key(column, session) < before)
+    if _dialect_name(session) != "postgresql":
+        return exact
+    return and_(column > after, column < before, exact)
+
+
+async def stored_top_level_between(
+    session: AsyncSession, workspace_id: str, channel_id: str, *, after: str, before: str
+) -> list[str]:
+    """The `ts` of the channel's stored top-level messages (no `thread_ts`, or a thread's parent)
+    with `after < ts < before`."""
+    m = Message.__table__.c
+    stmt = select(m.ts).where(
+        m.workspace_id == workspace_id,
+        m.channel_id == channel_id,
+        _ts_between(m.ts, after, before, session),
+        or_(m.thread_ts.is_(None), m.thread_ts == m.ts),
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def stored_replies_between(
+    session: AsyncSession,
+    workspace_id: str,
+    channel_id: str,
+    *,
+    after: str,
+    before: str,
+    thread_ts_list: Sequence[str] | None = None,
+    threads_after: str | None = None,
+    threads_before: str | None = None,
+) -> list[tuple[str, str]]:
+    """`(thread_ts, ts)` of the channel's stored thread replies (parents excluded) with
+    `after < ts < before`, of the threads in `thread_ts_list`, or, without a list, of the threads
+    whose parent's ts lies strictly between `threads_after` and `threads_before`."""
+    m = Message.__table__.c
+    base = select(m.thread_ts, m.ts).where(
+        m.workspace_id == workspace_id,
+        m.channel_id == channel_id,
+        m.thread_ts.is_not(None),
+        m.ts != m.thread_ts,
+        _ts_between(m.ts, after, before, session),
+    )
+    if thread_ts_list is None:
+        if threads_after is None or threads_before is None:
+            raise ValueError("give thread_ts_list, or both threads_after and threads_before")
+        stmt = base.where(_ts_between(m.thread_ts, threads_after, threads_before, session))
+        return [(row[0], row[1]) for row in (await session.execute(stmt)).all()]
+    wanted = list(dict.fromkeys(thread_ts_list))
+    found: list[tuple[str, str]] = []
+    chunk = MAX_BIND_PARAMS - 8
+    for start in range(0, len(wanted), chunk):
+        stmt = base.where(m.thread_ts.in_(wanted[start : start + chunk]))
+        found += [(row[0], row[1]) for row in (await session.execute(stmt)).all()]
+    return found
+
+
 async def count_messages(session: AsyncSession, workspace_id: str) -> int:
     """How many messages are stored for the workspace."""
     m = Message.__table__.c
@@ -278,7 +393,9 @@ __all__ = [
     "get_checkpoint",
     "list_checkpoints",
     "save_checkpoint",
+    "stored_replies_between",
     "stored_thread_latest_reply",
+    "stored_top_level_between",
     "upsert_messages",
     "upsert_messages_changed",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import actions, commands, errors, guards, home, interactivity, modals
+from handlers import actions, commands, errors, events, guards, home, interactivity, modals
 from handlers.deps import Deps
 
 
@@ -13,6 +13,7 @@ def register_all(app: AsyncApp, deps: Deps) -> None:
     guards.register(app, deps)
     commands.register(app)
     home.register(app)
+    events.register(app)
     actions.register(app)
     modals.register(app)
     errors.register(app)

@@ -19,6 +19,7 @@ from scheduler.people import PeopleDirectory, Viewer
 
 if TYPE_CHECKING:
     from scheduler.home import HomePublisher
+    from scheduler.mirror import MirrorService
     from scheduler.runs import RunService
     from scheduler.schedules import ScheduleService
 
@@ -52,6 +53,7 @@ class Deps:
     people: PeopleDirectory = field(default_factory=PeopleDirectory)
     channels: ChannelDirectory = field(default_factory=ChannelDirectory)
     clock: Callable[[], datetime] = utcnow
+    mirror: MirrorService | None = None  # the live mirror (None: events are not followed)
 
     def __post_init__(self) -> None:
         # Who is a person of this workspace is judged against the workspace we serve.

@@ -82,6 +82,11 @@ def keep_message(message: Mapping[str, Any], *, include_bots: bool, min_text_cha
     return len(visible_text(text)) >= min_text_chars
 
 
+def mentioned_users(text: str) -> set[str]:
+    """The user ids `<@U123>` / `<@W123|label>` mentions in `text` name."""
+    return {match.group(1) for match in _USER_MENTION.finditer(text)}
+
+
 def render_mentions(text: str, names: Mapping[str, str]) -> str:
     """Render `<@U123>` and `<@U123|label>` as `@name` using `names` (user id -> display name);
     an id missing from `names` renders as `@U123`. Other markup is left as it is."""
