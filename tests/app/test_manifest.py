@@ -60,12 +60,43 @@ def test_manifest_validator_catches_a_broken_manifest(
     assert list(validator.iter_errors(manifest)), "the schema check must be able to fail"
 
 
+# The live mirror's subscriptions and the scope each needs (slack-platform.md §16.3, §16.4): all
+# already granted for reading history and listing channels.
+MIRROR_EVENTS = {
+    "message.channels": {"channels:history"},
+    "message.groups": {"groups:history"},
+    "channel_rename": {"channels:read"},
+    "channel_deleted": {"channels:read"},
+    "channel_archive": {"channels:read"},
+    "member_joined_channel": {"channels:read", "groups:read"},
+}
+
+
+def test_manifest_mirror_events_need_no_new_scope_and_each_has_a_listener() -> None:
+    from handlers.events import register
+    from scheduler.mirror_rules import CHANNEL_EVENTS
+
+    scopes = set(load_manifest()["oauth_config"]["scopes"]["bot"])
+    for event, needs in MIRROR_EVENTS.items():
+        assert needs <= scopes, event
+    listened = {"message", *CHANNEL_EVENTS}
+    for event in MIRROR_EVENTS:
+        assert event.split(".")[0] in listened, event
+    assert callable(register)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for event in MIRROR_EVENTS:
+        assert f"`{event}`" in readme, f"README does not explain {event}"
+
+
 def test_manifest_declares_what_the_app_serves() -> None:
     m = load_manifest()
     assert [c["command"] for c in m["features"]["slash_commands"]] == ["/backfill"]
     assert m["features"]["app_home"]["home_tab_enabled"] is True
     assert m["features"]["app_home"]["messages_tab_enabled"] is True
-    assert m["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
+    assert m["settings"]["event_subscriptions"]["bot_events"] == [
+        "app_home_opened",
+        *MIRROR_EVENTS,
+    ]
     assert m["settings"]["interactivity"]["is_enabled"] is True
     assert m["settings"]["org_deploy_enabled"] is False
     assert set(m["oauth_config"]["scopes"]) == {"bot"}  # no user token
