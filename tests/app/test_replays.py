@@ -18,8 +18,9 @@ from blocks import ids
 from db.migrate import migrate
 from db.replays import MemoryReplayLedger, SqlReplayLedger
 from db.session import create_engine
-from fakeslack.outgoing import event_body, form_headers, json_headers, slash_command_body
+from fakeslack.outgoing import event_body, json_headers
 from tests.scenarios.harness import Scenario, scenario_settings, start_scenario
+from tests.support.modal_states import run_state
 
 Sent = list[tuple[str, dict[str, str]]]
 
@@ -41,24 +42,6 @@ def record(s: Scenario) -> Sent:
 
     s.post = recording  # type: ignore[method-assign]
     return sent
-
-
-def run_values(channel: str) -> dict[str, Any]:
-    return {
-        ids.RUN_DAYS_BLOCK: {ids.RUN_DAYS_ACTION: {"type": "number_input", "value": "1"}},
-        ids.RUN_SCOPE_BLOCK: {
-            ids.RUN_SCOPE_ACTION: {
-                "type": "radio_buttons",
-                "selected_option": {"value": ids.SCOPE_CHOSEN},
-            }
-        },
-        ids.RUN_CHANNELS_BLOCK: {
-            ids.RUN_CHANNELS_ACTION: {
-                "type": "multi_conversations_select",
-                "selected_conversations": [channel],
-            }
-        },
-    }
 
 
 async def test_replays_a_replayed_delete_is_refused_and_keeps_the_new_schedule(
@@ -97,7 +80,9 @@ async def test_replays_a_replayed_run_command_or_run_modal_starts_nothing(
     assert await s.runs() == [row]
 
     [modal] = (await s.command("run", s.admin)).opened
-    seen = await s.submit(s.admin, modal, run_values(general))
+    seen = await s.submit(
+        s.admin, modal, run_state(days="1", scope=ids.SCOPE_CHOSEN, channels=[general])
+    )
     assert seen.status == 200
     submission = sent[-1]
     await s.idle()
@@ -135,14 +120,7 @@ async def test_replays_a_forged_request_is_not_recorded(scenario: Scenario) -> N
     """Sent first with other bytes under the genuine request's signature, the forgery must not
     make the genuine request look like a replay (the ledger is asked only after verification)."""
     s = scenario
-    body = slash_command_body(
-        "list",
-        team_id=s.team_id,
-        user_id=s.admin,
-        response_url=s.fake.new_response_url(s.admin, "C0X"),
-        trigger_id=s.fake.new_trigger_id(s.admin),
-    )
-    genuine = form_headers(body, s.fake.signing_secret)
+    body, genuine = s.signed_command("list", s.admin)
     forged = await s.post(body.replace("text=list", "text=delete"), genuine)
     assert forged.status == 401 and "signature" in forged.ack["error"]
     seen = await s.post(body, genuine, expect_after_empty_ack=True)
@@ -170,14 +148,7 @@ async def test_replays_two_instances_on_one_postgresql_share_the_ledger(
                 assert resp.status == 401
                 assert "already received" in (await resp.json())["error"]
             # And the other way round: a fresh request to the second, replayed to the first.
-            body = slash_command_body(
-                "pause",
-                team_id=s.team_id,
-                user_id=s.admin,
-                response_url=s.fake.new_response_url(s.admin, "C0X"),
-                trigger_id=s.fake.new_trigger_id(s.admin),
-            )
-            headers = form_headers(body, s.fake.signing_secret)
+            body, headers = s.signed_command("pause", s.admin)
             async with s.http.post(url, data=body, headers=headers) as resp:
                 assert resp.status == 200
 

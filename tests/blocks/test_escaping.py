@@ -31,6 +31,7 @@ from blocks.text import channel_label, user_text
 from db.records import Progress, Run, Schedule
 from handlers import grammar
 from tests.blocks.samples import NOW, RUNNING
+from tests.support.block_trees import nodes, strings
 
 SEQUENCES = ("<!", "<http", "<@", "<#")
 HOSTILE = (
@@ -46,40 +47,15 @@ HOSTILE = (
 RUN_USAGE = "/backfill run [days=N] [channels=#a,#b]"
 
 
-def strings(blocks: Any) -> list[str]:
-    """Every string inside `blocks` (texts, labels, values)."""
-    out: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, str):
-            out.append(node)
-        elif isinstance(node, dict):
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(blocks)
-    return out
-
-
 def mrkdwn_strings(blocks: Any) -> list[str]:
     """The `text` of every mrkdwn object: where Slack parses `<…>` and formatting."""
-    out: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "mrkdwn" and isinstance(node.get("text"), str):
-                out.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(blocks)
-    return out
+    return [
+        node["text"]
+        for node in nodes(blocks)
+        if isinstance(node, dict)
+        and node.get("type") == "mrkdwn"
+        and isinstance(node.get("text"), str)
+    ]
 
 
 def counts(reply_text: str, blocks: Any) -> dict[str, tuple[int, int]]:

@@ -25,23 +25,15 @@ from tests.blocks.samples import (
     many_runs,
 )
 from tests.blocks.slack_limits import assert_golden, check_view
+from tests.support.block_trees import nodes
 
 
 def action_ids(view: dict[str, Any]) -> set[str]:
-    found: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if "action_id" in node:
-                found.add(node["action_id"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(view["blocks"])
-    return found
+    return {
+        node["action_id"]
+        for node in nodes(view["blocks"])
+        if isinstance(node, dict) and "action_id" in node
+    }
 
 
 def admin_view(**overrides: Any) -> dict[str, Any]:

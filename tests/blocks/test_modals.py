@@ -23,58 +23,13 @@ from blocks.modals import (
 from blocks.models import CronPreset
 from tests.blocks.samples import PAUSED_ALL, SCHEDULE, huge_schedule
 from tests.blocks.slack_limits import assert_golden, check_view
+from tests.support.modal_states import run_state, schedule_state
 
 CTX = ModalContext(team_id="T0TEAM0001", user_id="U0ADMIN0001", channel_id="C0000GENERAL")
 
 
 def block(view: dict[str, Any], block_id: str) -> dict[str, Any]:
     return next(b for b in view["blocks"] if b.get("block_id") == block_id)
-
-
-def schedule_state(
-    cron: Any = "0 2 * * *",
-    days: Any = "7",
-    tz: Any = "Europe/Paris",
-    scope: Any = "all",
-    channels: Any = (),
-    cron_block: str = ids.SCHEDULE_CRON_BLOCK,
-) -> dict[str, Any]:
-    return {
-        cron_block: {ids.SCHEDULE_CRON_ACTION: {"type": "plain_text_input", "value": cron}},
-        ids.SCHEDULE_DAYS_BLOCK: {
-            ids.SCHEDULE_DAYS_ACTION: {"type": "number_input", "value": days}
-        },
-        ids.SCHEDULE_TZ_BLOCK: {ids.SCHEDULE_TZ_ACTION: {"type": "plain_text_input", "value": tz}},
-        ids.SCHEDULE_SCOPE_BLOCK: {
-            ids.SCHEDULE_SCOPE_ACTION: {
-                "type": "radio_buttons",
-                "selected_option": None
-                if scope is None
-                else {"text": {"type": "plain_text", "text": "x"}, "value": scope},
-            }
-        },
-        ids.SCHEDULE_CHANNELS_BLOCK: {
-            ids.SCHEDULE_CHANNELS_ACTION: {
-                "type": "multi_conversations_select",
-                "selected_conversations": list(channels),
-            }
-        },
-    }
-
-
-def run_state(days: Any = "3", scope: Any = "all", channels: Any = ()) -> dict[str, Any]:
-    return {
-        ids.RUN_DAYS_BLOCK: {ids.RUN_DAYS_ACTION: {"type": "number_input", "value": days}},
-        ids.RUN_SCOPE_BLOCK: {
-            ids.RUN_SCOPE_ACTION: {"type": "radio_buttons", "selected_option": {"value": scope}}
-        },
-        ids.RUN_CHANNELS_BLOCK: {
-            ids.RUN_CHANNELS_ACTION: {
-                "type": "multi_conversations_select",
-                "selected_conversations": list(channels),
-            }
-        },
-    }
 
 
 # --- rendering -------------------------------------------------------------------------------------

@@ -13,13 +13,13 @@ import asyncio
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
 
 from blocks import ids
 from db.session import SQLITE_BUSY_TIMEOUT_MS
 from fakeslack.outgoing import event_body, json_headers
 from handlers.errors import DATABASE_BUSY
 from tests.scenarios.harness import Scenario, start_scenario
+from tests.support.modal_states import run_state
 
 # How long to wait for an answer: the busy timeout, and a margin for a slow host.
 BOUND_S = SQLITE_BUSY_TIMEOUT_MS / 1000 + 15
@@ -44,24 +44,6 @@ async def next_answer(s: Scenario, since: int) -> str:
         return f"{body.get('text', '')}\n{body.get('blocks', '')}"
 
     return str(await s.eventually(reply, timeout=BOUND_S, what="an answer on the response_url"))
-
-
-def run_values() -> dict[str, Any]:
-    return {
-        ids.RUN_DAYS_BLOCK: {ids.RUN_DAYS_ACTION: {"type": "number_input", "value": "2"}},
-        ids.RUN_SCOPE_BLOCK: {
-            ids.RUN_SCOPE_ACTION: {
-                "type": "radio_buttons",
-                "selected_option": {"value": ids.SCOPE_ALL},
-            }
-        },
-        ids.RUN_CHANNELS_BLOCK: {
-            ids.RUN_CHANNELS_ACTION: {
-                "type": "multi_conversations_select",
-                "selected_conversations": [],
-            }
-        },
-    }
 
 
 async def open_homes(s: Scenario, count: int) -> None:
@@ -102,7 +84,7 @@ async def test_store_busy_status_answered_and_a_change_told_busy(tmp_path: Path)
             # A run modal claims the run before its acknowledgement: the form says so.
             seen = await s.command("run", s.admin)
             [modal] = seen.opened
-            seen = await s.submit(s.admin, modal, run_values(), settle=False)
+            seen = await s.submit(s.admin, modal, run_state(days="2"), settle=False)
             assert seen.status == 200
             assert seen.ack["response_action"] == "errors", seen.ack
             assert DATABASE_BUSY in seen.ack["errors"][ids.RUN_DAYS_BLOCK]

@@ -26,6 +26,7 @@ from sqlalchemy import text
 
 from app.runtime import Runtime, running_app
 from app.settings import load_settings
+from blocks import ids
 from fakeslack import FakeSlack, generate
 from fakeslack.outgoing import (
     event_body,
@@ -35,6 +36,7 @@ from fakeslack.outgoing import (
     slash_command_body,
 )
 from tests.support import waiting
+from tests.support.block_trees import strings
 
 OTHER_TEAM = "T0OTHERTEAM"
 QUIET_S = 0.2  # the app is done with a request once nothing new reached Slack for this long
@@ -73,20 +75,7 @@ def validate_blocks(blocks: Any) -> None:
 
 def block_text(blocks: Any) -> str:
     """Every string inside `blocks` (texts, button labels, values), joined: for `in` checks."""
-    out: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, str):
-            out.append(node)
-        elif isinstance(node, dict):
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(_json(blocks))
-    return "\n".join(out)
+    return "\n".join(strings(_json(blocks)))
 
 
 def find_element(blocks: Any, action_id: str) -> tuple[str, dict[str, Any]] | None:
@@ -259,6 +248,20 @@ class Scenario:
         channel_id: str = "C0SCENARIO",
         settle: bool = True,
     ) -> Seen:
+        body, headers = self.signed_command(text_, user, team_id=team_id, channel_id=channel_id)
+        return await self.post(
+            body, headers, settle=settle, expect_after_empty_ack=team_id in (None, self.team_id)
+        )
+
+    def signed_command(
+        self,
+        text_: str,
+        user: str,
+        *,
+        team_id: str | None = None,
+        channel_id: str = "C0SCENARIO",
+    ) -> tuple[str, dict[str, str]]:
+        """The form body of `/backfill text_` from `user` and its signed headers, unsent."""
         body = slash_command_body(
             text_,
             team_id=team_id or self.team_id,
@@ -267,14 +270,13 @@ class Scenario:
             response_url=self.fake.new_response_url(user, channel_id),
             trigger_id=self.fake.new_trigger_id(user),
         )
-        return await self.post(
-            body,
-            form_headers(body, self.fake.signing_secret),
-            settle=settle,
-            expect_after_empty_ack=team_id in (None, self.team_id),
-        )
+        return body, form_headers(body, self.fake.signing_secret)
 
-    async def home_opened(self, user: str, *, team_id: str | None = None) -> Seen:
+    async def home_opened(
+        self, user: str, *, team_id: str | None = None, answered: bool | None = None
+    ) -> Seen:
+        """`app_home_opened` by `user`. Unless `answered` says otherwise, a Home tab is waited for
+        when the event comes from this workspace."""
         body = event_body(
             {
                 "type": "app_home_opened",
@@ -285,10 +287,10 @@ class Scenario:
             },
             team_id=team_id or self.team_id,
         )
+        if answered is None:
+            answered = team_id in (None, self.team_id)
         return await self.post(
-            body,
-            json_headers(body, self.fake.signing_secret),
-            expect_after_empty_ack=team_id in (None, self.team_id),
+            body, json_headers(body, self.fake.signing_secret), expect_after_empty_ack=answered
         )
 
     async def open_home(self, user: str) -> dict[str, Any]:
@@ -372,13 +374,7 @@ class Scenario:
             payload["channel"] = {"id": channel, "name": "directmessage"}
             payload["message"] = {k: v for k, v in msg.items() if k in ("ts", "text", "blocks")}
             payload["response_url"] = self.fake.new_response_url(user, channel)
-        body = interaction_body(payload)
-        return await self.post(
-            body,
-            form_headers(body, self.fake.signing_secret),
-            settle=settle,
-            expect_after_empty_ack=team == self.team_id,
-        )
+        return await self._interact(payload, team, settle)
 
     async def submit(
         self,
@@ -407,6 +403,21 @@ class Scenario:
             "is_enterprise_install": False,
             "enterprise": None,
         }
+        return await self._interact(payload, team, settle)
+
+    async def click_retry(self, user: str, job_run_id: int, *, team_id: str | None = None) -> Seen:
+        """A click on the Retry now button of run `job_run_id`'s failure DM (a message of the
+        bot's DM with `user`, as any client could send it)."""
+        return await self.click(
+            user,
+            ids.DM_RETRY_RUN,
+            container="message",
+            message={"ts": "1.1", "blocks": []},
+            value=str(job_run_id),
+            team_id=team_id,
+        )
+
+    async def _interact(self, payload: dict[str, Any], team: str, settle: bool) -> Seen:
         body = interaction_body(payload)
         return await self.post(
             body,

@@ -9,53 +9,17 @@ from typing import Any
 
 from blocks import ids
 from tests.scenarios.harness import Scenario, action_ids, block_text, find_element
+from tests.support.modal_states import run_state, schedule_state
 
 
-def schedule_values(
-    cron: str = "0 5 * * *",
-    days: str = "4",
-    tz: str = "Europe/Paris",
-    scope: str = ids.SCOPE_ALL,
-    channels: list[str] | None = None,
-    cron_block: str = ids.SCHEDULE_CRON_BLOCK,
-) -> dict[str, Any]:
-    """`view.state.values` of the schedule modal as Slack sends them."""
-    return {
-        cron_block: {ids.SCHEDULE_CRON_ACTION: {"type": "plain_text_input", "value": cron}},
-        ids.SCHEDULE_DAYS_BLOCK: {
-            ids.SCHEDULE_DAYS_ACTION: {"type": "number_input", "value": days}
-        },
-        ids.SCHEDULE_TZ_BLOCK: {ids.SCHEDULE_TZ_ACTION: {"type": "plain_text_input", "value": tz}},
-        ids.SCHEDULE_SCOPE_BLOCK: {
-            ids.SCHEDULE_SCOPE_ACTION: {
-                "type": "radio_buttons",
-                "selected_option": {"value": scope},
-            }
-        },
-        ids.SCHEDULE_CHANNELS_BLOCK: {
-            ids.SCHEDULE_CHANNELS_ACTION: {
-                "type": "multi_conversations_select",
-                "selected_conversations": channels or [],
-            }
-        },
-    }
+def schedule_values(cron: str = "0 5 * * *", days: str = "4", **values: Any) -> dict[str, Any]:
+    """The schedule modal's values, on these scenarios' defaults."""
+    return schedule_state(cron=cron, days=days, **values)
 
 
-def run_values(
-    days: str = "20", scope: str = ids.SCOPE_ALL, channels: list[str] | None = None
-) -> dict[str, Any]:
-    return {
-        ids.RUN_DAYS_BLOCK: {ids.RUN_DAYS_ACTION: {"type": "number_input", "value": days}},
-        ids.RUN_SCOPE_BLOCK: {
-            ids.RUN_SCOPE_ACTION: {"type": "radio_buttons", "selected_option": {"value": scope}}
-        },
-        ids.RUN_CHANNELS_BLOCK: {
-            ids.RUN_CHANNELS_ACTION: {
-                "type": "multi_conversations_select",
-                "selected_conversations": channels or [],
-            }
-        },
-    }
+def run_values(days: str = "20", **values: Any) -> dict[str, Any]:
+    """The run modal's values, on these scenarios' defaults."""
+    return run_state(days=days, **values)
 
 
 # --- the Home tab --------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from blocks import ids
-from fakeslack.outgoing import event_body, form_headers, interaction_body, json_headers
+from fakeslack.outgoing import form_headers, interaction_body, json_headers
 from tests.scenarios.harness import OTHER_TEAM, Scenario, Seen
 from tests.scenarios.test_scenario_home import schedule_values
 
@@ -118,21 +118,6 @@ async def test_grid_user_whose_home_team_lists_ours_is_an_admin_here(scenario: S
     await s.command('schedule "0 2 * * *" days=4 tz=UTC', s.admin)
     seen = await s.command("pause", user)
     assert "Schedule paused" in seen.reply_text()
-
-
-async def home_opened_unanswered(s: Scenario, user: str) -> Seen:
-    """`app_home_opened` by `user`, waiting only for quiet (no Home tab is expected)."""
-    body = event_body(
-        {
-            "type": "app_home_opened",
-            "user": user,
-            "tab": "home",
-            "channel": "D0SCENARIO",
-            "event_ts": f"{time.time():.6f}",
-        },
-        team_id=s.team_id,
-    )
-    return await s.post(body, json_headers(body, s.fake.signing_secret))
 
 
 def enterprise_command_body(s: Scenario, text: str, user: str, *, team_id: str | None) -> str:
@@ -287,7 +272,7 @@ async def test_user_slack_does_not_know_gets_a_refusal_not_a_500(scenario: Scena
         assert "Slack does not know" in seen.reply_text(), (text, seen.reply_text())
     seen = await refused_click(s, "U0NOSUCHUSR", ids.HOME_SCHEDULE_PAUSE, home)
     assert seen.status == 200 and seen.nothing_reached_slack()
-    seen = await home_opened_unanswered(s, "U0NOSUCHUSR")
+    seen = await s.home_opened("U0NOSUCHUSR", answered=False)
     assert seen.status == 200 and not seen.published
     # `user_not_visible`: the same.
     user = add_person(s, "U0INVISIBLE")
@@ -302,7 +287,7 @@ async def test_deactivated_users_home_is_never_published_nor_refreshed(
 ) -> None:
     s = scenario
     deleted = add_person(s, "U0DELETEDA2", deleted=True)
-    seen = await home_opened_unanswered(s, deleted)
+    seen = await s.home_opened(deleted, answered=False)
     assert seen.status == 200 and not seen.published
     s.slow_history(0.3)
     await s.command("run days=20", s.admin)

@@ -55,14 +55,7 @@ async def test_requests_for_another_workspace_are_refused_and_change_nothing(
     ):
         seen = await s.click(s.admin, action_id, surface=home, team_id=OTHER_TEAM)
         assert seen.status == 200 and seen.nothing_reached_slack(), action_id
-    seen = await s.click(
-        s.admin,
-        ids.DM_RETRY_RUN,
-        container="message",
-        message={"ts": "1.1", "blocks": []},
-        value="1",
-        team_id=OTHER_TEAM,
-    )
+    seen = await s.click_retry(s.admin, 1, team_id=OTHER_TEAM)
     assert seen.status == 200 and seen.nothing_reached_slack()
 
     seen = await s.submit(

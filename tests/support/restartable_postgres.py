@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.servers import (
+    INITDB_OPTIONS,
     ServerUnavailable,
     _as_postgres_user,
     _postgres_bin_dir,
@@ -32,17 +33,7 @@ class RestartablePostgres:
             shutil.chown(self.root, "postgres", "postgres")
         self.port = free_port()
         self.base_url = f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}"
-        self._run(
-            "initdb",
-            "-D",
-            str(self.data),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        )
+        self._run("initdb", "-D", str(self.data), *INITDB_OPTIONS)
 
     @property
     def url(self) -> str:

@@ -18,6 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+# initdb for a throwaway cluster: the `postgres` superuser, no passwords, UTF-8, and no wait
+# for the files to reach the disk.
+INITDB_OPTIONS = ("-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+
 
 class ServerUnavailable(RuntimeError):
     """A test server could not be started on this machine."""
@@ -59,19 +63,7 @@ def postgres_server() -> Iterator[str]:
     port = free_port()
     try:
         subprocess.run(
-            _as_postgres_user(
-                [
-                    str(bindir / "initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                ]
-            ),
+            _as_postgres_user([str(bindir / "initdb"), "-D", str(data), *INITDB_OPTIONS]),
             check=True,
             capture_output=True,
         )
