@@ -6,8 +6,8 @@ import asyncio
 import os
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -48,30 +48,31 @@ def _servers() -> Iterator[ExitStack]:
         yield stack
 
 
-@pytest.fixture(scope="session")
-def postgres_base_url(_servers: ExitStack) -> str:
-    """`postgresql+asyncpg://user@host:port` of a running server (without a database name)."""
-    url = os.environ.get("TEST_POSTGRES_URL")
+def _server_url(
+    servers: ExitStack, given: str, start: Callable[[], AbstractContextManager[str]], what: str
+) -> str:
+    """The URL in the environment variable `given` (`.ci/run` started the server), or that of a
+    server started for the session."""
+    url = os.environ.get(given)
     if url:
         return url.rstrip("/")
     try:
-        return _servers.enter_context(postgres_server())
+        return servers.enter_context(start())
     except ServerUnavailable as exc:
-        _unavailable("PostgreSQL", exc)
+        _unavailable(what, exc)
         raise
+
+
+@pytest.fixture(scope="session")
+def postgres_base_url(_servers: ExitStack) -> str:
+    """`postgresql+asyncpg://user@host:port` of a running server (without a database name)."""
+    return _server_url(_servers, "TEST_POSTGRES_URL", postgres_server, "PostgreSQL")
 
 
 @pytest.fixture(scope="session")
 def chroma_url(_servers: ExitStack) -> str:
     """`http://host:port` of a running Chroma server."""
-    url = os.environ.get("TEST_CHROMA_URL")
-    if url:
-        return url.rstrip("/")
-    try:
-        return _servers.enter_context(chroma_server())
-    except ServerUnavailable as exc:
-        _unavailable("Chroma server", exc)
-        raise
+    return _server_url(_servers, "TEST_CHROMA_URL", chroma_server, "Chroma server")
 
 
 @pytest.fixture(scope="module")
