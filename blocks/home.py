@@ -33,11 +33,11 @@ from blocks.elements import (
     header,
     section,
 )
-from blocks.lines import channels_summary, cron_words, run_line, run_trigger
+from blocks.lines import channels_summary, cron_words, mirror_line, run_line, run_trigger
 from blocks.progress import eta_text, progress_bar
 from blocks.text import channel_label, format_count, mrkdwn_text, plural, user_mention
 from blocks.times import duration_between, format_duration, format_time
-from db.records import Progress, Run, Schedule, Totals
+from db.records import MirrorStatus, Progress, Run, Schedule, Totals
 
 RECENT_RUNS = 10
 ADMIN_ROLE = "You are a workspace admin: you can schedule, run and cancel backfills."
@@ -60,10 +60,12 @@ def home_view(
     viewer_tz: str | None = "UTC",
     now: datetime | None = None,
     viewer_id: str | None = None,
+    mirror: MirrorStatus | None = None,
 ) -> dict[str, Any]:
     """The Home tab for one viewer. `recent_runs` newest first (only the first 10 are shown);
     `running` is the run in progress, if any, and `progress` its latest snapshot; `viewer_id`
-    lets a member cancel a run they started. Times are shown in `viewer_tz`."""
+    lets a member cancel a run they started; `mirror` is the live mirror's state. Times are shown
+    in `viewer_tz`."""
     blocks: list[Block] = [
         header("Backfill"),
         section(INTRO),
@@ -85,6 +87,8 @@ def home_view(
     blocks.append(DividerBlock())
     blocks += _recent_blocks(recent_runs, viewer_tz=viewer_tz, now=now)
     blocks.append(DividerBlock())
+    if mirror is not None:
+        blocks.append(section(mirror_line(mirror, tz_name=viewer_tz, now=now)))
     blocks += _totals_blocks(totals, viewer_tz=viewer_tz, now=now)
     return View(type="home", blocks=blocks[:MAX_VIEW_BLOCKS]).to_dict()
 

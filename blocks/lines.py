@@ -25,8 +25,8 @@ from blocks.text import (
     truncate,
     user_mention,
 )
-from blocks.times import duration_between, format_duration, format_time
-from db.records import Run, Schedule, SkippedChannel, SlackCalls
+from blocks.times import duration_between, format_duration, format_time, relative
+from db.records import MirrorStatus, Run, Schedule, SkippedChannel, SlackCalls
 
 STATUS_EMOJI = {
     "running": ":hourglass_flowing_sand:",
@@ -219,3 +219,32 @@ def slack_calls_compact(calls: Sequence[SlackCalls], *, max_methods: int = 4) ->
         per_method.append("…")
     text = f"{format_count(total)} calls ({', '.join(per_method)})"
     return text + (f", waited {waited_text(waited)}" if waited >= 0.05 else "")
+
+
+# --- the live mirror --------------------------------------------------------------------------------
+
+
+def mirror_line(
+    status: MirrorStatus, *, tz_name: str | None, now: datetime | None, plain: bool = False
+) -> str:
+    """The live mirror in one line (mrkdwn, or `plain` for a notification's text): off, or
+    events applied today, the newest, and how far behind Slack it is (events waiting)."""
+    head = "Live mirror:" if plain else ":satellite_antenna: *Live mirror:*"
+    if not status.live:
+        return f"{head} off (LIVE_SYNC=false): the copy changes only when a run reads Slack"
+    parts = [f"{head} on", f"{plural(status.applied_today, 'event')} applied today"]
+    if status.last_event_at is not None:
+        newest = format_time(status.last_event_at, tz_name)
+        parts.append(
+            f"newest {newest}" + (f" ({relative(status.last_event_at, now)})" if now else "")
+        )
+    if status.backlog:
+        behind = f"{plural(status.backlog, 'event')} waiting"
+        if status.oldest_waiting_at is not None and now is not None:
+            behind += (
+                f", {format_duration((now - status.oldest_waiting_at).total_seconds())} behind"
+            )
+        parts.append(behind)
+    else:
+        parts.append("up to date")
+    return " · ".join(parts)

@@ -34,6 +34,7 @@ from blocks.help import USAGE_BY_COMMAND, usage_blocks, usage_text
 from blocks.lines import (
     channels_summary,
     cron_words,
+    mirror_line,
     run_compact_line,
     run_line,
     run_plain_line,
@@ -58,7 +59,7 @@ from blocks.text import (
     user_plain,
 )
 from blocks.times import format_time, relative
-from db.records import Progress, Run, Schedule
+from db.records import MirrorStatus, Progress, Run, Schedule
 
 STATUS_RECENT_RUNS = 5
 
@@ -330,8 +331,10 @@ def status_reply(
     viewer_tz: str | None,
     now: datetime,
     can_cancel: bool = False,
+    mirror: MirrorStatus | None = None,
 ) -> Reply:
-    """`/backfill status`: the run in progress with its progress, then the last runs (newest first)."""
+    """`/backfill status`: the run in progress with its progress, then the last runs (newest
+    first), then the live mirror's state."""
     blocks: list[Block] = []
     plain: list[str] = []
     if running is None:
@@ -372,6 +375,9 @@ def status_reply(
                     f"`/backfill history` shows more ({format_count(len(finished))} in all here)."
                 )
             )
+    if mirror is not None:
+        blocks.append(section(mirror_line(mirror, tz_name=viewer_tz, now=now)))
+        plain.append(mirror_line(mirror, tz_name=viewer_tz, now=now, plain=True))
     return _reply("\n".join(plain), blocks)
 
 

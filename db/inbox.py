@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import MirrorInbox, MirrorSeenEvent, MirrorState
+from db.records import MirrorStatus
 
 _INBOX = cast(Table, MirrorInbox.__table__)
 _I = _INBOX.c
@@ -47,18 +48,6 @@ class InboxEvent:
     payload: dict[str, Any]
     event_time: datetime | None
     received_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class MirrorStatus:
-    """How the mirror stands for a workspace: events waiting, the oldest one's arrival, events
-    applied today (UTC), and when the newest was applied and sent by Slack."""
-
-    backlog: int = 0
-    oldest_waiting_at: datetime | None = None
-    applied_today: int = 0
-    last_applied_at: datetime | None = None
-    last_event_at: datetime | None = None
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -230,7 +219,6 @@ async def waiting(session: AsyncSession) -> int:
 
 __all__ = [
     "InboxEvent",
-    "MirrorStatus",
     "claim",
     "done",
     "forget_seen",

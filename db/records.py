@@ -153,8 +153,24 @@ class Totals:
     last_success_at: datetime | None = None  # when the last successful run ended
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MirrorStatus:
+    """How the live mirror stands for a workspace: whether it is on (`LIVE_SYNC`), events
+    waiting, the oldest one's arrival, events applied today (UTC), and when the newest was applied
+    and sent by Slack."""
+
+    live: bool = True
+
+    backlog: int = 0
+    oldest_waiting_at: datetime | None = None
+    applied_today: int = 0
+    last_applied_at: datetime | None = None
+    last_event_at: datetime | None = None
+
+
 __all__ = [
     "MessageRecord",
+    "MirrorStatus",
     "Progress",
     "Run",
     "Schedule",

@@ -233,6 +233,7 @@ async def answer_status(parsed: grammar.Status, asked: Asked) -> replies.Reply:
     progress = deps.runs.progress(deps.team_id) if running else None
     recent = await deps.runs.history(deps.team_id, 5)
     can_cancel = running is not None and (viewer.is_admin or running.triggered_by == viewer.user_id)
+    mirror = await deps.mirror.status(deps.team_id) if deps.mirror is not None else None
     return replies.status_reply(
         running,
         progress,
@@ -240,6 +241,7 @@ async def answer_status(parsed: grammar.Status, asked: Asked) -> replies.Reply:
         viewer_tz=viewer.tz,
         now=deps.clock(),
         can_cancel=can_cancel,
+        mirror=mirror,
     )
 
 

@@ -24,6 +24,7 @@ from db.session import database_trouble
 from scheduler.people import UNKNOWN_USER_ERRORS, PeopleDirectory
 
 if TYPE_CHECKING:
+    from scheduler.mirror import MirrorService
     from scheduler.runs import RunService
     from scheduler.schedules import ScheduleService
 
@@ -48,6 +49,7 @@ class HomePublisher:
     people: PeopleDirectory
     _: KW_ONLY
     members_can_run: bool = True
+    mirror: MirrorService | None = None  # the live mirror, whose state the tab shows
     now: Callable[[], datetime] = utcnow
     interval: float = 10.0
     viewer_ttl: float = 1800.0
@@ -72,6 +74,7 @@ class HomePublisher:
         progress = self.runs.progress(team) if running is not None else None
         recent = await self.runs.history(team, 10)
         totals = await self.runs.totals(team)
+        mirror = await self.mirror.status(team) if self.mirror is not None else None
         view = home_view(
             schedule,
             running,
@@ -83,6 +86,7 @@ class HomePublisher:
             viewer_tz=viewer.tz,
             now=self.now(),
             viewer_id=user_id,
+            mirror=mirror,
         )
         await client.views_publish(user_id=user_id, view=view)
 

@@ -31,9 +31,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import inbox
-from db.inbox import InboxEvent, MirrorStatus
+from db.inbox import InboxEvent
 from db.messages import known_channel_name, stored_messages
-from db.records import MessageRecord
+from db.records import MessageRecord, MirrorStatus
 from db.removals import lock_channels, remove_channel, remove_messages, rename_channel
 from db.session import reading
 from db.vectors import VectorStore
@@ -222,7 +222,8 @@ class MirrorService:
 
     async def status(self, workspace_id: str) -> MirrorStatus:
         async with reading(self._sessions) as session:
-            return await inbox.status(session, workspace_id, now=self._clock())
+            found = await inbox.status(session, workspace_id, now=self._clock())
+        return dataclasses.replace(found, live=self.config.live)
 
     # -- applying one channel's events, in order ---------------------------------------------------
     async def _apply_channel(
