@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
@@ -25,6 +25,8 @@ REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0,
 # A run lasts from seconds (a small manual window) to hours (a year under the 1/min profile).
 RUN_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0)
 VECTOR_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# From Slack sending an event to the change stored: design.md wants it under 5 s.
+MIRROR_LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 
 
 class _RateLimitWait(Collector):
@@ -80,6 +82,11 @@ class Metrics:
         self.messages_stored = Counter(
             "backfill_messages_stored", "Messages collected by ended runs", registry=r
         )
+        self.messages_removed = Counter(
+            "backfill_messages_removed",
+            "Stored messages ended runs removed because Slack no longer had them",
+            registry=r,
+        )
         self.requests = Histogram(
             "backfill_request_seconds",
             "Time to answer (acknowledge) a request to /slack/events",
@@ -91,6 +98,21 @@ class Metrics:
             "Latency of calls to the vector store (Chroma), by call",
             ["call"],
             buckets=VECTOR_BUCKETS,
+            registry=r,
+        )
+
+        self.mirror_applied = Counter(
+            "backfill_mirror_events_applied", "Slack events the live mirror applied", registry=r
+        )
+        self.mirror_backlog = Gauge(
+            "backfill_mirror_backlog",
+            "Events acknowledged and waiting in the live mirror's inbox (after the last batch)",
+            registry=r,
+        )
+        self.mirror_lag = Histogram(
+            "backfill_mirror_lag_seconds",
+            "From Slack sending an event to the live mirror having applied it",
+            buckets=MIRROR_LAG_BUCKETS,
             registry=r,
         )
 
@@ -112,9 +134,18 @@ class Metrics:
             return
         self.runs.labels(job_type=run.job_type, status=run.status).inc()
         self.messages_stored.inc(max(0, run.messages_collected))
+        self.messages_removed.inc(max(0, run.messages_removed or 0))
         if run.completed_at is not None:
             seconds = (run.completed_at - run.started_at).total_seconds()
             self.run_duration.labels(job_type=run.job_type).observe(max(0.0, seconds))
+
+    def on_mirror_batch(self, lags: list[float], backlog: int) -> None:
+        """The live mirror's `BatchObserver`: one batch applied (each event's lag), and what
+        still waits."""
+        self.mirror_applied.inc(len(lags))
+        for lag in lags:
+            self.mirror_lag.observe(max(0.0, lag))
+        self.mirror_backlog.set(backlog)
 
     def on_vector_call(self, call: str, seconds: float) -> None:
         """The vector store's `CallTimer`."""

@@ -52,6 +52,7 @@ from scheduler.mirror_rules import (
     channel_of,
     followed,
 )
+from scheduler.schedules import ScheduleService
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ SEEN_FOR = timedelta(days=1)
 FORGET_EVERY_S = 3600.0
 
 Scope = Callable[[str], Awaitable[frozenset[str] | None]]
+# Told after each batch: each event's lag (Slack's send to applied, seconds), events still waiting.
+BatchObserver = Callable[[list[float], int], None]
 Clock = Callable[[], datetime]
 
 
@@ -89,6 +92,19 @@ def _newest_edit_of_each(records: Sequence[MessageRecord]) -> list[MessageRecord
     return list(newest.values())
 
 
+def schedule_scope(schedules: ScheduleService) -> Scope:
+    """Channels in scope: the schedule's chosen channels, else (no schedule, or every channel)
+    all the app hears."""
+
+    async def scope(workspace_id: str) -> frozenset[str] | None:
+        schedule = await schedules.get(workspace_id)
+        if schedule is None or schedule.include_all_channels or not schedule.channel_ids:
+            return None
+        return frozenset(schedule.channel_ids)
+
+    return scope
+
+
 class MirrorService:
     """The inbox's two halves for one process (see the module docstring)."""
 
@@ -102,6 +118,7 @@ class MirrorService:
         scope: Scope,
         owner: str,
         clock: Clock = _utcnow,
+        observer: BatchObserver | None = None,
     ) -> None:
         self._sessions = sessions
         self._vectors = vectors
@@ -110,6 +127,7 @@ class MirrorService:
         self._scope = scope
         self._owner = owner
         self._clock = clock
+        self._observer = observer
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -211,6 +229,11 @@ class MirrorService:
                     last_event_at=max(sent) if sent else None,
                 )
         self.applied += len(events)
+        if self._observer is not None:
+            applied_at = self._clock()
+            lags = [(applied_at - (e.event_time or e.received_at)).total_seconds() for e in events]
+            async with reading(self._sessions) as session:
+                self._observer(lags, await inbox.waiting(session))
         return len(events)
 
     async def _forget_old_ids(self, now: datetime) -> None:

@@ -157,10 +157,13 @@ def test_run_http_every_manifest_entry_has_a_listener(app: AppProcess, fake: Fak
         )
         requests.append((entry["command"], body, form_headers(body, fake.signing_secret)))
     for event_type in manifest["settings"]["event_subscriptions"]["bot_events"]:
-        body = event_body(
-            {"type": event_type, "user": user, "tab": "home", "event_ts": f"{time.time():.6f}"},
-            team_id=fake.team_id,
-        )
+        # `message.channels` / `message.groups` subscribe to the `message` event of a kind of
+        # channel (slack-platform.md §16.3); the others are the event's own type.
+        kind, _, family = event_type.partition(".")
+        event = {"type": kind, "user": user, "tab": "home", "event_ts": f"{time.time():.6f}"}
+        if family:
+            event |= {"channel": "C0LISTENED", "channel_type": family.removesuffix("s")}
+        body = event_body(event, team_id=fake.team_id)
         requests.append((event_type, body, json_headers(body, fake.signing_secret)))
     if manifest["settings"]["interactivity"]["is_enabled"]:
         for payload in (
