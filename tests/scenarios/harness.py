@@ -345,17 +345,7 @@ class Scenario:
         if selected is not None:
             action["type"] = "static_select"
             action["selected_option"] = selected
-        payload: dict[str, Any] = {
-            "type": "block_actions",
-            "team": {"id": team, "domain": "fake"},
-            "user": {"id": user, "username": user, "name": user, "team_id": team},
-            "api_app_id": self.fake.workspace.app_id,
-            "token": "deprecated",
-            "trigger_id": self.fake.new_trigger_id(user),
-            "actions": [action],
-            "is_enterprise_install": False,
-            "enterprise": None,
-        }
+        payload = {**self._interaction("block_actions", user, team), "actions": [action]}
         if container == "view":
             view = surface or {"id": "V0FORGED", "type": "home", "blocks": [], "hash": "x"}
             if team != self.team_id and not keep_view_team:  # a view of that other workspace
@@ -392,16 +382,9 @@ class Scenario:
         if team != self.team_id and not keep_view_team:  # a view of that other workspace
             submitted.update(team_id=team, app_installed_team_id=team)
         payload = {
-            "type": "view_submission",
-            "team": {"id": team, "domain": "fake"},
-            "user": {"id": user, "username": user, "name": user, "team_id": team},
-            "api_app_id": self.fake.workspace.app_id,
-            "token": "deprecated",
-            "trigger_id": self.fake.new_trigger_id(user),
+            **self._interaction("view_submission", user, team),
             "view": submitted,
             "response_urls": [],
-            "is_enterprise_install": False,
-            "enterprise": None,
         }
         return await self._interact(payload, team, settle)
 
@@ -416,6 +399,19 @@ class Scenario:
             value=str(job_run_id),
             team_id=team_id,
         )
+
+    def _interaction(self, kind: str, user: str, team: str) -> dict[str, Any]:
+        """The fields of every interaction payload `user` of workspace `team` sends."""
+        return {
+            "type": kind,
+            "team": {"id": team, "domain": "fake"},
+            "user": {"id": user, "username": user, "name": user, "team_id": team},
+            "api_app_id": self.fake.workspace.app_id,
+            "token": "deprecated",
+            "trigger_id": self.fake.new_trigger_id(user),
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
 
     async def _interact(self, payload: dict[str, Any], team: str, settle: bool) -> Seen:
         body = interaction_body(payload)
