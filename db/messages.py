@@ -1,7 +1,8 @@
 """Queries for stored messages, per-channel checkpoints and workspaces.
 
 Every function takes the `AsyncSession` first and never commits: callers own transactions.
-Imports SQLAlchemy and `db.records` only; never Slack code.
+Imports SQLAlchemy and `db.records` only; never Slack code. One module (~400 lines): the upsert,
+the reads of stored messages and the checkpoints share the same key and `ts` ordering rules.
 
 Slack `ts` values are compared as text. They are always "1700000000.000100" (10 digits, a dot,
 6 digits), so lexical order is numeric order; on PostgreSQL we compare under the "C" collation
