@@ -5,9 +5,19 @@ Standalone: imports only the standard library and aiohttp, never the app's packa
 
 from __future__ import annotations
 
+from fakeslack.change_stream import ChangeStream, change_stream
+from fakeslack.changes import Change
+from fakeslack.events import EventsConfig
 from fakeslack.faults import Faults
 from fakeslack.generator import generate
-from fakeslack.ground_truth import GroundTruth, ground_truth, is_noise, visible_text
+from fakeslack.ground_truth import (
+    FinalTruth,
+    GroundTruth,
+    final_truth,
+    ground_truth,
+    is_noise,
+    visible_text,
+)
 from fakeslack.server import FakeSlack
 from fakeslack.spec import DEFAULT_BOT_SCOPES, PROFILES
 from fakeslack.workspace import Channel, Workspace
@@ -15,11 +25,17 @@ from fakeslack.workspace import Channel, Workspace
 __all__ = [
     "DEFAULT_BOT_SCOPES",
     "PROFILES",
+    "Change",
+    "ChangeStream",
     "Channel",
+    "EventsConfig",
     "FakeSlack",
     "Faults",
+    "FinalTruth",
     "GroundTruth",
     "Workspace",
+    "change_stream",
+    "final_truth",
     "generate",
     "ground_truth",
     "is_noise",

@@ -1,7 +1,8 @@
 """`python -m fakeslack`: serve a generated workspace until SIGTERM/SIGINT.
 
 Prints one JSON line on stdout once listening (url, bot_token, team_id, port, signing_secret);
-logs go to stderr.
+logs go to stderr. With `--events-url`, changes made through `POST /_fake/changes` reach that URL
+as signed Events API requests, with Slack's retries (`/_fake/events/config` changes it later).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import signal
 import sys
 
+from fakeslack.events import EventsConfig
 from fakeslack.generator import generate
 from fakeslack.server import FakeSlack
 from fakeslack.spec import PROFILES
@@ -33,6 +35,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-compression", type=float, default=1.0)
     p.add_argument("--profile", choices=sorted(PROFILES), default="internal")
     p.add_argument("--no-rate-limits", action="store_true")
+    p.add_argument(
+        "--events-url",
+        default=None,
+        help="the app's Events API request URL (e.g. http://127.0.0.1:3000/slack/events)",
+    )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -53,6 +60,7 @@ async def serve(args: argparse.Namespace) -> None:
         rate_limits=not args.no_rate_limits,
         host=args.host,
         port=args.port,
+        events=EventsConfig(mode="http", url=args.events_url) if args.events_url else None,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fakeslack import blockkit
+from fakeslack import blockkit, changes
+from fakeslack.changes import Outcome
 from fakeslack.errors import ApiError
 from fakeslack.pagination import Cursors, InvalidCursor
 from fakeslack.recorder import Recorder
@@ -53,6 +54,7 @@ class Api:
         views: ViewStore,
         cursors: Cursors,
         socket_url: Callable[[], str] | None = None,
+        changed: Callable[[Outcome], object] | None = None,
     ) -> None:
         self.ws = ws
         self.scopes = scopes
@@ -61,6 +63,8 @@ class Api:
         self.views = views
         self.cursors = cursors
         self.socket_url = socket_url
+        # Hears what the app's own calls change (its posts, edits, joins), for event delivery.
+        self.changed: Callable[[Outcome], object] = changed or (lambda outcome: None)
         self.handlers: dict[str, Callable[[Args], dict[str, Any]]] = {
             "auth.test": self.auth_test,
             "conversations.list": self.conversations_list,
@@ -312,11 +316,8 @@ class Api:
         if bot in ch.members:
             body["warning"] = "already_in_channel"
             body["response_metadata"] = {"warnings": ["already_in_channel"]}
-        else:
-            ch.members.add(bot)
-            self.ws.add_message(
-                ch.id, f"<@{bot}> has joined the channel", user=bot, subtype="channel_join"
-            )
+        else:  # a channel_join line, and member_joined_channel for the bot itself
+            self.changed(changes.add_member(self.ws, ch.id, bot))
         body["channel"] = ch.to_api(self.ws.team_id, bot)
         return body
 
@@ -460,6 +461,7 @@ class Api:
             if _bool(a, "reply_broadcast"):
                 msg["subtype"] = "thread_broadcast"
         ch.insert(msg)
+        self.changed(changes.posted(self.ws, ch, msg))
         self.rec.record_post(
             "message",
             channel=ch.id,
@@ -508,6 +510,7 @@ class Api:
         text, blocks, attachments = self._message_content(a, require=False)
         if text is None and blocks is None and attachments is None:
             raise ApiError("no_text")
+        previous = ch.render(msg)
         if text is not None:
             msg["text"] = text
         if blocks is not None:
@@ -515,6 +518,7 @@ class Api:
         if attachments is not None:
             msg["attachments"] = attachments
         msg["edited"] = {"user": self.ws.bot_user_id, "ts": key_to_ts(int(time.time() * 1_000_000))}
+        self.changed(changes.edited(self.ws, ch, msg, previous))
         self.rec.record_post(
             "update", channel=ch.id, user=ch.im_user, ts=msg["ts"], text=text, blocks=blocks
         )

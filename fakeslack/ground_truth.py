@@ -1,4 +1,5 @@
-"""The oracle: which messages a correct backfill must store, and which it must not.
+"""The oracle: which messages a correct backfill must store, and which it must not; and what a
+perfect live mirror holds after that backfill and the events since (`final_truth`).
 
 This is an independent implementation of the app's storage contract (window, channel scope, thread
 lookback, noise filter) written against the raw workspace, never against the app's code.
@@ -165,3 +166,66 @@ def expected_calls(
         "conversations.join": len(gt.channels_to_join),
         "channels": len(gt.channels_in_scope),
     }
+
+
+@dataclass
+class FinalTruth:
+    """A perfect mirror's store: `messages` (channel, ts) -> text that must be there, `gone` what
+    must not be (deleted, tombstoned, edited into noise, in a deleted channel, or noise all
+    along), the channels' current names, the deleted channels, and other workspaces' messages
+    (team, channel, ts) that the app was sent and must not store."""
+
+    messages: dict[Key, str]
+    gone: set[Key]
+    channel_names: dict[str, str] = field(default_factory=dict)
+    deleted_channels: set[str] = field(default_factory=set)
+    foreign: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+def final_truth(
+    ws: Workspace,
+    initial: GroundTruth,
+    told: Iterable[Key],
+    *,
+    foreign: Iterable[tuple[str, str, str]] = (),
+    channel_ids: Iterable[str] | None = None,
+    min_text_chars: int = 8,
+    include_bots: bool = False,
+) -> FinalTruth:
+    """After a backfill that stored `initial.must_store` and the events since (`told`: the
+    messages whose post or edit event the app was sent), in the channels of `initial`'s scope
+    (or `channel_ids`): a message must be stored iff it still exists, in a channel that still
+    exists, it is not noise as it is NOW (same filter as `ground_truth`), and the backfill stored
+    it or an event told the app of it (an edit that makes a message qualify stores it, one that
+    makes it noise removes it). Every other message the backfill saw or the app was told of is
+    `gone`; other messages (never read, never announced) are in neither."""
+    told = set(told)
+    scope = set(initial.channels_in_scope if channel_ids is None else channel_ids)
+    wanted = initial.must_store | told
+    with ws.lock:
+        messages: dict[Key, str] = {}
+        gone: set[Key] = set()
+        for key in initial.must_store | initial.must_not_store | told:
+            channel_id, ts = key
+            if channel_id not in scope:
+                continue
+            ch = ws.channels.get(channel_id)
+            msg = None if ch is None or ch.deleted else ch.by_ts.get(ts)
+            keep = (
+                msg is not None
+                and key in wanted
+                and not is_noise(msg, min_text_chars=min_text_chars, include_bots=include_bots)
+            )
+            if keep and msg is not None:
+                messages[key] = msg.get("text", "")
+            else:
+                gone.add(key)
+        names = {}
+        deleted = set()
+        for channel_id in scope:
+            ch = ws.channels.get(channel_id)
+            if ch is None or ch.deleted:
+                deleted.add(channel_id)
+            else:
+                names[channel_id] = ch.name
+        return FinalTruth(messages, gone, names, deleted, set(foreign))

@@ -1,5 +1,6 @@
 """The aiohttp server: `/api/<method>` routing, auth and scopes, rate limits, faults, recording, the
-`response_url` endpoint, Socket Mode (`socket_mode.py`) and the `/_fake/*` control routes;
+`response_url` endpoint, Socket Mode (`socket_mode.py`), the live workspace's changes and their
+events (`live.py`) and the `/_fake/*` control routes;
 `FakeSlack` is the embedding API (same loop with `async with`, or a private loop in a background
 thread with `with`)."""
 
@@ -20,7 +21,9 @@ from aiohttp import web
 
 from fakeslack.api import Api
 from fakeslack.errors import ApiError
+from fakeslack.events import EventsConfig
 from fakeslack.faults import Fault, Faults
+from fakeslack.live import LiveWorkspace
 from fakeslack.pagination import Cursors
 from fakeslack.ratelimit import SlidingWindowLimiter
 from fakeslack.recorder import Call, Recorder
@@ -39,8 +42,9 @@ log = logging.getLogger("fakeslack")
 T = TypeVar("T")
 
 
-class FakeSlack:
-    """A local Slack Web API for one workspace, answering the app's bot token."""
+class FakeSlack(LiveWorkspace):
+    """A local Slack Web API for one workspace, answering the app's bot token; changes made
+    through its `LiveWorkspace` methods also reach the app as events (`events=EventsConfig`)."""
 
     def __init__(
         self,
@@ -54,6 +58,7 @@ class FakeSlack:
         scopes: set[str] | frozenset[str] | None = None,
         trigger_ttl: float = 3.0,
         app_token: str | None = None,
+        events: EventsConfig | None = None,
     ) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; one of {', '.join(PROFILES)}")
@@ -93,6 +98,7 @@ class FakeSlack:
             views=self.view_store,
             cursors=Cursors(secrets.token_bytes(16)),
             socket_url=lambda: self.socket.new_url(self._current_token),
+            changed=self.record_change,
         )
         self._call_no = 0
         # TCP connections that carried a request: a keep-alive connection is counted once.
@@ -103,6 +109,7 @@ class FakeSlack:
         self._site_port: int | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._init_live(events)
 
     # -- identity -----------------------------------------------------------------------------
     @property
@@ -175,6 +182,7 @@ class FakeSlack:
         app.router.add_post("/_fake/response_url", self._post_new_response_url)
         app.router.add_get("/_fake/ground_truth", self._get_ground_truth)
         self.socket.install(app)  # /_fake/socket/{ticket} (the WebSocket), /_fake/socket_mode/*
+        self.install_live(app)  # /_fake/events, /_fake/events/config, /_fake/events/settled, ...
         return app
 
     async def start(self) -> FakeSlack:
@@ -530,7 +538,7 @@ class FakeSlack:
         return web.json_response([c.to_dict() for c in calls])
 
     async def _get_counters(self, request: web.Request) -> web.Response:
-        return web.json_response(self.counters)
+        return web.json_response({**self.counters, "events": self.event_counters})
 
     async def _post_faults(self, request: web.Request) -> web.Response:
         try:

@@ -90,6 +90,8 @@ class Channel:
     previous_names: list[str] = field(default_factory=list)
     im_user: str | None = None  # the other party of a DM
     deleted: bool = False
+    # The newest ts key ever stored here (deletions do not lower it: Slack never reuses a ts).
+    newest: int = field(default=0, repr=False)
     top: _Sorted = field(default_factory=_Sorted, repr=False)  # what history shows
     by_ts: dict[str, Message] = field(default_factory=dict, repr=False)  # every message
     replies: dict[str, _Sorted] = field(default_factory=dict, repr=False)  # parent ts -> replies
@@ -101,6 +103,7 @@ class Channel:
             raise ValueError(f"duplicate ts {ts} in {self.id}")
         key = ts_key(ts)
         self.by_ts[ts] = msg
+        self.newest = max(self.newest, key)
         thread_ts = msg.get("thread_ts")
         if thread_ts and thread_ts != ts:
             self.replies.setdefault(thread_ts, _Sorted()).insert(key, msg)
@@ -117,6 +120,7 @@ class Channel:
                 raise ValueError(f"duplicate ts {ts} in {self.id}")
             key = ts_key(ts)
             self.by_ts[ts] = msg
+            self.newest = max(self.newest, key)
             thread_ts = msg.get("thread_ts")
             if thread_ts and thread_ts != ts:
                 rs = self.replies.setdefault(thread_ts, _Sorted())
@@ -173,7 +177,7 @@ class Channel:
         return out
 
     def last_key(self) -> int:
-        return max((ts_key(t) for t in self.by_ts), default=0)
+        return self.newest
 
     # -- the conversation object --------------------------------------------------------------
     def to_api(self, team_id: str, bot_user_id: str) -> dict[str, Any]:
@@ -378,16 +382,26 @@ class Workspace:
             return msg
 
     def edit_message(
-        self, channel_id: str, ts: str, text: str, *, user: str | None = None
+        self,
+        channel_id: str,
+        ts: str,
+        text: str,
+        *,
+        user: str | None = None,
+        at: float | None = None,
     ) -> Message:
+        """Change the text in place, with `edited` = who and when (`at`, default the real clock).
+        No event: `FakeSlack.edit_message` is the change that also tells the app."""
         with self.lock:
             ch = self._need_channel(channel_id)
             msg = ch.by_ts[ts]
             msg["text"] = text
-            msg["edited"] = {"user": user or msg.get("user", ""), "ts": self.next_ts(ch)}
+            msg["edited"] = {"user": user or msg.get("user", ""), "ts": self.next_ts(ch, at)}
             return msg
 
     def delete_message(self, channel_id: str, ts: str) -> None:
+        """Remove the message outright, telling nobody (a deletion the app never hears of, as
+        when an event is lost); `FakeSlack.delete_message` is the change Slack announces."""
         with self.lock:
             self._need_channel(channel_id).remove(ts)
 
