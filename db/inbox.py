@@ -135,6 +135,20 @@ async def claim(
     return sorted(events, key=lambda e: e.inbox_id)
 
 
+async def holders(session: AsyncSession) -> set[str]:
+    """The drainers holding claims now (to let go of a dead one's at once)."""
+    rows = await session.execute(select(_I.claimed_by).where(_I.claimed_by.is_not(None)).distinct())
+    return {str(owner) for (owner,) in rows.all()}
+
+
+async def release_claims(session: AsyncSession, owner: str) -> int:
+    """Give back every event `owner` holds (it died): the next claim takes them."""
+    result = await session.execute(
+        update(_INBOX).where(_I.claimed_by == owner).values(claimed_by=None, claimed_at=None)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def done(session: AsyncSession, owner: str, inbox_ids: Sequence[int]) -> int:
     """Delete applied events this drainer still holds; returns how many."""
     if not inbox_ids:
@@ -222,7 +236,9 @@ __all__ = [
     "claim",
     "done",
     "forget_seen",
+    "holders",
     "record_applied",
+    "release_claims",
     "status",
     "take_in",
     "waiting",

@@ -66,7 +66,9 @@ MIRROR_EVENTS = {
     "message.channels": {"channels:history"},
     "message.groups": {"groups:history"},
     "channel_rename": {"channels:read"},
+    "group_rename": {"groups:read"},
     "channel_deleted": {"channels:read"},
+    "group_deleted": {"groups:read"},
     "channel_archive": {"channels:read"},
     "member_joined_channel": {"channels:read", "groups:read"},
 }

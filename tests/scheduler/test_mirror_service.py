@@ -22,6 +22,7 @@ from db.models import Message
 from scheduler.backfill.stored_form import stored_form
 from scheduler.backfill.writer import write_batch
 from scheduler.mirror import LEASE_S, MirrorConfig, MirrorService
+from scheduler.process_identity import Liveness, LivenessJudge
 from tests.engine.engine_harness import Stores, make_gateway, slack_and_stores, small_workspace
 
 _ids = itertools.count(1)
@@ -304,3 +305,27 @@ async def test_out_of_scope_channels_are_not_stored_but_deletions_apply(mirror: 
     await m.send(post(m, "1750000091.000100", "not in the schedule's channels"), deleted(ts))
     await m.drain()
     assert await m.stored() == {}
+
+
+async def test_a_dead_drainers_claims_of_this_host_are_taken_back_at_once(mirror: Mirror) -> None:
+    """A process killed right after acknowledging a burst: the restarted one does not wait out
+    the lease for the events the dead one had claimed."""
+
+    class DeadOrAlive(LivenessJudge):
+        def judge(self, owner: str | None) -> Liveness:
+            return Liveness.DEAD if owner == "killed-drainer" else Liveness.ALIVE
+
+    m = mirror
+    await m.send(post(m, "1750000100.000100", "held by a killed drainer"))
+    await m.send(post(m, "1750000101.000100", "held by a live one", channel="C0OTHERCH"))
+    now = m.service._clock()
+    async with m.stores.sessions.begin() as s:
+        [first] = await inbox.claim(s, "killed-drainer", now=now, lease_s=LEASE_S, limit=1)
+    async with m.stores.sessions.begin() as s:
+        [second] = await inbox.claim(s, "live-drainer", now=now, lease_s=LEASE_S, limit=1)
+    assert second.channel_id == "C0OTHERCH"
+    m.service._judge = DeadOrAlive("host", None)
+    await m.drain()
+    assert set(await m.stored()) == {first.payload["ts"]}
+    async with m.stores.sessions() as s:
+        assert await inbox.holders(s) == {"live-drainer"}  # the live one's claim is left to it
