@@ -22,7 +22,7 @@ import aiohttp
 from app.runtime import Runtime, running_app
 from app.settings import Settings, load_settings
 from app.terminal import render_message, render_view
-from db.messages import count_messages
+from db.messages import count_messages, stored_messages
 from fakeslack import FakeSlack, generate, ground_truth
 from fakeslack.outgoing import event_body, form_headers, json_headers, slash_command_body
 
@@ -226,11 +226,44 @@ async def run_demo(args: argparse.Namespace) -> int:
             print(await slack.open_home(admin["id"]))
             await search(rt)
             ok = await summary(rt, fake, args.days)
+            ok = await live_mirror(rt, fake) and ok
             if args.keep_running:
                 await prompt(slack, pick_user(fake, args.role))
             return 0 if ok else 1
     finally:
         await fake.stop()
+
+
+async def live_mirror(rt: Runtime, fake: FakeSlack) -> bool:
+    """Slack's events reach the store between runs: a new message, its edit, and a deletion."""
+    section("The live mirror: a message posted, edited, and another deleted in Slack")
+    fake.configure_events(mode="http", url=f"http://127.0.0.1:{rt.port}/slack/events")
+    channel = next(
+        c.id
+        for c in fake.workspace.channels.values()
+        if fake.workspace.bot_user_id in c.members and not c.is_archived
+    )
+    posted = str(fake.post_message(channel, "The release moves to Thursday, see the plan")["ts"])
+    fake.edit_message(channel, posted, "The release moves to Friday, see the updated plan")
+    doomed = str(fake.post_message(channel, "This message was posted by mistake")["ts"])
+    fake.delete_message(channel, doomed)
+    await fake.events_settled(timeout=30)
+    mirror = rt.deps.mirror
+    assert mirror is not None
+    for _ in range(100):  # the drainer applies them within a few seconds
+        if (await mirror.status(rt.team_id)).backlog == 0:
+            break
+        await asyncio.sleep(0.1)
+    async with rt.sessions() as session:
+        stored = await stored_messages(session, rt.team_id, channel, [posted, doomed])
+    edited = stored.get(posted)
+    print(f"  edited message, as stored: {edited.text if edited else '(missing)'}")
+    print(f"  deleted message stored: {'yes' if doomed in stored else 'no'}")
+    status = await mirror.status(rt.team_id)
+    print(f"  events applied today: {status.applied_today}, waiting: {status.backlog}")
+    ok = edited is not None and "Friday" in edited.text and doomed not in stored
+    print("  OK: the edit and the deletion reached the store" if ok else "  MISMATCH")
+    return ok
 
 
 def _free_port() -> int:
