@@ -36,6 +36,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", choices=sorted(PROFILES), default="internal")
     p.add_argument("--no-rate-limits", action="store_true")
     p.add_argument(
+        "--burst",
+        type=int,
+        default=None,
+        help="also tolerate only a burst of N calls per method (a leaky bucket of N draining at "
+        "the tier's rate), as a Slack stricter than its documented minute",
+    )
+    p.add_argument(
         "--events-url",
         default=None,
         help="the app's Events API request URL (e.g. http://127.0.0.1:3000/slack/events)",
@@ -58,6 +65,7 @@ async def serve(args: argparse.Namespace) -> None:
         profile=args.profile,
         time_compression=args.time_compression,
         rate_limits=not args.no_rate_limits,
+        burst=args.burst,
         host=args.host,
         port=args.port,
         events=EventsConfig(mode="http", url=args.events_url) if args.events_url else None,

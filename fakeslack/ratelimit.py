@@ -1,4 +1,5 @@
-"""Sliding-window-log rate limiter: at most N calls in any window of 60 s (compressible).
+"""Rate limiters: a sliding-window log (at most N calls in any window of 60 s, compressible: how
+Slack states its tiers) and leaky buckets (a burst of at most `capacity`, then the tier's rate).
 
 Keys are (token, team, method[, channel]); rejected calls are not logged, so they do not count.
 """
@@ -46,3 +47,53 @@ class SlidingWindowLimiter:
 
     def reset(self) -> None:
         self._logs.clear()
+
+
+class LeakyBucketLimiter:
+    """Leaky buckets: each accepted call adds one to its key's level, which drains at the rate
+    given per call (per minute, compressible); a call that would lift the level above `capacity`
+    is refused. So at most `capacity` calls at once, then one per drain interval: a limiter that
+    tolerates only a burst of `capacity` where the sliding window allows a whole minute's worth.
+    Rejected calls add nothing."""
+
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        time_compression: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        if time_compression <= 0:
+            raise ValueError("time_compression must be > 0")
+        self.capacity = capacity
+        self.time_compression = time_compression
+        self.clock = clock
+        self._levels: dict[Hashable, tuple[float, float]] = {}  # key -> (level, when)
+
+    def _drain(self, per_minute: int) -> float:
+        """Calls drained per real second."""
+        return per_minute * self.time_compression / 60.0
+
+    def _level(self, key: Hashable, per_minute: int) -> float:
+        now = self.clock()
+        level, when = self._levels.get(key, (0.0, now))
+        return max(0.0, level - (now - when) * self._drain(per_minute))
+
+    def peek(self, key: Hashable, per_minute: int) -> int:
+        """0 if a call would be allowed now, else the Retry-After (whole real seconds, >= 1)."""
+        excess = self._level(key, per_minute) + 1.0 - self.capacity
+        if excess <= 0:
+            return 0
+        return max(1, math.ceil(excess / self._drain(per_minute)))
+
+    def try_acquire(self, key: Hashable, per_minute: int) -> int:
+        """Record a call and return 0, or return the Retry-After without recording it."""
+        wait = self.peek(key, per_minute)
+        if not wait:
+            self._levels[key] = (self._level(key, per_minute) + 1.0, self.clock())
+        return wait
+
+    def reset(self) -> None:
+        self._levels.clear()

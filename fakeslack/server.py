@@ -25,7 +25,7 @@ from fakeslack.events import EventsConfig
 from fakeslack.faults import Fault, Faults
 from fakeslack.live import LiveWorkspace
 from fakeslack.pagination import Cursors
-from fakeslack.ratelimit import SlidingWindowLimiter
+from fakeslack.ratelimit import LeakyBucketLimiter, SlidingWindowLimiter
 from fakeslack.recorder import Call, Recorder
 from fakeslack.socket_mode import SocketModeServer, SocketModeTimeout
 from fakeslack.spec import (
@@ -53,6 +53,7 @@ class FakeSlack(LiveWorkspace):
         profile: str = "internal",
         time_compression: float = 1.0,
         rate_limits: bool = True,
+        burst: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         scopes: set[str] | frozenset[str] | None = None,
@@ -77,7 +78,13 @@ class FakeSlack(LiveWorkspace):
         self.socket = SocketModeServer(
             app_id=workspace.app_id, base_ws_url=lambda: f"ws://{self.host}:{self.port}"
         )
+        # Slack's tiers as stated: N calls per method in any sliding minute. `burst` adds a leaky
+        # bucket per method (at most `burst` calls at once, then the tier's rate), for a limiter
+        # that tolerates less burst than the documented minute, as Slack's real one may.
         self.limiter = SlidingWindowLimiter(time_compression=time_compression)
+        self.bucket = (
+            LeakyBucketLimiter(burst, time_compression=time_compression) if burst else None
+        )
         self.faults = Faults()
         self.recorder = Recorder()
         self.view_store = ViewStore(
@@ -177,6 +184,7 @@ class FakeSlack(LiveWorkspace):
         app.router.add_post("/_fake/faults", self._post_faults)
         app.router.add_get("/_fake/faults", self._get_faults)
         app.router.add_post("/_fake/reset_recording", self._post_reset)
+        app.router.add_post("/_fake/rate_limits", self._post_rate_limits)
         app.router.add_get("/_fake/posts", self._get_posts)
         app.router.add_post("/_fake/trigger_id", self._post_trigger)
         app.router.add_post("/_fake/response_url", self._post_new_response_url)
@@ -323,6 +331,8 @@ class FakeSlack(LiveWorkspace):
 
     def reset_rate_limits(self) -> None:
         self.limiter.reset()
+        if self.bucket is not None:
+            self.bucket.reset()
 
     # -- Socket Mode (see socket_mode.py) -------------------------------------------------------
     @property
@@ -497,18 +507,24 @@ class FakeSlack(LiveWorkspace):
     def _rate_limit(self, token: str, method: str, args: dict[str, Any]) -> int:
         """0 when the call may proceed (and is counted), else the Retry-After in seconds."""
         spec = METHODS.get(method) or APP_LEVEL_METHODS[method]
-        team = self.workspace.team_id
         per_minute = self.profile.per_minute.get(method, spec.per_minute)
-        keys: list[tuple[tuple[Any, ...], int, float]] = [((token, team, method), per_minute, 60.0)]
+        # Slack counts per app (a token here), per workspace, per method.
+        bucket_key = (token, self.workspace.team_id, method)
+        keys: list[tuple[tuple[Any, ...], int, float]] = [(bucket_key, per_minute, 60.0)]
         if spec.per_channel_per_second:
             channel = self.api.rate_key_channel(args)
-            keys.insert(0, ((token, team, method, channel), spec.per_channel_per_second, 1.0))
-        # Check every window first so a rejected call is counted in none of them.
+            keys.insert(0, ((*bucket_key, channel), spec.per_channel_per_second, 1.0))
+        bucket = self.bucket
+        # Check every window (and the bucket) first so a rejected call is counted in none.
         waits = [self.limiter.peek(k, n, w) for k, n, w in keys]
+        if bucket is not None:
+            waits.append(bucket.peek(bucket_key, per_minute))
         if any(waits):
             return max(waits)
         for k, n, w in keys:
             self.limiter.try_acquire(k, n, w)
+        if bucket is not None:
+            bucket.try_acquire(bucket_key, per_minute)
         return 0
 
     # -- response_url -------------------------------------------------------------------------
@@ -555,6 +571,16 @@ class FakeSlack(LiveWorkspace):
     async def _post_reset(self, request: web.Request) -> web.Response:
         self.reset_recording()
         return web.json_response({"ok": True})
+
+    async def _post_rate_limits(self, request: web.Request) -> web.Response:
+        """`{"enabled": bool}`: switch rate limits on or off, every window and bucket emptied
+        (e.g. seed a database unthrottled, then measure a run against Slack's limits)."""
+        body = await request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
+            return web.json_response({"ok": False, "error": 'want {"enabled": bool}'}, status=400)
+        self.rate_limits = body["enabled"]
+        self.reset_rate_limits()
+        return web.json_response({"ok": True, "rate_limits": self.rate_limits})
 
     async def _get_posts(self, request: web.Request) -> web.Response:
         return web.json_response(

@@ -201,38 +201,44 @@ class SlackGateway:
         rate_limited = 0
         malformed: str | None = None
         while True:
-            await self.pacer.acquire(method)
-            # Later than the pacer allows is always safe; starting (and then decoding a page of
-            # up to 999 messages) while Slack waits for this process's acknowledgements is not.
-            await self._yield_to()
-            self._stats.calls[method] = self._stats.calls.get(method, 0) + 1
-            retry_after: float | None = None
-            try:
-                # POST, form-encoded, as Slack accepts for every method (the Node SDK always
-                # does): aiohttp silently re-sends an idempotent GET once after a dropped
-                # connection, a retry that would bypass pacing and this loop's accounting.
-                response = await self._client.api_call(method, http_verb="POST", data=_form(params))
-                malformed = problem_of(method, response.data)
-                if malformed is None:
-                    self._observe(method, "ok")
-                    return response.data  # type: ignore[return-value]  # checked: a dict
-                outcome, reason = Outcome.TRANSIENT, MALFORMED
-            except SlackApiError as exc:
-                status, error, retry_after = _describe(exc.response)
-                if status == 200 and error is None:
-                    # JSON cut short (the SDK hands over aiohttp's raw response), a non-JSON
-                    # page, or an object without `ok`: a garbled answer, not Slack's refusal.
-                    outcome, reason, malformed = Outcome.TRANSIENT, MALFORMED, _unreadable(exc)
-                else:
-                    outcome, malformed = classify(status, error), None
-                    reason = error or f"http_{status}"
-            except (AttributeError, json.JSONDecodeError):
-                # The SDK's own validation calls `.get` on whatever JSON came back: a list, a
-                # string or a text/plain body fails there, before any response object exists.
-                outcome, reason = Outcome.TRANSIENT, MALFORMED
-                malformed = "the body is not a JSON object"
-            except _NETWORK_ERRORS as exc:
-                outcome, reason, malformed = Outcome.TRANSIENT, type(exc).__name__, None
+            # The method's turn lasts until Slack answers: one call of a method in flight at a
+            # time, and a 429 reaches the pacer before the next call of that method starts. Its
+            # start waits for `yield_to`: starting (and then decoding a page of up to 999
+            # messages) while Slack waits for this process's acknowledgements is not safe.
+            async with self.pacer.turn(method, ready=self._yield_to):
+                self._stats.calls[method] = self._stats.calls.get(method, 0) + 1
+                retry_after: float | None = None
+                try:
+                    # POST, form-encoded, as Slack accepts for every method (the Node SDK always
+                    # does): aiohttp silently re-sends an idempotent GET once after a dropped
+                    # connection, a retry that would bypass pacing and this loop's accounting.
+                    response = await self._client.api_call(
+                        method, http_verb="POST", data=_form(params)
+                    )
+                    malformed = problem_of(method, response.data)
+                    if malformed is None:
+                        self._observe(method, "ok")
+                        return response.data  # type: ignore[return-value]  # checked: a dict
+                    outcome, reason = Outcome.TRANSIENT, MALFORMED
+                except SlackApiError as exc:
+                    status, error, retry_after = _describe(exc.response)
+                    if status == 200 and error is None:
+                        # JSON cut short (the SDK hands over aiohttp's raw response), a non-JSON
+                        # page, or an object without `ok`: a garbled answer, not Slack's refusal.
+                        outcome, reason, malformed = Outcome.TRANSIENT, MALFORMED, _unreadable(exc)
+                    else:
+                        outcome, malformed = classify(status, error), None
+                        reason = error or f"http_{status}"
+                except (AttributeError, json.JSONDecodeError):
+                    # The SDK's own validation calls `.get` on whatever JSON came back: a list, a
+                    # string or a text/plain body fails there, before any response object exists.
+                    outcome, reason = Outcome.TRANSIENT, MALFORMED
+                    malformed = "the body is not a JSON object"
+                except _NETWORK_ERRORS as exc:
+                    outcome, reason, malformed = Outcome.TRANSIENT, type(exc).__name__, None
+                if outcome is Outcome.RATE_LIMITED:
+                    # Waiting out Retry-After happens in the pacer, before the next start.
+                    self.pacer.penalize(method, retry_after if retry_after is not None else 1.0)
             self._observe(method, _outcome_label(outcome, reason))
 
             if outcome is Outcome.RATE_LIMITED:
@@ -240,8 +246,6 @@ class SlackGateway:
                 self._stats.rate_limited += 1
                 if rate_limited > self._max_rate_limited:
                     raise SlackUnavailable("ratelimited", method=method)
-                # Waiting out Retry-After happens in the pacer, before the next start.
-                self.pacer.penalize(method, retry_after if retry_after is not None else 1.0)
                 self._stats.retries += 1
                 continue
             if outcome is Outcome.PERMANENT:
