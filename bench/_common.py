@@ -114,6 +114,19 @@ async def fake_get(info: FakeSlackInfo, path: str) -> Any:
         return await response.json()
 
 
+async def fake_post(info: FakeSlackInfo, path: str, body: Any = None) -> Any:
+    """POST (JSON) to one of fakeslack's `/_fake/*` control routes."""
+    import aiohttp
+
+    base = info.url.removesuffix("/").removesuffix("/api")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{base}/_fake/{path}", json=body) as response,
+    ):
+        response.raise_for_status()
+        return await response.json()
+
+
 class CountingVectorStore:
     """A `VectorStore` that stores nothing and counts what it was given (memory benchmark)."""
 
