@@ -140,10 +140,6 @@ class Pacer:
         """Seconds between two starts of `method` once it is spaced (penalties included)."""
         return self._pacer(method).interval
 
-    def window(self, method: str) -> float:
-        """Seconds of the window in which `method` may make its tier's calls (margin included)."""
-        return self._pacer(method).window
-
     @contextlib.asynccontextmanager
     async def turn(self, method: str, ready: Ready | None = None) -> AsyncIterator[None]:
         """Wait until a call of `method` may start, record that it starts now, and hold the
