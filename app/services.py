@@ -68,6 +68,7 @@ def build_engine(
         min_text_chars=settings.min_text_chars,
         thread_lookback_days=settings.thread_lookback_days,
         auto_join=settings.auto_join,
+        prune_deleted=settings.prune_deleted,
     )
     return BackfillEngine(gateway, sessions, vectors, config, yield_to=requests_first)
 

@@ -53,6 +53,7 @@ ACCEPTED: dict[str, str] = {
     "INCLUDE_BOTS": "true or false",
     "MIN_TEXT_CHARS": "an integer from 0 to 1000",
     "THREAD_LOOKBACK_DAYS": "an integer from 0 to 365",
+    "PRUNE_DELETED": "true or false",
     "RUN_CONCURRENCY": "an integer from 1 to 32",
     "RUN_RETRIES": "an integer from 0 to 10",
     "LOG_LEVEL": "one of: " + ", ".join(LOG_LEVELS),
@@ -99,6 +100,8 @@ class Settings(BaseSettings):
     include_bots: bool = False
     min_text_chars: int = Field(default=8, ge=0, le=1000)
     thread_lookback_days: int = Field(default=14, ge=0, le=365)
+    # A run removes the stored messages of what it re-read that Slack no longer returns.
+    prune_deleted: bool = True
     run_concurrency: int = Field(default=2, ge=1, le=32)
     run_retries: int = Field(default=2, ge=0, le=10)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

@@ -66,15 +66,19 @@ def _dicts(blocks: list[Block]) -> list[dict[str, Any]]:
 def run_summary_blocks(
     run: Run, *, now: datetime, viewer_tz: str | None = "UTC"
 ) -> list[dict[str, Any]]:
-    """A finished (or cancelled) run: counts, duration, channels skipped grouped by reason."""
+    """A finished (or cancelled) run: counts (with the stored messages it removed because Slack no
+    longer had them, when it pruned), duration, channels skipped grouped by reason."""
     title = f"{TITLES.get(run.status, 'Backfill ended')}: run #{run.job_run_id}"
     blocks: list[Block] = [header(title)]
     took = duration_between(run.started_at, run.completed_at or now)
     window = f"last {plural(run.days, 'day')}" if run.days else "as scheduled"
+    counts = [f"*Messages stored*\n{format_count(run.messages_collected)}"]
+    if run.messages_removed is not None:
+        counts.append(f"*Removed (deleted in Slack)*\n{format_count(run.messages_removed)}")
     blocks.append(
         fields_section(
             [
-                f"*Messages stored*\n{format_count(run.messages_collected)}",
+                *counts,
                 f"*Channels processed*\n{format_count(run.channels_processed)}",
                 f"*Channels skipped*\n{format_count(len(run.channels_skipped))}",
                 f"*Duration*\n{format_duration(took)}",
@@ -110,6 +114,8 @@ def run_summary_text(run: Run, *, now: datetime) -> str:
         f"{plural(run.messages_collected, 'message')} from {plural(run.channels_processed, 'channel')} "
         f"in {format_duration(took)}"
     )
+    if run.messages_removed:
+        text += f"; removed {plural(run.messages_removed, 'message')} deleted in Slack"
     if run.channels_skipped:
         text += f"; {plural(len(run.channels_skipped), 'channel')} skipped"
     return truncate(text + ".", MAX_FALLBACK_TEXT)

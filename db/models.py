@@ -174,6 +174,8 @@ class BackfillJobRun(Base):
     channel_ids: Mapped[Any | None] = mapped_column(JSON)
     # What the run asked of Slack, per method (revision 0004; see db.records.SlackCalls).
     slack_calls: Mapped[Any | None] = mapped_column(JSON)
+    # Stored messages its re-reads no longer found in Slack, removed (revision 0006; PRUNE_DELETED).
+    messages_removed: Mapped[int | None] = mapped_column(Integer)
 
 
 class Message(Base):

@@ -104,6 +104,8 @@ class Run:
     owner: str | None = None  # the process working on it (None once released or finished)
     retry_at: datetime | None = None  # an automatic retry is pending
     slack_calls: tuple[SlackCalls, ...] = ()  # per method, busiest first; () before any figures
+    # Stored messages removed because Slack no longer had them; None when the run did not prune.
+    messages_removed: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -68,6 +68,7 @@ def _from_row(row: Any) -> Run:
         retry_at=row.retry_at,
         channel_ids=None if row.channel_ids is None else tuple(row.channel_ids),
         slack_calls=_slack_calls(row.slack_calls),
+        messages_removed=row.messages_removed,
     )
 
 
@@ -273,9 +274,11 @@ async def finish_run(
     error_message: str | None = None,
     retry_at: datetime | None = None,
     slack_calls: Sequence[SlackCalls] | None = None,
+    messages_removed: int | None = None,
 ) -> Run | None:
     """End a run this process owns: `success`, `failed` (with `retry_at` when an automatic retry
-    is planned) or `cancelled`. None when the run is no longer ours."""
+    is planned) or `cancelled`. None when the run is no longer ours. `messages_removed` (every
+    attempt's, summed) is left as it was when None."""
     values: dict[str, Any] = {
         "status": status,
         "completed_at": now,
@@ -290,6 +293,8 @@ async def finish_run(
         values["channels_skipped"] = skipped_json(channels_skipped)
     if slack_calls is not None:
         values["slack_calls"] = slack_calls_json(slack_calls)
+    if messages_removed is not None:
+        values["messages_removed"] = messages_removed
     stmt = (
         update(_RUNS)
         .where(_R.job_run_id == job_run_id, _R.owner == owner, _R.status == "running")
@@ -308,6 +313,7 @@ async def release_run(
     messages_collected: int | None = None,
     channels_processed: int | None = None,
     slack_calls: Sequence[SlackCalls] | None = None,
+    messages_removed: int | None = None,
 ) -> bool:
     """Let go of a run at shutdown: it stays `running`, with no owner and an ancient heartbeat,
     so the next process that looks takes it over at once (without counting an interruption)."""
@@ -318,6 +324,8 @@ async def release_run(
         values["channels_processed"] = channels_processed
     if slack_calls is not None:
         values["slack_calls"] = slack_calls_json(slack_calls)
+    if messages_removed is not None:
+        values["messages_removed"] = messages_removed
     stmt = (
         update(_RUNS)
         .where(_R.job_run_id == job_run_id, _R.owner == owner, _R.status == "running")

@@ -57,6 +57,7 @@ class RunJob:
     progress: Progress | None = None
     dm: ProgressDM | None = None
     attempt_calls: tuple[SlackCalls, ...] = ()  # what this attempt asked of Slack, once it ended
+    attempt_removed: int | None = None  # messages this attempt pruned, once it ended
 
     @property
     def job_run_id(self) -> int:
@@ -65,6 +66,13 @@ class RunJob:
     def slack_calls(self, attempt: tuple[SlackCalls, ...]) -> tuple[SlackCalls, ...]:
         """The run's figures with this attempt's added (earlier attempts are on the row)."""
         return add_slack_calls(self.run.slack_calls, attempt)
+
+    def messages_removed(self, attempt: int | None) -> int | None:
+        """The run's pruned messages with this attempt's added (earlier attempts are on the row);
+        None while no attempt pruned."""
+        if attempt is None:
+            return self.run.messages_removed
+        return (self.run.messages_removed or 0) + attempt
 
     def counts(self) -> tuple[int | None, int | None]:
         if self.progress is None:

@@ -74,6 +74,7 @@ class RunEndings:
                     messages_collected=messages,
                     channels_processed=channels,
                     slack_calls=job.slack_calls(job.attempt_calls) if job.attempt_calls else None,
+                    messages_removed=job.messages_removed(job.attempt_removed),
                 )
 
         try:
@@ -123,6 +124,7 @@ class RunEndings:
                     error_message=outcome.error_message,
                     retry_at=retry_at,
                     slack_calls=job.slack_calls(result.slack_calls),
+                    messages_removed=job.messages_removed(result.messages_removed),
                 )
 
         # Kept in hand (and beating, once the database is back) until its end is written.

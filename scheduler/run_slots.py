@@ -157,6 +157,7 @@ class RunSlots:
         if job.shutdown and not job.cancel_requested:
             job.progress = final_progress(job, result)
             job.attempt_calls = result.slack_calls
+            job.attempt_removed = result.messages_removed
             await self._endings.release(job)
             return
         await self._endings.finish(job, result)

@@ -17,7 +17,22 @@ before` (Slack's `latest` is exclusive), so a page is addressed by `(channel, la
 is exactly what the checkpoint stores (`resume_latest_ts`). A resumed run therefore continues at the
 first uncommitted page and never asks for a committed one again.
 
-One module (~650 lines): the producer, the replies tasks and the writer share the run's queue,
+Pruning (`EngineConfig.prune_deleted`): what a run re-read completely is what it may prune, and
+each unit says what that was. A history page of the window covers a contiguous ts range (from the
+`latest` it was asked for, exclusive, down to its oldest message, or to the window's start for
+the last page), so the stored top-level messages of that range it did not return went in Slack;
+a thread walked with `conversations.replies` covers its replies above the `oldest` it was asked
+for, up to the window's end. The lookback scan re-reads no top-level message (it only looks for
+parents), and a thread skipped because its newest reply is already stored is not re-read, so
+neither prunes anything. The removals go in the unit's own batch transaction (`write_pruned_batch`),
+so they are committed with the unit's rows and checkpoint or not at all: a channel that dies, a
+run cancelled or failed mid-way, keeps the removals of the units already written (each of them
+read completely) and makes none for the rest; a resumed run redoes exactly the uncommitted ones.
+Nothing younger than `PRUNE_SETTLE_S` at the window's end is pruned: Slack's clock and ours differ
+a little, and history may not show a message posted a moment before the run started (which the
+live mirror may store meanwhile); a removal writes a tombstone, so a wrong one would be for good.
+
+One module (~750 lines): the producer, the replies tasks and the writer share the run's queue,
 its cancel and its checkpoints; the pieces that stand alone (gateway, filter, users, writer,
 channels, progress) are already modules of their own.
 """
@@ -52,10 +67,12 @@ from scheduler.backfill.pacing import MethodStats
 from scheduler.backfill.progress import ProgressCallback, ProgressTracker, RunResult
 from scheduler.backfill.stored_form import stored_form
 from scheduler.backfill.users import load_user_names
-from scheduler.backfill.writer import write_batch
+from scheduler.backfill.writer import PageRead, ThreadRead, write_pruned_batch
 
 DAY = 86400
 _MICROS = 1_000_000
+# Messages this much younger than a window's end are left to a later run's pruning (module doc).
+PRUNE_SETTLE_S = 60.0
 
 __all__ = [
     "BackfillEngine",
@@ -87,16 +104,18 @@ def epoch_micros(seconds: float) -> int:
 @dataclass(frozen=True)
 class EngineConfig:
     """The engine's knobs (from settings: INCLUDE_BOTS, MIN_TEXT_CHARS, THREAD_LOOKBACK_DAYS,
-    AUTO_JOIN). `queue_pages` is how many fetched page units may wait for the writer; the writer
-    takes every unit already waiting (up to `coalesce_rows` rows and threads) into one transaction
-    and moves each channel's checkpoint once; `write_batch` caps the rows of one SQL statement and
-    of one Chroma upsert (short steps keep the event loop, and with it the pacing of Slack calls
-    and the acknowledgement of Slack's requests, responsive)."""
+    AUTO_JOIN, PRUNE_DELETED). `queue_pages` is how many fetched page units may wait for the
+    writer; the writer takes every unit already waiting (up to `coalesce_rows` rows and threads)
+    into one transaction and moves each channel's checkpoint once; `write_batch` caps the rows of
+    one SQL statement and of one Chroma upsert (short steps keep the event loop, and with it the
+    pacing of Slack calls and the acknowledgement of Slack's requests, responsive)."""
 
     include_bots: bool = False
     min_text_chars: int = 8
     thread_lookback_days: float = 14
     auto_join: bool = True
+    # Remove the stored messages a complete re-read no longer finds (see the module doc).
+    prune_deleted: bool = True
     write_batch: int = 200
     queue_pages: int = 4
     coalesce_rows: int = 2000
@@ -135,6 +154,11 @@ class _ChannelRun:
     def latest_ts(self) -> str:
         return format_ts(self.latest)
 
+    @property
+    def prune_before_ts(self) -> str:
+        """Pruning's upper bound (exclusive): the window's end less `PRUNE_SETTLE_S`."""
+        return format_ts(self.latest - epoch_micros(PRUNE_SETTLE_S) + 1)
+
 
 @dataclass
 class _Unit:
@@ -149,6 +173,11 @@ class _Unit:
     last_of_channel: bool = False
     kept: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # What this unit re-read completely (its history page; each thread walked, added once its
+    # replies are in): the writer removes what Slack no longer returned there.
+    prunes: list[PageRead | ThreadRead] = field(default_factory=list)
+    # The `oldest` each thread's replies were asked from (exclusive), per parent ts.
+    replies_after: dict[str, str] = field(default_factory=dict)
 
 
 class _Stop(Exception):
@@ -227,6 +256,7 @@ class _Run:
         # Channels that could not be read to the end for a reason a later run may not meet.
         self.channel_failures: list[str] = []
         self.failed = False
+        self.removed = 0  # stored messages removed because Slack no longer returned them
         # Set by any replies task that hits a run-ending error, so the run stops at once
         # instead of when the writer reaches that unit.
         self.fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -276,6 +306,7 @@ class _Run:
         self.result.channels_processed = self.tracker.channels_done
         self.result.messages_collected = self.tracker.messages_stored
         self.result.messages_written = self.tracker.messages_written
+        self.result.messages_removed = self.removed if self.config.prune_deleted else None
         self.result.duration_s = time.monotonic() - started
         self.result.slack_calls = self._slack_calls(calls_before, pacing_before)
         return self.result
@@ -447,6 +478,8 @@ class _Run:
             messages = page.messages
             last = not page.has_more or not messages
             unit = await self._build_unit(channel, phase, messages)
+            if phase == "history" and self.config.prune_deleted:
+                unit.prunes.append(self._page_read(channel, messages, latest, last))
             if last:
                 if phase == "history" and lookback:
                     unit.next_phase, unit.resume_latest_ts = "threads", None
@@ -460,6 +493,28 @@ class _Run:
             if last:
                 return True
             latest = messages[-1]["ts"]
+
+    def _page_read(
+        self, channel: _ChannelRun, messages: list[dict[str, Any]], latest: str, last: bool
+    ) -> PageRead:
+        """What one history page of the window says: every ts below `latest` (exclusive) down to
+        its oldest message (inclusive: one microsecond below is the exclusive bound), or down to
+        the window's start for the last page, is in `messages` or gone from Slack (pruned up to
+        the channel's settled bound only)."""
+        returned = {m["ts"] for m in messages if isinstance(m.get("ts"), str)}
+        placeholders = {
+            m["ts"] for m in messages if m.get("subtype") == "tombstone" and m["ts"] in returned
+        }
+        after = channel.oldest_ts if last else format_ts(ts_micros(messages[-1]["ts"]) - 1)
+        return PageRead(
+            workspace_id=self.request.workspace_id,
+            channel_id=channel.target.id,
+            after=after,
+            before=min(latest, channel.prune_before_ts, key=ts_micros),
+            returned=frozenset(returned),
+            placeholders=frozenset(placeholders),
+            replies_before=channel.prune_before_ts,
+        )
 
     async def _build_unit(
         self, channel: _ChannelRun, phase: str, messages: list[dict[str, Any]]
@@ -497,6 +552,7 @@ class _Run:
             has_thread = is_reply or (message.get("reply_count") or 0) > 0
             records.append(self._record(channel, message, thread_ts if has_thread else None))
         threads: list[tuple[str, asyncio.Task[list[dict[str, Any]]]]] = []
+        replies_after: dict[str, str] = {}
         if parents:
             stored: dict[str, str] = {}
             if channel.trust_stored:
@@ -511,6 +567,7 @@ class _Run:
                 oldest = channel.oldest
                 if already is not None:
                     oldest = max(oldest, ts_micros(already))
+                replies_after[parent_ts] = format_ts(oldest)
                 task = asyncio.create_task(
                     self.gateway.replies(channel.target.id, parent_ts, oldest=format_ts(oldest))
                 )
@@ -523,6 +580,7 @@ class _Run:
             threads=threads,
             next_phase=phase,
             resume_latest_ts=None,
+            replies_after=replies_after,
         )
 
     def _replies_done(self, task: asyncio.Task[list[dict[str, Any]]]) -> None:
@@ -569,6 +627,7 @@ class _Run:
 
     async def _write_units(self, units: list[_Unit]) -> None:
         records: list[MessageRecord] = []
+        prunes: list[PageRead | ThreadRead] = []
         checkpoints: dict[str, Checkpoint] = {}
         stored = 0
         done: list[_Unit] = []
@@ -580,6 +639,7 @@ class _Run:
                 if collected is None:
                     continue
                 records.extend(collected)
+                prunes.extend(unit.prunes)
                 stored += len({r.ts for r in collected})
                 checkpoints[unit.channel.target.id] = self._checkpoint(unit)
                 done.append(unit)
@@ -593,7 +653,7 @@ class _Run:
                 _cancel_threads(unit)
             raise
         if done:
-            await self._commit(done, records, checkpoints, stored)
+            await self._commit(done, records, prunes, checkpoints, stored)
         if cancelled is not None:
             raise cancelled
 
@@ -601,19 +661,22 @@ class _Run:
         self,
         done: list[_Unit],
         records: list[MessageRecord],
+        prunes: list[PageRead | ThreadRead],
         checkpoints: dict[str, Checkpoint],
         stored: int,
     ) -> None:
         await self.engine.yield_to()
-        written = await write_batch(
+        outcome = await write_pruned_batch(
             self.engine.sessions,
             self.engine.vectors,
             records,
             list(checkpoints.values()),
+            prunes,
             batch_size=self.config.write_batch,
         )
+        self.removed += outcome.removed
         self.tracker.messages_stored += stored
-        self.tracker.messages_written += written
+        self.tracker.messages_written += outcome.written
         self.tracker.current_channel = done[-1].channel.target.name
         self.tracker.channels_done += sum(1 for unit in done if unit.last_of_channel)
         await self.tracker.report()
@@ -631,7 +694,10 @@ class _Run:
                 replies = await task
             except ChannelUnavailable as exc:
                 if exc.error == "thread_not_found":
-                    continue  # the parent was deleted meanwhile: nothing left to store
+                    # The parent was deleted meanwhile, and every reply with it (a parent with
+                    # replies left stays as a placeholder): nothing to store, none left to keep.
+                    self._thread_read(unit, parent_ts, [])
+                    continue
                 channel.dead = f"became unreadable during the run ({exc.error})"
             except SlackRequestError as exc:
                 channel.dead = f"thread replies could not be read ({exc.error})"
@@ -659,7 +725,23 @@ class _Run:
                 records.append(
                     self._record(channel, reply, str(reply.get("thread_ts") or parent_ts))
                 )
+            self._thread_read(unit, parent_ts, replies)
         return records
+
+    def _thread_read(self, unit: _Unit, parent_ts: str, replies: list[dict[str, Any]]) -> None:
+        """Every reply of the thread above the `oldest` it was asked from is in `replies`."""
+        if not self.config.prune_deleted:
+            return
+        unit.prunes.append(
+            ThreadRead(
+                workspace_id=self.request.workspace_id,
+                channel_id=unit.channel.target.id,
+                thread_ts=parent_ts,
+                after=unit.replies_after[parent_ts],
+                before=unit.channel.prune_before_ts,
+                returned=frozenset(r["ts"] for r in replies if isinstance(r.get("ts"), str)),
+            )
+        )
 
     def _checkpoint(self, unit: _Unit) -> Checkpoint:
         channel = unit.channel

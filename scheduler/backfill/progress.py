@@ -26,6 +26,9 @@ class RunResult:
 
     messages_collected: int = 0  # messages kept in scope by this run (new, changed or unchanged)
     messages_written: int = 0  # rows inserted or changed by this run
+    # Stored messages removed because a complete re-read no longer found them in Slack
+    # (PRUNE_DELETED); None when the run did not prune.
+    messages_removed: int | None = None
     channels_processed: int = 0
     channels_skipped: list[SkippedChannel] = field(default_factory=list)
     duration_s: float = 0.0

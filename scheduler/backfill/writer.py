@@ -1,19 +1,69 @@
 """The checkpointed writer: a batch of page units (each a history page's kept messages and its
 threads' replies) goes to SQL, then to Chroma, then moves the checkpoint of every channel the batch
 touches, all inside one SQL transaction, so a crash anywhere keeps the whole batch or leaves every
-unit of it to be fetched again. Imports `db` only.
+unit of it to be fetched again. With the batch go its prunes (`PageRead`, `ThreadRead`): the
+stored messages that a complete read of Slack no longer returned are removed in the same
+transaction, so a redone batch redoes its removals too. Imports `db` only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.messages import Checkpoint, save_checkpoint, upsert_messages_changed
+from db.messages import (
+    Checkpoint,
+    save_checkpoint,
+    stored_replies_between,
+    stored_top_level_between,
+    upsert_messages_changed,
+)
 from db.records import MessageRecord
-from db.removals import lock_channels
+from db.removals import lock_channels, remove_messages
 from db.vectors import VectorStore
+
+
+@dataclass(frozen=True, slots=True)
+class PageRead:
+    """One `conversations.history` page of a run's window, read completely: Slack's answer for
+    every ts with `after < ts < before` (both exclusive) is `returned`. Its stored top-level
+    messages (no `thread_ts`, or a parent) in that range that are not in `returned`, or that came
+    back as a deleted parent's placeholder (`placeholders`: subtype `tombstone`, whose replies
+    stay), are removed; and so are the stored replies, up to `replies_before`, of the threads whose
+    parent lies in the range and is not returned at all (Slack drops a parent only once it has no
+    replies left)."""
+
+    workspace_id: str
+    channel_id: str
+    after: str
+    before: str
+    returned: frozenset[str]
+    placeholders: frozenset[str]
+    replies_before: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRead:
+    """One thread's replies, read completely (every `conversations.replies` page) from `after`
+    (exclusive): `returned` is every reply ts Slack gave; the thread's stored replies with
+    `after < ts < before` not among them are removed."""
+
+    workspace_id: str
+    channel_id: str
+    thread_ts: str
+    after: str
+    before: str
+    returned: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchWritten:
+    """What one batch did: rows inserted or changed, and stored messages removed by its prunes."""
+
+    written: int
+    removed: int
 
 
 async def write_batch(
@@ -25,28 +75,47 @@ async def write_batch(
     batch_size: int = 200,
 ) -> int:
     """Store `records` and save `checkpoints` atomically; returns how many rows were inserted or
-    changed. Only those rows go to Chroma, so an identical re-run writes nothing there. `checkpoints` holds at most one per channel: the position of that
-    channel's last unit in the batch. `batch_size` caps the rows of one SQL statement and of one Chroma upsert.
+    changed (`write_pruned_batch` without prunes)."""
+    outcome = await write_pruned_batch(
+        sessions, vectors, records, checkpoints, (), batch_size=batch_size
+    )
+    return outcome.written
+
+
+async def write_pruned_batch(
+    sessions: async_sessionmaker[AsyncSession],
+    vectors: VectorStore,
+    records: Sequence[MessageRecord],
+    checkpoints: Sequence[Checkpoint],
+    prunes: Sequence[PageRead | ThreadRead],
+    *,
+    batch_size: int = 200,
+) -> BatchWritten:
+    """Apply `prunes`, store `records` and save `checkpoints` atomically. Only the rows inserted or
+    changed go to Chroma, so an identical re-run writes nothing there. `checkpoints` holds at
+    most one per channel: the position of that channel's last unit in the batch. `batch_size`
+    caps the rows of one SQL statement and of one Chroma call.
 
     Order matters: Chroma is written inside the open SQL transaction, and the checkpoints are saved
-    after it. If the process dies before the commit, SQL forgets the rows and the checkpoints, the
-    units are fetched again, their rows come back as "changed", and Chroma receives the same
-    deterministic ids again (an idempotent upsert). A checkpoint therefore never moves before its
-    rows are in both stores.
+    after it. If the process dies before the commit, SQL forgets the rows, the removals and the
+    checkpoints, the units are fetched again, their rows come back as "changed", Chroma receives
+    the same deterministic ids again (an idempotent upsert), and the removals find the same rows
+    (a delete of an absent document is a no-op). A checkpoint therefore never moves before its
+    rows and removals are in both stores.
     """
     step = max(1, batch_size)
     # A later copy of a message wins, as it would have in a later transaction.
     by_key = {(r.channel_id, r.ts): r for r in records}
     batch = list(by_key.values())
+    channels: dict[str, set[str]] = {}
+    for item in (*batch, *prunes):
+        channels.setdefault(item.workspace_id, set()).add(item.channel_id)
     async with sessions() as session, session.begin():
         # One writer per channel at a time: a live deletion of a message in this batch either
         # lands before (its tombstone then keeps the copy out) or after (and removes it).
-        for workspace_id in {r.workspace_id for r in batch}:
-            await lock_channels(
-                session,
-                workspace_id,
-                {r.channel_id for r in batch if r.workspace_id == workspace_id},
-            )
+        for workspace_id, channel_ids in channels.items():
+            await lock_channels(session, workspace_id, channel_ids)
+        removed = await _prune(session, vectors, prunes, step)
         changed: list[tuple[str, str]] = []
         for start in range(0, len(batch), step):
             changed.extend(await upsert_messages_changed(session, batch[start : start + step]))
@@ -57,7 +126,62 @@ async def write_batch(
             await vectors.upsert(fresh[start : start + step])
         for checkpoint in checkpoints:
             await save_checkpoint(session, checkpoint)
-    return len(set(changed))
+    return BatchWritten(written=len(set(changed)), removed=removed)
+
+
+async def _prune(
+    session: AsyncSession,
+    vectors: VectorStore,
+    prunes: Sequence[PageRead | ThreadRead],
+    step: int,
+) -> int:
+    """Remove (with a tombstone each, `db.removals`) the stored messages the reads no longer
+    found, from SQL and from Chroma; returns how many stored rows went."""
+    gone: dict[tuple[str, str], list[str]] = {}
+    threads: dict[tuple[str, str], dict[str, ThreadRead]] = {}
+    for prune in prunes:
+        key = (prune.workspace_id, prune.channel_id)
+        if isinstance(prune, ThreadRead):
+            threads.setdefault(key, {})[prune.thread_ts] = prune
+            continue
+        top = await stored_top_level_between(session, *key, after=prune.after, before=prune.before)
+        missing = [ts for ts in top if ts not in prune.returned or ts in prune.placeholders]
+        orphans = await stored_replies_between(
+            session,
+            *key,
+            after=prune.after,
+            before=prune.replies_before,
+            threads_after=prune.after,
+            threads_before=prune.before,
+        )
+        missing += [ts for thread_ts, ts in orphans if thread_ts not in prune.returned]
+        gone.setdefault(key, []).extend(missing)
+    for key, reads in threads.items():
+        # One query per channel for all its threads read in this batch, then each thread's range.
+        low = min((read.after for read in reads.values()), key=_ts_order)
+        high = max((read.before for read in reads.values()), key=_ts_order)
+        stored = await stored_replies_between(
+            session, *key, after=low, before=high, thread_ts_list=list(reads)
+        )
+        for thread_ts, ts in stored:
+            read = reads[thread_ts]
+            inside = _ts_order(read.after) < _ts_order(ts) < _ts_order(read.before)
+            if inside and ts not in read.returned:
+                gone.setdefault(key, []).append(ts)
+    removed = 0
+    for (workspace_id, channel_id), ts_list in gone.items():
+        rows = await remove_messages(session, workspace_id, channel_id, ts_list)
+        removed += len(rows)
+        ids = [f"{channel_id}:{ts}" for ts in rows]  # `MessageRecord.document_id`
+        for start in range(0, len(ids), step):
+            await vectors.delete(workspace_id, ids[start : start + step])
+    return removed
+
+
+def _ts_order(ts: str) -> tuple[int, int]:
+    """Slack's `ts` text in numeric order ("1700000000.000100" -> (1700000000, 100))."""
+    whole, _, frac = ts.partition(".")
+    return int(whole or 0), int((frac + "000000")[:6] or 0)
 
 
 async def write_unit(

@@ -52,6 +52,7 @@ SUCCESS = Run(
         SkippedChannel("G0000PRIV001", "secret", "private, bot not a member"),
     ),
     days=7,
+    messages_removed=37,
     slack_calls=(
         SlackCalls("conversations.history", 64, 0.0),
         SlackCalls("conversations.replies", 58, 72.4, rate_limited=1, spaced=True),

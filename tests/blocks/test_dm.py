@@ -27,8 +27,31 @@ def test_run_summary_golden() -> None:
     text = json.dumps(blocks)
     assert "12,345" in text and "3 min 12 s" in text and "archived" in text
     assert run_summary_text(SUCCESS, now=NOW) == (
-        "Backfill finished: run #11 stored 12,345 messages from 42 channels in 3 min 12 s; 2 channels skipped."
+        "Backfill finished: run #11 stored 12,345 messages from 42 channels in 3 min 12 s; "
+        "removed 37 messages deleted in Slack; 2 channels skipped."
     )
+
+
+def test_run_summary_says_how_many_messages_were_removed() -> None:
+    def removed_field(run: Run) -> list[str]:
+        blocks = run_summary_blocks(run, now=NOW)
+        check_message(blocks, run_summary_text(run, now=NOW))
+        fields = [f["text"] for b in blocks for f in b.get("fields", [])]
+        return [f for f in fields if f.startswith("*Removed")]
+
+    assert removed_field(SUCCESS) == ["*Removed (deleted in Slack)*\n37"]
+    one = replace(SUCCESS, messages_removed=1)
+    assert "removed 1 message deleted in Slack;" in run_summary_text(one, now=NOW)
+    # Pruned and found nothing gone: said in the blocks, not in the notification text.
+    none_gone = replace(SUCCESS, messages_removed=0)
+    assert removed_field(none_gone) == ["*Removed (deleted in Slack)*\n0"]
+    assert "removed" not in run_summary_text(none_gone, now=NOW)
+    # A run that did not prune (PRUNE_DELETED=false, or from before) says nothing about it.
+    not_pruned = replace(SUCCESS, messages_removed=None)
+    assert removed_field(not_pruned) == []
+    assert "removed" not in run_summary_text(not_pruned, now=NOW)
+    huge = replace(SUCCESS, messages_removed=1_234_567)
+    assert removed_field(huge) == ["*Removed (deleted in Slack)*\n1,234,567"]
 
 
 def test_run_summary_with_hundreds_of_skipped_channels() -> None:

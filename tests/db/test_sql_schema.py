@@ -75,6 +75,8 @@ ADDED_COLUMNS: dict[str, set[str]] = {
         "channel_ids",
         # revision 0004: what the run asked of Slack, per method
         "slack_calls",
+        # revision 0006: stored messages the run removed because Slack no longer had them
+        "messages_removed",
     },
     "backfill_schedules": {"paused_reason"},
     "channel_checkpoints": {
