@@ -1,6 +1,9 @@
 """The `run` command: open the stores, check the token with Slack, serve until SIGTERM/SIGINT.
 
-Every resource is opened here and closed here, once, in reverse order.
+Every resource is opened here and closed here, once, in reverse order, within the shutdown
+budget (`SHUTDOWN_TIMEOUT`, `app.shutdown`): runs and schedule fires are told to stop the moment
+the shutdown begins; Socket Mode, the HTTP server and the listeners' replies close meanwhile;
+then the runs' release is awaited, and the stores close, the Slack connections among the last.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from app.readiness import Readiness
 from app.request_check import new_verifier
 from app.services import start_services
 from app.settings import Settings
+from app.shutdown import ShutdownBudget
 from app.socket_mode import CountedSocketModeHandler
 from db.messages import ensure_workspace
 from db.migrate import migrate
@@ -57,10 +61,16 @@ async def identify_workspace(client: AsyncWebClient) -> tuple[str, str]:
     return str(response["team_id"]), str(response.get("team") or response["team_id"])
 
 
-def install_stop_signals(stop: asyncio.Event) -> None:
+def install_stop_signals(stop: asyncio.Event, budget: ShutdownBudget) -> None:
+    """SIGTERM/SIGINT set `stop`; the shutdown budget's clock, and its watchdog, start there."""
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        budget.on_signal()
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
 
 
 async def migrate_database(settings: Settings) -> None:
@@ -75,20 +85,24 @@ async def migrate_database(settings: Settings) -> None:
         ) from None
 
 
-async def open_database(settings: Settings, stack: AsyncExitStack) -> AsyncEngine:
+async def open_database(
+    settings: Settings, stack: AsyncExitStack, budget: ShutdownBudget
+) -> AsyncEngine:
     await migrate_database(settings)
     engine = create_engine(settings.database_url)
-    stack.push_async_callback(engine.dispose)
+    stack.push_async_callback(budget.step("the database pool", engine.dispose, keep=0))
     return engine
 
 
-def slack_front(settings: Settings, stack: AsyncExitStack) -> SlackFront | None:
+def slack_front(
+    settings: Settings, stack: AsyncExitStack, budget: ShutdownBudget
+) -> SlackFront | None:
     """HTTP mode's admission (signature, shape, replays); Socket Mode has no signatures."""
     if settings.socket_mode:
         return None
     assert settings.slack_signing_secret is not None  # require_for_run() checked it
     replays = open_replay_ledger(settings.database_url)
-    stack.push_async_callback(replays.close)
+    stack.push_async_callback(budget.step("the replay ledger", replays.close))
     return SlackFront(new_verifier(settings.slack_signing_secret), replays)
 
 
@@ -124,22 +138,38 @@ class Runtime:
 
 @asynccontextmanager
 async def running_app(
-    settings: Settings, *, rate_minute_seconds: float = 60.0
+    settings: Settings,
+    *,
+    rate_minute_seconds: float = 60.0,
+    budget: ShutdownBudget | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Open the stores, check the token, start the scheduler and serve Slack; close all on exit.
+    """Open the stores, check the token, start the scheduler and serve Slack; close all on exit,
+    within `budget` (by default `SHUTDOWN_TIMEOUT` from the moment the exit begins).
     (`rate_minute_seconds` is for the demo against a time-compressed fakeslack only.)"""
     settings.require_for_run()
+    if budget is None:
+        budget = ShutdownBudget(settings.shutdown_timeout)
     async with AsyncExitStack() as stack:
-        engine = await open_database(settings, stack)
+        engine = await open_database(settings, stack, budget)
         sessions = make_sessionmaker(engine)
         metrics = Metrics()  # this app's own registry, served at /metrics
         vectors = await open_vectors(settings, metrics)
-        stack.push_async_callback(vectors.close)
+        # A write still in flight here belongs to a run already released: cut short, it is
+        # redone when the run resumes (documents are upserted by id).
+        stack.push_async_callback(
+            budget.step(
+                "the vector store (a write in flight is redone on resume)",
+                vectors.close,
+                keep=budget.closing_s / 4,
+            )
+        )
 
         # One pooled session for every Slack call and respond() of the workspace. Registered
         # before everything that calls Slack, so it closes after all of them have stopped.
         connections = SlackConnections()
-        stack.push_async_callback(connections.close)
+        stack.push_async_callback(
+            budget.step("the Slack connections", connections.close, keep=budget.closing_s / 2)
+        )
         client = build_web_client(settings, connections.session())
         team_id, team_name = await identify_workspace(client)
         async with sessions() as session, session.begin():
@@ -155,6 +185,7 @@ async def running_app(
             rate_minute_seconds=rate_minute_seconds,
             metrics=metrics,
             connections=connections,
+            budget=budget,
         )
         bolt = build_bolt_app(settings, client, deps, connections)
         mode = "socket" if settings.socket_mode else "http"
@@ -162,22 +193,30 @@ async def running_app(
         web_app = build_web_app(
             None if settings.socket_mode else bolt,
             mode=mode,
-            front=slack_front(settings, stack),
+            front=slack_front(settings, stack, budget),
             readiness=readiness,
             metrics=metrics,
         )
         runner = await start_http(web_app, settings.port)
         # LIFO: stop taking requests first, then let replies already in flight finish.
-        stack.push_async_callback(drain_listener_work)
-        stack.push_async_callback(runner.cleanup)
+        stack.push_async_callback(
+            budget.step(
+                "the listeners' replies in flight",
+                lambda: drain_listener_work(budget.left(budget.closing_s)),
+            )
+        )
+        stack.push_async_callback(budget.step("the HTTP server's requests", runner.cleanup))
         if settings.socket_mode:
             socket = CountedSocketModeHandler(bolt, settings.slack_app_token, web_client=client)
             await socket.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it untyped
-            stack.push_async_callback(socket.close_async)
+            stack.push_async_callback(budget.step("the Socket Mode connection", socket.close_async))
             readiness.socket_connected = socket.client.is_connected
         port = bound_port(runner, settings.port)
         settle_heap()
         stack.callback(gc.unfreeze)  # for a caller that goes on (tests, the demo)
+        # The first step of the exit: the clock starts (unless the signal started it), and runs
+        # and schedule fires are told to stop, while the fronts close.
+        stack.callback(budget.begin)
         log.info("serving workspace %s in %s mode on port %s", team_id, mode, port)
         yield Runtime(
             settings,
@@ -193,7 +232,10 @@ async def running_app(
             connections,
         )
         log.info("stopping: closing connections and stores")
-    log.info("stopped")
+    cut_short = budget.summary()
+    if cut_short is not None:
+        log.warning("%s", cut_short)
+    log.info("stopped in %.1f s", budget.elapsed())
 
 
 def settle_heap() -> None:
@@ -214,10 +256,16 @@ def bound_port(runner: web.AppRunner, configured: int) -> int:
 
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run until `stop` is set (by SIGTERM/SIGINT unless a test passes its own event)."""
+    """Run until `stop` is set (by SIGTERM/SIGINT unless a test passes its own event). Then
+    exit within `SHUTDOWN_TIMEOUT` seconds of the signal: a watchdog ends the process when the
+    budget is spent, and it ends at once when a step had to be left behind (a thread blocked in
+    a call would hold up the interpreter's exit)."""
     settings.require_for_run()
+    budget = ShutdownBudget(settings.shutdown_timeout)
     if stop is None:
         stop = asyncio.Event()
-        install_stop_signals(stop)
-    async with running_app(settings):
+        install_stop_signals(stop, budget)
+    async with running_app(settings, budget=budget):
         await stop.wait()
+    if budget.signalled and budget.left_behind:
+        budget.exit_now()

@@ -3,7 +3,8 @@ dependencies for one workspace; the engine and the listeners' slow halves yield 
 requests through `app.foreground`.
 
 Everything opened here is registered on the caller's `AsyncExitStack`, so it closes once, in
-reverse order, on shutdown.
+reverse order, on shutdown, each step within the shutdown budget (`app.shutdown`): schedule fires
+and runs are told to stop the moment the shutdown begins.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app.foreground import after_ack, requests_first
 from app.http_sessions import SlackConnections
 from app.metrics import Metrics
 from app.settings import Settings
+from app.shutdown import ShutdownBudget
 from db.vectors import VectorStore
 from handlers.deps import Deps
 from scheduler.backfill.engine import BackfillEngine, EngineConfig
@@ -84,8 +86,12 @@ async def start_services(
     rate_minute_seconds: float = 60.0,
     metrics: Metrics | None = None,
     connections: SlackConnections | None = None,
+    budget: ShutdownBudget | None = None,
 ) -> Deps:
-    """Start APScheduler, the run service and the Home publisher; return the listeners' deps."""
+    """Start APScheduler, the run service and the Home publisher; return the listeners' deps.
+    Their shutdown steps share `budget` (by default, one of `SHUTDOWN_TIMEOUT` of their own)."""
+    if budget is None:
+        budget = ShutdownBudget(settings.shutdown_timeout)
     scheduler = AsyncIOScheduler(timezone=UTC)
     runs: RunService
 
@@ -128,7 +134,13 @@ async def start_services(
     if metrics is not None:
         runs.add_listener(metrics.on_run_event)
     scheduler.start()
-    stack.push_async_callback(schedules.close)  # stops APScheduler, lets fires in flight end
+    # At once on shutdown: no new fire starts (APScheduler paused); fires in flight may end.
+    stack.push_async_callback(
+        budget.at_begin(
+            "schedule fires in flight",
+            lambda: schedules.close(timeout=budget.left(budget.closing_s)),
+        )
+    )
     await schedules.load_all()
     scheduler.add_job(
         schedules.sync,
@@ -139,7 +151,18 @@ async def start_services(
         coalesce=True,
     )
     await runs.start()
-    # Runs stop first (at a page boundary, left resumable), then the Home refresher.
-    stack.push_async_callback(home.close)
-    stack.push_async_callback(runs.stop)
+
+    async def stop_runs() -> str | None:
+        cut = await runs.stop(timeout=budget.left(budget.closing_s))
+        if not cut:
+            return None
+        runs_cut = ("run " if len(cut) == 1 else "runs ") + ", ".join(f"#{i}" for i in cut)
+        return f"{runs_cut} released before a safe point (resumed from its checkpoints)"
+
+    # Runs are asked to stop the moment the shutdown begins (at their next safe point, then
+    # released for any process to resume), and awaited here, before the Home refresher closes.
+    stack.push_async_callback(budget.step("the Home refresher", home.close))
+    stack.push_async_callback(
+        budget.at_begin("releasing the runs (one not released resumes once stale)", stop_runs)
+    )
     return deps

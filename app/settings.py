@@ -58,6 +58,7 @@ ACCEPTED: dict[str, str] = {
     "RUN_RETRIES": "an integer from 0 to 10",
     "LOG_LEVEL": "one of: " + ", ".join(LOG_LEVELS),
     "LOG_FORMAT": "one of: " + ", ".join(LOG_FORMATS),
+    "SHUTDOWN_TIMEOUT": "an integer from 1 to 600 (seconds)",
 }
 ACCEPTED |= {
     f"{name}_FILE": f"the path of a readable file holding {name} (and {name} itself unset)"
@@ -106,6 +107,8 @@ class Settings(BaseSettings):
     run_retries: int = Field(default=2, ge=0, le=10)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # Seconds from SIGTERM to exit; runs in progress are released for another process to resume.
+    shutdown_timeout: int = Field(default=20, ge=1, le=600)
 
     @field_validator(
         "slack_bot_token", "slack_signing_secret", "slack_app_token", "chroma_url", mode="before"

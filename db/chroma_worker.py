@@ -8,15 +8,20 @@ In a process of its own it costs the event loop only the pickling of the batch.
 `ChromaWorker` is the synchronous store (client, embedding function, collection cache), used only
 inside that process. `worker_main` is the process's loop: it answers `(method, args)` requests
 from one pipe, one at a time, and exits when the app asks or when the app's end of the pipe
-closes (the app died), so an orphan never keeps the store open. No Slack code is imported here.
+closes (the app died, or ended its shutdown with a write still in flight: a watcher thread ends
+the process then, even mid-call), so an orphan never keeps the store open or writes to it. No
+Slack code is imported here.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -282,11 +287,33 @@ def _portable(exc: BaseException) -> BaseException:
     return ChromaCallError(f"{type(exc).__name__}: {detail}")
 
 
+def _watch_the_app(conn: Connection, busy: threading.Event) -> None:
+    """Watcher thread: once the app's end of the pipe is closed, end this process as soon as it
+    is in a call. Idle, the main loop reads the end of the pipe itself and closes the store; but
+    a call (a large upsert, one a hung server holds for minutes) would outlive the app, and the
+    fork server that started this process (the parent `_die_with_parent` watches) lives as long
+    as its children do. A write cut short is redone by whoever resumes the run: documents are
+    upserted by id. Linux only (POLLRDHUP: the peer closed, without reading what it sent)."""
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLRDHUP)
+    while not poller.poll():
+        pass
+    while True:
+        if busy.is_set():
+            os._exit(0)
+        time.sleep(0.05)
+
+
 def worker_main(
     conn: Connection, path: str | None, target: tuple[str, int, bool] | None, embedding: str
 ) -> None:
     """The worker process: open the client, answer requests until told to stop or orphaned."""
     _die_with_parent()
+    busy = threading.Event()  # a call is being answered
+    if hasattr(select, "POLLRDHUP"):
+        threading.Thread(
+            target=_watch_the_app, args=(conn, busy), name="app-watcher", daemon=True
+        ).start()
     # Ctrl-C reaches the whole process group: the app decides when this process stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -305,12 +332,15 @@ def worker_main(
                 return  # the app is gone: `finally` still releases the store
             if method == "close":
                 break
+            busy.set()
             try:
                 result = getattr(worker, method)(*args)
             except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller
                 conn.send(("error", _portable(exc)))
             else:
                 conn.send(("ok", result))
+            finally:
+                busy.clear()
     finally:
         try:
             worker.close()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -44,6 +44,9 @@ from scheduler.schedules import ScheduleService
 # On shutdown, how long writes of a run's state may wait for a database that does not answer
 # (a run not released is taken over after its heartbeat goes stale: nothing is lost).
 STOP_DATABASE_WAIT_S = 10.0
+# The last part of a stop's time (at most a third of it), kept for cancelling the runs still short
+# of a safe point and writing their release.
+STOP_RELEASE_S = 2.0
 
 
 class RunService:
@@ -141,30 +144,47 @@ class RunService:
         self._slots.start()
         self._lease.pulse.start()
 
-    async def stop(self) -> None:
-        """Graceful shutdown: runs stop at a page boundary and stay `running`, released (owner
-        cleared, heartbeat at the epoch) so the next process start resumes them at once."""
+    async def stop(self, timeout: float | None = None) -> list[int]:
+        """Graceful shutdown within `timeout` seconds (default: the service's stop timeout). No
+        run is taken any more; runs stop at their next safe point (a page boundary) and stay
+        `running`, released (owner cleared, heartbeat at the epoch), so another process, or the
+        next start, resumes them at once. A run still short of a safe point when the wait is over
+        is cancelled where it stands and released all the same: its checkpoints are consistent
+        at any moment, and a write it was in is redone on resume. Returns the ids of those."""
         if not self._started:
-            return
+            return []
         core = self._core
-        core.stopping = True
-        core.give_up_at = time.monotonic() + min(self._stop_timeout, STOP_DATABASE_WAIT_S)
-        await self._lease.pulse.stop()
-        self._lease.drop_retry_timers()
+        span = self._stop_timeout if timeout is None else max(0.0, timeout)
+        deadline = time.monotonic() + span
+
+        def until(cap: float = float("inf")) -> float:
+            return max(0.0, min(cap, deadline - time.monotonic()))
+
+        async def within(work: Awaitable[object]) -> None:  # past the deadline, left running
+            await asyncio.wait({asyncio.ensure_future(work)}, timeout=until())
+
+        core.stopping = True  # from here on, no run is claimed, taken over or retried here
+        core.give_up_at = min(deadline, time.monotonic() + STOP_DATABASE_WAIT_S)
         for job in list(core.jobs.values()):
             job.shutdown = True
             job.cancel.set()
+        self._lease.drop_retry_timers()
+        await within(self._lease.pulse.stop())  # a tick may be waiting on the database
         await self._slots.wake_all()
-        deadline = time.monotonic() + self._stop_timeout
-        while core.jobs and time.monotonic() < deadline:
+        # The last part of the time is for letting go: cancelling and releasing what is left.
+        wait_until = deadline - min(STOP_RELEASE_S, span / 3)
+        while core.jobs and time.monotonic() < wait_until:
             await asyncio.sleep(0.02)
-        await self._slots.stop()
-        for job in list(core.jobs.values()):  # stuck past the timeout: let go anyway
-            await self._endings.release(job)
+        cut = sorted(core.jobs)
+        await within(self._slots.stop())  # a cancelled slot releases its run
+        stuck = [self._endings.release(job) for job in core.jobs.values()]
+        if stuck:  # past the time, or a slot that did not unwind: let go anyway
+            await within(asyncio.gather(*stuck, return_exceptions=True))
         core.jobs.clear()
-        if core.background:
-            await asyncio.wait(set(core.background), timeout=5)
+        if core.background:  # DMs and listeners of the last events
+            await asyncio.wait(set(core.background), timeout=until(cap=5))
         self._started = False
+        return cut
 
     async def wait_idle(self, timeout: float = 120) -> None:
         """Wait until this process has no run queued or running and no automatic retry pending
