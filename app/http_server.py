@@ -9,6 +9,7 @@ plain words and one throttled log line, never a traceback. Bolt's own verificati
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from app.readiness import Readiness
 from app.request_check import Refusal, check_signature, parse_request
 from app.throttled_log import ThrottledLog
 from db.replays import ReplayLedger
+from scheduler.mirror_rules import CHANNEL_EVENTS
 
 EVENTS_PATH = "/slack/events"
 # The replay check is one small insert; past this the request goes on unchecked (fail open: a
@@ -88,6 +90,22 @@ class SlackFront:
         )
 
 
+async def _mirror_event(request: web.Request) -> bool:
+    """Whether the request is one of the live mirror's events (a message or channel event): the
+    body is read once here (aiohttp keeps it for the checks that follow) and only looked at."""
+    if request.content_type != "application/json":
+        return False
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        return False  # the front refuses it with the reason
+    if not isinstance(body, dict) or body.get("type") != "event_callback":
+        return False
+    event = body.get("event")
+    kind = event.get("type") if isinstance(event, dict) else None
+    return isinstance(kind, str) and (kind == "message" or kind in CHANNEL_EVENTS)
+
+
 def build_web_app(
     bolt: AsyncApp | None,
     *,
@@ -103,8 +121,19 @@ def build_web_app(
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
         assert bolt is not None
+        if await _mirror_event(request):
+            # One inbox insert, nobody waiting on a reply: it does not hold back the engine and
+            # the listeners' slow halves (under a steady stream of events they would never run).
+            return await _answer(request)
         gate = foreground()
         gate.begin()  # deferred work waits until this request is answered
+        try:
+            return await _answer(request)
+        finally:
+            gate.end()
+
+    async def _answer(request: web.Request) -> web.StreamResponse:
+        assert bolt is not None
         started = time.perf_counter()
         try:
             if front is None:
@@ -129,7 +158,6 @@ def build_web_app(
                     {"ok": False, "error": "the request failed on our side"}, status=500
                 )
         finally:
-            gate.end()
             if metrics is not None:
                 metrics.on_request(time.perf_counter() - started)
 

@@ -28,6 +28,7 @@ from scheduler.backfill.engine import BackfillEngine, EngineConfig
 from scheduler.backfill.gateway import SlackGateway
 from scheduler.backfill.profiles import profile_for
 from scheduler.home import HomePublisher
+from scheduler.mirror import MirrorConfig, MirrorService, schedule_scope
 from scheduler.notify import Notifier
 from scheduler.people import PeopleDirectory
 from scheduler.runs import RunEvent, RunService
@@ -100,22 +101,44 @@ async def start_services(
 
     schedules = ScheduleService(sessions, scheduler, on_fire)
     people = PeopleDirectory()  # listeners and DMs share one users.info cache
+    engine = build_engine(
+        settings,
+        sessions,
+        vectors,
+        rate_minute_seconds=rate_minute_seconds,
+        metrics=metrics,
+        connections=connections,
+    )
     runs = RunService(
         sessions=sessions,
-        engine=build_engine(
-            settings,
-            sessions,
-            vectors,
-            rate_minute_seconds=rate_minute_seconds,
-            metrics=metrics,
-            connections=connections,
-        ),
+        engine=engine,
         notifier=Notifier(client, people=people),
         schedules=schedules,
         run_concurrency=settings.run_concurrency,
         run_retries=settings.run_retries,
     )
-    home = HomePublisher(team_id, schedules, runs, people, members_can_run=settings.members_can_run)
+    # The live mirror shares the engine's gateway: one rate budget per workspace.
+    mirror = MirrorService(
+        sessions,
+        vectors,
+        engine.gateway,
+        MirrorConfig(
+            live=settings.live_sync,
+            include_bots=settings.include_bots,
+            min_text_chars=settings.min_text_chars,
+        ),
+        scope=schedule_scope(schedules),
+        owner=runs.owner,
+        observer=metrics.on_mirror_batch if metrics is not None else None,
+    )
+    home = HomePublisher(
+        team_id,
+        schedules,
+        runs,
+        people,
+        members_can_run=settings.members_can_run,
+        mirror=mirror,
+    )
     deps = Deps(
         team_id=team_id,
         schedules=schedules,
@@ -124,6 +147,7 @@ async def start_services(
         after_ack=after_ack,  # listeners' slow halves wait for the requests being answered
         members_can_run=settings.members_can_run,
         people=people,
+        mirror=mirror,
     )
 
     def on_run_event(event: RunEvent) -> None:
@@ -151,6 +175,12 @@ async def start_services(
         coalesce=True,
     )
     await runs.start()
+    await mirror.start()
+    # After the fronts closed (no event is taken in any more): the batch in hand ends or is
+    # claimed again by the next drainer once its lease runs out.
+    stack.push_async_callback(
+        budget.step("the live mirror's drainer", lambda: mirror.stop(budget.left(budget.closing_s)))
+    )
 
     async def stop_runs() -> str | None:
         cut = await runs.stop(timeout=budget.left(budget.closing_s))

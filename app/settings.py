@@ -58,6 +58,7 @@ ACCEPTED: dict[str, str] = {
     "RUN_RETRIES": "an integer from 0 to 10",
     "LOG_LEVEL": "one of: " + ", ".join(LOG_LEVELS),
     "LOG_FORMAT": "one of: " + ", ".join(LOG_FORMATS),
+    "LIVE_SYNC": "true or false",
     "SHUTDOWN_TIMEOUT": "an integer from 1 to 600 (seconds)",
 }
 ACCEPTED |= {
@@ -107,6 +108,8 @@ class Settings(BaseSettings):
     run_retries: int = Field(default=2, ge=0, le=10)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # Apply Slack's message events (new, edited, deleted, thread replies) as they happen.
+    live_sync: bool = True
     # Seconds from SIGTERM to exit; runs in progress are released for another process to resume.
     shutdown_timeout: int = Field(default=20, ge=1, le=600)
 

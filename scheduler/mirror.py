@@ -85,6 +85,15 @@ class MirrorConfig:
     min_text_chars: int = 3
 
 
+def _ts_order(ts: str) -> tuple[int, int]:
+    """Slack's `ts` text in numeric order ("1700000000.000100" -> (1700000000, 100))."""
+    whole, _, frac = ts.partition(".")
+    try:
+        return int(whole or 0), int((frac + "000000")[:6] or 0)
+    except ValueError:
+        return 0, 0
+
+
 def _newest_edit_of_each(records: Sequence[MessageRecord]) -> list[MessageRecord]:
     """One record per message: the newest edit (events come in any order); the later of equals."""
     newest: dict[str, MessageRecord] = {}
@@ -140,6 +149,7 @@ class MirrorService:
         self._stopping = False
         self._names: dict[str, dict[str, str]] = {}  # workspace -> user id -> display name
         self._channel_names: dict[tuple[str, str], str] = {}
+        self._renamed_at: dict[tuple[str, str], str] = {}  # event_ts of the newest rename applied
         self._said_off = False
         self._next_forget = 0.0
         self.applied = 0  # events applied by this process (tests, metrics)
@@ -279,7 +289,10 @@ class MirrorService:
     ) -> None:
         scope = await self._scope(workspace_id)
         in_scope = scope is None or channel_id in scope
-        pending: list[Store] = []
+        stores: list[Store] = []
+        removes: list[Remove] = []
+        renames: list[Rename] = []
+        dropped = False
         for event in events:
             for change in changes_of(
                 event.payload,
@@ -288,18 +301,23 @@ class MirrorService:
             ):
                 if isinstance(change, Store):
                     if in_scope:
-                        pending.append(change)
-                    continue
-                # Order matters across kinds: what was stored before a removal goes first.
-                await self._store(workspace_id, channel_id, pending)
-                pending = []
-                if isinstance(change, Remove):
-                    await self._remove(workspace_id, channel_id, change)
+                        stores.append(change)
+                elif isinstance(change, Remove):
+                    removes.append(change)
                 elif isinstance(change, Rename):
-                    await self._rename(workspace_id, channel_id, change.name)
+                    renames.append(change)
                 elif isinstance(change, DropChannel):
-                    await self._drop_channel(workspace_id, channel_id)
-        await self._store(workspace_id, channel_id, pending)
+                    dropped = True
+        # One write per kind, in an order that gives the same store as applying the events one
+        # by one: the outcome does not depend on order (the newest edit wins, a tombstone keeps
+        # a removed message out, a rename renames every row, a deleted channel loses them all),
+        # so stores go first, then removals, renames, and the channel's deletion.
+        await self._store(workspace_id, channel_id, stores)
+        await self._remove_all(workspace_id, channel_id, removes)
+        for rename in renames:
+            await self._rename(workspace_id, channel_id, rename)
+        if dropped:
+            await self._drop_channel(workspace_id, channel_id)
 
     async def _store(self, workspace_id: str, channel_id: str, stores: Sequence[Store]) -> None:
         if not stores:
@@ -322,14 +340,15 @@ class MirrorService:
             records.append(
                 stored_form(workspace_id, channel_id, channel_name, s.message, thread_ts, names)
             )
-        records = _newest_edit_of_each(records)
         # A stored parent whose first reply arrives becomes a thread parent (`thread_ts` = its
-        # own ts), in SQL and in Chroma's metadata.
-        records += [
+        # own ts), in SQL and in Chroma's metadata. Its stored copy goes first: when this batch
+        # also edits the parent, the newer edit (the batch's, unless it came late) is written.
+        promoted = [
             dataclasses.replace(row, thread_ts=row.ts)
             for ts, row in stored.items()
             if ts in parents and row.thread_ts is None
         ]
+        records = _newest_edit_of_each([*promoted, *records])
         await write_batch(self._sessions, self._vectors, records, [])
 
     async def _stored_threads(
@@ -342,22 +361,37 @@ class MirrorService:
         async with reading(self._sessions) as session:
             return await stored_messages(session, workspace_id, channel_id, sorted(wanted))
 
-    async def _remove(self, workspace_id: str, channel_id: str, change: Remove) -> None:
+    async def _remove_all(
+        self, workspace_id: str, channel_id: str, removes: Sequence[Remove]
+    ) -> None:
+        """Every removal of the batch in one transaction: deletions together, disqualifying
+        edits grouped by the edit they are of."""
+        if not removes:
+            return
+        groups: dict[tuple[str, str | None], list[str]] = {}
+        for change in removes:
+            groups.setdefault((change.reason, change.edited_ts), []).append(change.ts)
         async with self._sessions() as session, session.begin():
             await lock_channels(session, workspace_id, [channel_id])
-            gone = await remove_messages(
-                session,
-                workspace_id,
-                channel_id,
-                [change.ts],
-                reason=change.reason,
-                edited_ts=change.edited_ts,
-            )
+            gone: list[str] = []
+            for (reason, edited_ts), ts_list in groups.items():
+                gone += await remove_messages(
+                    session, workspace_id, channel_id, ts_list, reason=reason, edited_ts=edited_ts
+                )
             if gone:  # inside the transaction: a crash before the commit redoes both
                 await self._vectors.delete(workspace_id, [f"{channel_id}:{ts}" for ts in gone])
 
-    async def _rename(self, workspace_id: str, channel_id: str, name: str) -> None:
-        self._channel_names[(workspace_id, channel_id)] = name
+    async def _rename(self, workspace_id: str, channel_id: str, change: Rename) -> None:
+        # Two renames of a channel can arrive in either order (a retry, Slack's own delivery):
+        # one older than a rename already applied here changes nothing.
+        key, name, stamp = (workspace_id, channel_id), change.name, change.event_ts
+        newest = self._renamed_at.get(key)
+        if stamp is not None and newest is not None and _ts_order(stamp) < _ts_order(newest):
+            log.info("a rename of %s older than the one applied came late; ignored", channel_id)
+            return
+        if stamp is not None:
+            self._renamed_at[key] = stamp
+        self._channel_names[key] = name
         async with self._sessions() as session, session.begin():
             await lock_channels(session, workspace_id, [channel_id])
             await rename_channel(session, workspace_id, channel_id, name)

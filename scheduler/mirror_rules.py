@@ -62,7 +62,11 @@ class Remove:
 
 @dataclass(frozen=True, slots=True)
 class Rename:
+    """The channel is now called `name`, as of `event_ts` (Slack's stamp of the rename, when the
+    event carries one: renames, too, can arrive out of order)."""
+
     name: str
+    event_ts: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +112,9 @@ def changes_of(
     if kind in ("channel_rename", "group_rename"):
         channel = event.get("channel")
         name = channel.get("name") if isinstance(channel, Mapping) else None
-        return [Rename(name)] if isinstance(name, str) and name else []
+        stamp = event.get("event_ts")
+        stamp = stamp if isinstance(stamp, str) and stamp else None
+        return [Rename(name, stamp)] if isinstance(name, str) and name else []
     if kind in ("channel_deleted", "group_deleted"):
         return [DropChannel()]
     if kind != "message":
