@@ -27,6 +27,8 @@ from db.models import Message, MessageTombstone, utcnow
 
 DELETED = "deleted"
 DISQUALIFIED = "disqualified"
+# The `ts` of a channel's own tombstone: every message of a deleted channel stays out.
+WHOLE_CHANNEL = "*"
 
 _MESSAGES = cast(Table, Message.__table__)
 _M = _MESSAGES.c
@@ -123,7 +125,22 @@ async def remove_messages(
 
 
 async def remove_channel(session: AsyncSession, workspace_id: str, channel_id: str) -> int:
-    """Delete every stored message of a channel Slack deleted; returns how many there were."""
+    """Delete every stored message of a channel Slack deleted, and keep the channel out: its
+    tombstone (ts `*`) refuses any later copy, a late event's or a run's. Returns how many
+    messages there were."""
+    await session.execute(
+        _tombstone_upsert(session, DELETED),
+        [
+            {
+                "workspace_id": workspace_id,
+                "channel_id": channel_id,
+                "ts": WHOLE_CHANNEL,
+                "reason": DELETED,
+                "edited_ts": None,
+                "removed_at": utcnow(),
+            }
+        ],
+    )
     result = await session.execute(
         delete(_MESSAGES).where(_M.workspace_id == workspace_id, _M.channel_id == channel_id)
     )
@@ -149,6 +166,7 @@ async def rename_channel(
 __all__ = [
     "DELETED",
     "DISQUALIFIED",
+    "WHOLE_CHANNEL",
     "lock_channels",
     "remove_channel",
     "remove_messages",

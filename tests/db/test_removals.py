@@ -94,6 +94,9 @@ async def test_channel_rename_and_deletion(sessions: async_sessionmaker[AsyncSes
     async with sessions.begin() as s:
         assert await removals.remove_channel(s, W, C) == 2
     assert set(await stored(sessions)) == {"4.0"}
+    # A late event of the deleted channel, or a run's page read before: kept out, any message.
+    assert await write(sessions, message("4.000001"), message("4.000009")) == []
+    assert await write(sessions, replace(message("4.1"), channel_id="C2")) == ["4.1"]
 
 
 async def test_a_removal_and_a_concurrent_write_of_one_channel_never_both_miss(

@@ -6,9 +6,8 @@ read back from SQL and Chroma and compared exactly with fakeslack's own account 
 
 - a 7-day backfill, then a stream of 2,000 mixed changes over HTTP (and 300 over Socket Mode): the
   store equals the emulator's final state, every message that must be there with its final text
-  and channel name, nothing else. With a channel deleted in the stream it does not yet (an app
-  bug, see `CHANNEL_DELETION_BUG`): those variants are strict xfails, and fail outright for any
-  other difference;
+  and channel name, nothing else, also with a channel deleted in the stream and a message event
+  of that channel delivered after its deletion;
 - a slow acknowledgement, a failed one and a duplicated delivery: one row, one count each;
 - a deletion applied while a run holds a page it read before: the deletion wins.
 """
@@ -365,32 +364,18 @@ class LateRetry:
 DELETIONS = ("channel_deleted", "group_deleted")
 # What the test with a channel deletion shows (design.md: "`channel_deleted` removes the
 # channel's messages"; events arrive in any order and are retried).
-CHANNEL_DELETION_BUG = (
-    "app bug: a message event of a channel that Slack delivers after the channel's "
-    "channel_deleted (a retry, or out of order) stores its message again, in SQL and Chroma: "
-    "scheduler/mirror.py MirrorService._drop_channel removes the rows (db.removals."
-    "remove_channel) and the documents but leaves no durable mark of the deletion, so a later "
-    "Store for that channel (_store -> write_batch) is written as for any channel"
-)
 
 
 # --- 1. a backfill, then 2,000 changes over signed HTTP ----------------------------------------
 
 
-# The stream with a deleted channel shows the bug above (and a message event of that channel is
-# made to come after the deletion, so that it always does); the same stream without one must
-# already end in the final state.
+# With a deleted channel, a message event of that channel is made to come after the deletion (so
+# that it always does): the channel's tombstone keeps it out (it came back before that fix).
 DELETE_A_CHANNEL = pytest.mark.parametrize(
     "delete_a_channel",
     [
         pytest.param(False, id="channels-kept"),
-        pytest.param(
-            True,
-            id="a-channel-deleted",
-            marks=pytest.mark.xfail(
-                strict=True, raises=DeletedChannelComesBack, reason=CHANNEL_DELETION_BUG
-            ),
-        ),
+        pytest.param(True, id="a-channel-deleted"),
     ],
 )
 

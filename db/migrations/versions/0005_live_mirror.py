@@ -24,12 +24,13 @@ depends_on: str | Sequence[str] | None = None
 UTC_TIMESTAMP = sa.DateTime(timezone=True)
 
 # The tombstone rule, enforced by the database for every writer of `messages` (a run's batch, a
-# live event, anything later): an insert or upsert of a message Slack deleted, or of a copy no
-# newer than the edit that disqualified it, is skipped (the row, not the statement).
+# live event, anything later): an insert or upsert of a message Slack deleted (or of any message
+# of a channel Slack deleted: the tombstone with ts '*'), or of a copy no newer than the edit
+# that disqualified it, is skipped (the row, not the statement).
 _FORBIDDEN = """
     EXISTS (SELECT 1 FROM message_tombstones t
             WHERE t.workspace_id = NEW.workspace_id AND t.channel_id = NEW.channel_id
-              AND t.ts = NEW.ts
+              AND (t.ts = NEW.ts OR t.ts = '*')
               AND (t.reason = 'deleted'
                    OR coalesce(t.edited_ts, '') {collate} >= coalesce(NEW.edited_ts, '') {collate}))
 """
