@@ -65,8 +65,8 @@ async def handle_error(
     )
     if text != PLAIN_ERROR and response is not None and answer_in_form(response, body, text):
         return
-    if respond is None:  # no response_url in this payload (events, view submissions)
-        return
+    if respond is None or respond.response_url is None:
+        return  # no response_url in this payload (events, view submissions): nobody to tell
     try:
         await respond(text=text, response_type="ephemeral", replace_original=False)
     except Exception:
