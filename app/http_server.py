@@ -97,7 +97,7 @@ async def _mirror_event(request: web.Request) -> bool:
         return False
     try:
         body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return False  # the front refuses it with the reason
     if not isinstance(body, dict) or body.get("type") != "event_callback":
         return False
