@@ -92,10 +92,12 @@ async def take_in(
 async def claim(
     session: AsyncSession, owner: str, *, now: datetime, lease_s: float, limit: int
 ) -> list[InboxEvent]:
-    """Claim up to `limit` of the oldest events nobody holds (or whose holder's lease ran out),
-    skipping channels whose earlier events another drainer holds. Oldest first."""
+    """Claim up to `limit` of the oldest events nobody else holds (or whose holder's lease ran
+    out), skipping channels whose earlier events another drainer holds. Oldest first."""
     stale = now - timedelta(seconds=lease_s)
-    free = or_(_I.claimed_by.is_(None), _I.claimed_at <= stale)
+    # Its own claims too: a batch this drainer failed to apply (the database or Chroma away for
+    # a moment) is tried again at once, not after the lease.
+    free = or_(_I.claimed_by.is_(None), _I.claimed_by == owner, _I.claimed_at <= stale)
     busy = (
         select(_I.workspace_id, _I.channel_id)
         .where(_I.claimed_by.is_not(None), _I.claimed_by != owner, _I.claimed_at > stale)

@@ -329,3 +329,26 @@ async def test_a_dead_drainers_claims_of_this_host_are_taken_back_at_once(mirror
     assert set(await m.stored()) == {first.payload["ts"]}
     async with m.stores.sessions() as s:
         assert await inbox.holders(s) == {"live-drainer"}  # the live one's claim is left to it
+
+
+async def test_a_batch_that_failed_to_apply_is_tried_again_at_once(mirror: Mirror) -> None:
+    """Chroma away for a moment while a batch is applied: the same drainer takes it again on its
+    next round, without waiting out its own lease."""
+    m = mirror
+    ts = "1750000110.000100"
+    await m.send(post(m, ts, "stored on the second try"))
+    real_upsert = m.stores.vectors.upsert
+    calls = 0
+
+    async def flaky_upsert(records: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("Chroma away for a moment")
+        await real_upsert(records)
+
+    m.stores.vectors.upsert = flaky_upsert  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await m.service.drain_once()
+    await m.drain()
+    assert ts in await m.stored() and await m.documents(ts)
