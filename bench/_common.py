@@ -147,6 +147,15 @@ class CountingVectorStore:
     async def get(self, workspace_id: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return {}
 
+    async def delete(self, workspace_id: str, ids: Sequence[str]) -> None:
+        self.documents -= len(ids)
+
+    async def delete_channel(self, workspace_id: str, channel_id: str) -> None:
+        return None
+
+    async def rename_channel(self, workspace_id: str, channel_id: str, name: str) -> int:
+        return 0
+
     async def delete_workspace(self, workspace_id: str) -> None:
         return None
 
@@ -178,6 +187,15 @@ class RecordingVectorStore:
 
     async def get(self, workspace_id: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return await self.inner.get(workspace_id, ids)
+
+    async def delete(self, workspace_id: str, ids: Sequence[str]) -> None:
+        await self.inner.delete(workspace_id, ids)
+
+    async def delete_channel(self, workspace_id: str, channel_id: str) -> None:
+        await self.inner.delete_channel(workspace_id, channel_id)
+
+    async def rename_channel(self, workspace_id: str, channel_id: str, name: str) -> int:
+        return await self.inner.rename_channel(workspace_id, channel_id, name)
 
     async def delete_workspace(self, workspace_id: str) -> None:
         await self.inner.delete_workspace(workspace_id)

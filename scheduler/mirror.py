@@ -37,6 +37,7 @@ from db.records import MessageRecord, MirrorStatus
 from db.removals import lock_channels, remove_channel, remove_messages, rename_channel
 from db.session import reading
 from db.vectors import VectorStore
+from scheduler.backfill.engine import ts_micros
 from scheduler.backfill.errors import SlackGatewayError
 from scheduler.backfill.filter import mentioned_users
 from scheduler.backfill.gateway import SlackGateway
@@ -52,7 +53,7 @@ from scheduler.mirror_rules import (
     channel_of,
     followed,
 )
-from scheduler.process_identity import Liveness, LivenessJudge
+from scheduler.process_identity import LivenessJudge
 from scheduler.schedules import ScheduleService
 
 log = logging.getLogger(__name__)
@@ -85,13 +86,12 @@ class MirrorConfig:
     min_text_chars: int = 3
 
 
-def _ts_order(ts: str) -> tuple[int, int]:
-    """Slack's `ts` text in numeric order ("1700000000.000100" -> (1700000000, 100))."""
-    whole, _, frac = ts.partition(".")
+def _ts_order(ts: str) -> int:
+    """Slack's `ts` text in numeric order; an unreadable one sorts first."""
     try:
-        return int(whole or 0), int((frac + "000000")[:6] or 0)
+        return ts_micros(ts)
     except ValueError:
-        return 0, 0
+        return 0
 
 
 def _newest_edit_of_each(records: Sequence[MessageRecord]) -> list[MessageRecord]:
@@ -272,8 +272,7 @@ class MirrorService:
         async with reading(self._sessions) as session:
             holders = await inbox.holders(session)
         for holder in holders - {self._owner}:
-            verdict = self._judge.judge(holder)
-            if verdict is Liveness.DEAD or (verdict is Liveness.OUT_OF_SIGHT and at_start):
+            if self._judge.gone(holder, first_look=at_start):
                 async with self._sessions.begin() as session:
                     taken = await inbox.release_claims(session, holder)
                 log.info("took back %s events a dead drainer (%s) held", taken, holder)

@@ -150,6 +150,16 @@ class LivenessJudge:
             return Liveness.DEAD  # the pid went to a later process, or it died unreaped
         return Liveness.ALIVE
 
+    def gone(self, owner: str | None, *, first_look: bool) -> bool:
+        """Whether `owner`, a process of this host, is known to be dead, so what it held may be
+        taken at once. One out of our sight (in a pid namespace our /proc does not show) counts
+        as dead on our first look only: it is then the process our container ran before it was
+        restarted in place, unless two live containers on one machine share a host name
+        (Docker and Kubernetes give each its own). Later, it may be such a sibling that started
+        since, and the heartbeat (or lease) rule decides."""
+        verdict = self.judge(owner)
+        return verdict is Liveness.DEAD or (verdict is Liveness.OUT_OF_SIGHT and first_look)
+
 
 __all__ = [
     "NO_NAMESPACE",

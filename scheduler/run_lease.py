@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from db import runs as repo
 from db.session import database_trouble, reading
 from scheduler.heartbeat import Pulse
-from scheduler.process_identity import Liveness, LivenessJudge
+from scheduler.process_identity import LivenessJudge
 from scheduler.run_core import RunCore, RunJob, retry_pause
 from scheduler.run_endings import RunEndings
 
@@ -187,13 +187,9 @@ class RunLease:
         self._swept = True
 
     def _orphaned(self, owner: str | None, *, at_start: bool) -> bool:
-        """Whether `owner`, a process of this host, is known to be dead. One out of our sight (in
-        a pid namespace our /proc does not show) is taken for dead by our first sweep only: it is
-        then the process our container ran before it was restarted in place, unless two live
-        containers on one machine share a host name (Docker and Kubernetes give each its own).
-        Later, it may be such a sibling that started since, and the heartbeat rule decides."""
-        verdict = self._judge.judge(owner)
-        return verdict is Liveness.DEAD or (verdict is Liveness.OUT_OF_SIGHT and at_start)
+        """Whether `owner`, a process of this host, is known to be dead (see
+        `LivenessJudge.gone`: one out of our sight counts only on the first sweep)."""
+        return self._judge.gone(owner, first_look=at_start)
 
     # -- automatic retries ------------------------------------------------------------------------
     async def start_due_retries(self) -> None:

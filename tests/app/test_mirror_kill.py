@@ -12,95 +12,39 @@ message of the burst, once, in SQL and in Chroma.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from sqlalchemy import text
 
-from db.session import create_engine, make_sessionmaker
 from db.vectors import ChromaVectorStore
 from fakeslack import FakeSlack, generate
 from scheduler.mirror import LEASE_S
-from scheduler.process_identity import parse_owner
-from tests.support.app_process import AppProcess, app_settings, new_workdir
+from tests.support.app_group import AppGroup, OutsideReader, pid_of, wait_for
+from tests.support.app_process import AppProcess
 
 BURST = 200
 SLOW_NAMES_S = 30.0  # each users.info: far longer than the burst takes to be acknowledged
 PATIENCE_S = 120.0
-T = TypeVar("T")
-
-
-class Database:
-    """Reads from outside the app, on one connection pool."""
-
-    def __init__(self, url: str) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._engine = create_engine(url)
-        self._sessions = make_sessionmaker(self._engine)
-
-    def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
-        async def read() -> list[dict[str, Any]]:
-            async with self._sessions() as session:
-                result = await session.execute(text(sql), params)
-                return [dict(r._mapping) for r in result]
-
-        return self._loop.run_until_complete(read())
-
-    def close(self) -> None:
-        self._loop.run_until_complete(self._engine.dispose())
-        self._loop.close()
 
 
 @pytest.fixture
-def database(postgres_url: str) -> Iterator[Database]:
-    db = Database(postgres_url)
+def database(postgres_url: str) -> Iterator[OutsideReader]:
+    db = OutsideReader(postgres_url)
     try:
         yield db
     finally:
         db.close()
 
 
-class Apps:
-    """The app processes of the test (one host, one Chroma store), stopped at the end."""
-
-    def __init__(self, fake: FakeSlack, database_url: str, chroma: Path) -> None:
-        self.fake, self.database_url, self.chroma = fake, database_url, chroma
-        self.started: list[AppProcess] = []
-        self.workdirs: list[Path] = []
-
-    def start(self) -> AppProcess:
-        workdir = new_workdir()
-        self.workdirs.append(workdir)
-        fake = self.fake
-        settings = app_settings(fake.base_url, fake.bot_token, fake.signing_secret, workdir)
-        settings.update(
-            DATABASE_URL=self.database_url, CHROMA_PATH=str(self.chroma), LOG_LEVEL="INFO"
-        )
-        app = AppProcess(settings, workdir)
-        self.started.append(app)
-        app.wait_healthy()
-        return app
-
-    def outputs(self) -> str:
-        return "\n".join(f"--- app {a.proc.pid} ---\n{a.output()[-4000:]}" for a in self.started)
-
-    def stop_all(self) -> None:
-        for app in self.started:
-            app.stop()
-        for workdir in self.workdirs:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
 @pytest.fixture
-def apps(postgres_url: str, tmp_path: Path) -> Iterator[Apps]:
+def apps(postgres_url: str, tmp_path: Path) -> Iterator[AppGroup]:
     ws = generate(seed=43, users=20, channels=4, messages=100, days=5)
     with FakeSlack(ws, rate_limits=False) as fake:
-        group = Apps(fake, postgres_url, tmp_path / "chroma")
+        group = AppGroup(fake, postgres_url, tmp_path / "chroma")
         try:
             yield group
         finally:
@@ -108,15 +52,10 @@ def apps(postgres_url: str, tmp_path: Path) -> Iterator[Apps]:
             group.stop_all()
 
 
-def wait_for(check: Callable[[], T | None], what: str, apps: Apps) -> T:
-    deadline = time.monotonic() + PATIENCE_S
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{apps.outputs()}")
-        time.sleep(0.1)
+def started(apps: AppGroup) -> AppProcess:
+    app = apps.start()
+    app.wait_healthy()
+    return app
 
 
 def post_burst(fake: FakeSlack) -> dict[tuple[str, str], str]:
@@ -140,7 +79,7 @@ def post_burst(fake: FakeSlack) -> dict[tuple[str, str], str]:
     return posted
 
 
-def stored_keys(database: Database, team_id: str) -> dict[tuple[str, str], str]:
+def stored_keys(database: OutsideReader, team_id: str) -> dict[tuple[str, str], str]:
     rows = database.rows(
         "SELECT channel_id, ts, text FROM messages WHERE workspace_id = :w", w=team_id
     )
@@ -159,10 +98,10 @@ def chroma_documents(path: Path, team_id: str, keys: list[tuple[str, str]]) -> d
 
 
 def test_mirror_kill_right_after_acking_a_burst_loses_no_event(
-    apps: Apps, database: Database
+    apps: AppGroup, database: OutsideReader
 ) -> None:
     fake = apps.fake
-    first = apps.start()
+    first = started(apps)
     fake.configure_events(mode="http", url=f"{first.url}/slack/events")
     fake.faults.slow(SLOW_NAMES_S, method="users.info")  # the drainer waits on names
     posted = post_burst(fake)
@@ -179,19 +118,27 @@ def test_mirror_kill_right_after_acking_a_burst_loses_no_event(
     assert not set(posted) & set(stored_keys(database, fake.team_id))
     holders = {r["claimed_by"] for r in inbox if r["claimed_by"] is not None}
     assert holders, "the drainer had claimed nothing: the kill did not land mid-batch"
-    assert {getattr(parse_owner(h), "pid", None) for h in holders} == {first.proc.pid}
+    assert {pid_of(h) for h in holders} == {first.proc.pid}
 
     fake.faults.clear()
     fake.configure_events(mode="off")
-    second = apps.start()
+    second = started(apps)
     ready = time.monotonic()
 
     def burst_stored() -> dict[tuple[str, str], str] | None:
         found = stored_keys(database, fake.team_id)
         return found if found.keys() >= posted.keys() else None
 
-    stored = wait_for(burst_stored, "every message of the burst to be stored", apps)
-    wait_for(lambda: not database.rows("SELECT inbox_id FROM mirror_inbox"), "an empty inbox", apps)
+    stored = wait_for(
+        burst_stored, "every message of the burst to be stored", apps, PATIENCE_S, 0.1
+    )
+    wait_for(
+        lambda: not database.rows("SELECT inbox_id FROM mirror_inbox"),
+        "an empty inbox",
+        apps,
+        PATIENCE_S,
+        0.1,
+    )
     drained_s = time.monotonic() - ready
     print(f"\nthe restarted process stored the burst {drained_s:.1f} s after /healthz answered")
     # The dead drainer's claims were taken back at once: waiting out its lease would take longer.

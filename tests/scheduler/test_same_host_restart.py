@@ -11,12 +11,9 @@ long enough to be killed or watched.
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -24,11 +21,12 @@ from sqlalchemy import select
 
 import fakeslack
 from db.models import BackfillJobRun, Message
-from db.session import create_engine, make_sessionmaker
 from fakeslack import FakeSlack
 from fakeslack.outgoing import form_headers, slash_command_body
 from scheduler.process_identity import parse_owner
-from tests.support.app_process import AppProcess, app_settings, new_workdir
+from tests.support.app_group import AppGroup, OutsideReader, pid_of
+from tests.support.app_group import wait_for as wait_until
+from tests.support.app_process import AppProcess, new_workdir
 
 RESUME_BOUND_S = 2.0  # the contract: resumed within 2 s of the new process answering /healthz
 PATIENCE_S = 180.0  # anything else: generous, for a busy machine
@@ -36,22 +34,16 @@ DAYS = 10
 T = TypeVar("T")
 
 
-class Database:
-    """Reads of the runs table from outside the app, on one open connection pool (a poll costs
-    a query, not a connection)."""
-
-    def __init__(self, url: str) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._engine = create_engine(url)
-        self._sessions = make_sessionmaker(self._engine)
+class Database(OutsideReader):
+    """Reads of the runs table and the stored messages from outside the apps."""
 
     def runs(self) -> list[BackfillJobRun]:
         async def read() -> list[BackfillJobRun]:
-            async with self._sessions() as session:
+            async with self.sessions() as session:
                 stmt = select(BackfillJobRun).order_by(BackfillJobRun.job_run_id)
                 return list((await session.execute(stmt)).scalars())
 
-        return self._loop.run_until_complete(read())
+        return self.read(read)
 
     def run(self, job_run_id: int) -> BackfillJobRun:
         return next(r for r in self.runs() if r.job_run_id == job_run_id)
@@ -59,15 +51,11 @@ class Database:
     def message_keys(self, team_id: str) -> list[tuple[str, str]]:
         async def read() -> list[tuple[str, str]]:
             t = Message.__table__
-            async with self._sessions() as session:
+            async with self.sessions() as session:
                 stmt = select(t.c.channel_id, t.c.ts).where(t.c.workspace_id == team_id)
                 return [(r[0], r[1]) for r in (await session.execute(stmt)).all()]
 
-        return self._loop.run_until_complete(read())
-
-    def close(self) -> None:
-        self._loop.run_until_complete(self._engine.dispose())
-        self._loop.close()
+        return self.read(read)
 
 
 @pytest.fixture
@@ -79,29 +67,14 @@ def database(postgres_url: str) -> Iterator[Database]:
         db.close()
 
 
-class Apps:
-    """The app processes of one test, stopped (and their output kept) at the end."""
+class Apps(AppGroup):
+    """The app processes of one test, and the workspace admin who types the commands."""
 
     def __init__(self, fake: FakeSlack, database_url: str) -> None:
-        self.fake = fake
-        self.database_url = database_url
-        self.started: list[AppProcess] = []
-        self.workdirs: list[Path] = []
+        super().__init__(fake, database_url)
         self.admin = next(
             uid for uid, u in fake.workspace.users.items() if u.get("is_primary_owner")
         )
-
-    def start(self, chroma: Path | None = None) -> AppProcess:
-        workdir = new_workdir()
-        self.workdirs.append(workdir)
-        fake = self.fake
-        settings = app_settings(fake.base_url, fake.bot_token, fake.signing_secret, workdir)
-        settings.update(DATABASE_URL=self.database_url, LOG_LEVEL="INFO")
-        if chroma is not None:
-            settings["CHROMA_PATH"] = str(chroma)
-        app = AppProcess(settings, workdir)
-        self.started.append(app)
-        return app
 
     def command(self, app: AppProcess, text: str) -> None:
         """`/backfill text` as the admin, through `app`."""
@@ -114,15 +87,6 @@ class Apps:
         )
         status, ack = app.post("/slack/events", body, form_headers(body, self.fake.signing_secret))
         assert status == 200, ack
-
-    def outputs(self) -> str:
-        return "\n".join(f"--- app {a.proc.pid} ---\n{a.output()[-4000:]}" for a in self.started)
-
-    def stop_all(self) -> None:
-        for app in self.started:
-            app.stop()
-        for workdir in self.workdirs:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -140,21 +104,7 @@ def apps(postgres_url: str) -> Iterator[Apps]:
 def wait_for(
     check: Callable[[], T | None], what: str, apps: Apps, timeout: float = PATIENCE_S
 ) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout} s waiting for {what}\n{apps.outputs()}"
-            )
-        time.sleep(0.05)
-
-
-def pid_of(owner: str | None) -> int | None:
-    name = None if owner is None else parse_owner(owner)
-    return None if name is None else name.pid
+    return wait_until(check, what, apps, timeout)
 
 
 def slow_slack(fake: FakeSlack, seconds: float) -> None:
