@@ -21,6 +21,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Text,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -317,3 +318,58 @@ __all__ = [
     "Workspace",
     "utcnow",
 ]
+
+
+# -- multi-workspace mode (revision 0007): installations and OAuth states --------------------------
+
+INSTALLATION_STATUSES = ("active", "needs_reinstall", "revoked")
+
+
+class SlackInstallation(Base):
+    """The current bot install of one workspace or Enterprise Grid org (revision 0007).
+
+    One row per (enterprise_id, team_id): `install_key` spells the pair, because a NULL in a
+    UNIQUE constraint never collides (an org install has no team, a plain workspace no
+    enterprise). A reinstall or a token refresh rewrites the row. Tokens are only ever stored
+    Fernet-encrypted (`db.token_crypto`); revocation or uninstall clears them and keeps the row,
+    so the workspace's status stays known."""
+
+    __tablename__ = "installations"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'needs_reinstall', 'revoked')", name="status"),
+    )
+
+    install_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    enterprise_id: Mapped[str | None] = mapped_column(Text)
+    enterprise_name: Mapped[str | None] = mapped_column(Text)
+    enterprise_url: Mapped[str | None] = mapped_column(Text)
+    team_id: Mapped[str | None] = mapped_column(Text)  # null for an org-wide install
+    team_name: Mapped[str | None] = mapped_column(Text)
+    is_enterprise_install: Mapped[bool] = mapped_column(default=False, server_default=false())
+    app_id: Mapped[str | None] = mapped_column(Text)
+    bot_id: Mapped[str | None] = mapped_column(Text)
+    bot_user_id: Mapped[str | None] = mapped_column(Text)
+    bot_scopes: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    installer_user_id: Mapped[str] = mapped_column(Text)
+    token_type: Mapped[str | None] = mapped_column(Text)
+    bot_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    bot_refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)  # token rotation
+    bot_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    installed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(Text, default="active", server_default=text("'active'"))
+    status_reason: Mapped[str | None] = mapped_column(Text)  # e.g. the Slack error that set it
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class OAuthState(Base):
+    """An OAuth `state` issued by /slack/install, consumed at most once before `expire_at`
+    (revision 0007). Only its SHA-256 is stored: a dump of the table cannot answer a redirect."""
+
+    __tablename__ = "oauth_states"
+    __table_args__ = (Index(None, "expire_at"),)
+
+    state_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    expire_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+__all__ += ["INSTALLATION_STATUSES", "OAuthState", "SlackInstallation"]

@@ -10,7 +10,7 @@ empty, so a test or a builder can make one from the fields it cares about.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
@@ -181,3 +181,33 @@ __all__ = [
     "Totals",
     "add_slack_calls",
 ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Installation:
+    """The current bot install of a workspace, or of an Enterprise Grid org (`team_id` None,
+    `is_enterprise_install`), with its tokens decrypted (kept out of `repr`, so a log line or a
+    traceback never shows them; None once revoked). `status`: active | needs_reinstall | revoked.
+    """
+
+    enterprise_id: str | None
+    team_id: str | None
+    installer_user_id: str
+    installed_at: datetime
+    is_enterprise_install: bool = False
+    enterprise_name: str | None = None
+    enterprise_url: str | None = None
+    team_name: str | None = None
+    app_id: str | None = None
+    bot_id: str | None = None
+    bot_user_id: str | None = None
+    bot_scopes: tuple[str, ...] = ()
+    token_type: str | None = None
+    bot_token: str | None = field(default=None, repr=False)
+    bot_refresh_token: str | None = field(default=None, repr=False)  # Slack's token rotation
+    bot_token_expires_at: datetime | None = None  # None: the token does not expire
+    status: str = "active"
+    status_reason: str | None = None
+
+
+__all__ += ["Installation"]

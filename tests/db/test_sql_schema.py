@@ -110,6 +110,30 @@ ADDED_COLUMNS: dict[str, set[str]] = {
     },
     "mirror_seen_events": {"workspace_id", "event_id", "seen_at"},
     "mirror_state": {"workspace_id", "day", "applied_today", "last_applied_at", "last_event_at"},
+    # revision 0007: multi-workspace mode (tokens only ever encrypted)
+    "installations": {
+        "install_key",
+        "enterprise_id",
+        "enterprise_name",
+        "enterprise_url",
+        "team_id",
+        "team_name",
+        "is_enterprise_install",
+        "app_id",
+        "bot_id",
+        "bot_user_id",
+        "bot_scopes",
+        "installer_user_id",
+        "token_type",
+        "bot_token_encrypted",
+        "bot_refresh_token_encrypted",
+        "bot_token_expires_at",
+        "installed_at",
+        "status",
+        "status_reason",
+        "updated_at",
+    },
+    "oauth_states": {"state_hash", "expire_at"},
 }
 EXPECTED_TABLES = {
     "workspaces",
@@ -122,6 +146,8 @@ EXPECTED_TABLES = {
     "mirror_inbox",
     "mirror_seen_events",
     "mirror_state",
+    "installations",
+    "oauth_states",
     "alembic_version",
 }
 PRIMARY_KEYS = {
@@ -135,6 +161,8 @@ PRIMARY_KEYS = {
     "mirror_inbox": ["inbox_id"],
     "mirror_seen_events": ["workspace_id", "event_id"],
     "mirror_state": ["workspace_id"],
+    "installations": ["install_key"],
+    "oauth_states": ["state_hash"],
 }
 
 
