@@ -9,6 +9,7 @@ from fakeslack.change_stream import ChangeStream, change_stream
 from fakeslack.changes import Change
 from fakeslack.events import EventsConfig
 from fakeslack.faults import Faults
+from fakeslack.fleet import generate_workspaces
 from fakeslack.generator import generate
 from fakeslack.ground_truth import (
     FinalTruth,
@@ -18,8 +19,10 @@ from fakeslack.ground_truth import (
     is_noise,
     visible_text,
 )
+from fakeslack.oauth import OAuthConfig
 from fakeslack.server import FakeSlack
 from fakeslack.spec import DEFAULT_BOT_SCOPES, PROFILES
+from fakeslack.teams import Team, TeamState
 from fakeslack.workspace import Channel, Workspace
 
 __all__ = [
@@ -33,10 +36,14 @@ __all__ = [
     "Faults",
     "FinalTruth",
     "GroundTruth",
+    "OAuthConfig",
+    "Team",
+    "TeamState",
     "Workspace",
     "change_stream",
     "final_truth",
     "generate",
+    "generate_workspaces",
     "ground_truth",
     "is_noise",
     "visible_text",

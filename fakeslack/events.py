@@ -111,6 +111,21 @@ class _Result:
     no_retry: bool = False
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Who the app is for an envelope: `authorizations[0]` and the enterprise fields. `team_id`
+    None is an org-level event of an org-wide install (as `team_access_granted` has)."""
+
+    team_id: str | None
+    bot_user_id: str
+    enterprise_id: str | None = None
+    is_enterprise_install: bool = False
+
+
+def _no_identity(team_id: str) -> Identity | None:
+    return None
+
+
 @dataclass(eq=False, repr=False)
 class EventDelivery:
     """Envelopes out to the app, for one workspace (and foreign ones, for the same app)."""
@@ -123,6 +138,9 @@ class EventDelivery:
     config: EventsConfig = field(default_factory=EventsConfig)
     envelopes: list[dict[str, Any]] = field(default_factory=list)  # every one built, in order
     attempts: list[dict[str, Any]] = field(default_factory=list)  # every POST / envelope sent
+    # The app's identity in each workspace it serves (several, with OAuth installs); None for
+    # a workspace it does not know, whose envelopes get a made-up bot user as before.
+    identities: Callable[[str], Identity | None] = _no_identity
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -153,19 +171,28 @@ class EventDelivery:
         return config
 
     # -- envelopes ----------------------------------------------------------------------------
-    def envelope(self, event: dict[str, Any], team_id: str | None = None) -> dict[str, Any]:
-        """The `event_callback` body Slack sends for `event` (a new `Ev…` id each time)."""
-        team = team_id or self.team_id
-        bot = self.bot_user_id if team == self.team_id else stable_id("U", team, "bot")
+    def envelope(
+        self, event: dict[str, Any], team_id: str | None = None, identity: Identity | None = None
+    ) -> dict[str, Any]:
+        """The `event_callback` body Slack sends for `event` (a new `Ev…` id each time);
+        `identity` overrides who the app is (e.g. an org-level event, `team_id` null)."""
+        if identity is None:
+            team = team_id or self.team_id
+            identity = self.identities(team) or Identity(
+                team, self.bot_user_id if team == self.team_id else stable_id("U", team, "bot")
+            )
+        team_or_none = identity.team_id
+        enterprise = identity.enterprise_id
         event_ts = event.get("event_ts")
         when = float(event_ts) if isinstance(event_ts, str) else time.time()
         number = next(self._ids)
-        context = base64.urlsafe_b64encode(f"{team}:{number}".encode()).decode().rstrip("=")
-        return {
+        scope = team_or_none or enterprise or ""
+        context = base64.urlsafe_b64encode(f"{scope}:{number}".encode()).decode().rstrip("=")
+        envelope: dict[str, Any] = {
             "token": VERIFICATION_TOKEN,
-            "team_id": team,
-            "context_team_id": team,
-            "context_enterprise_id": None,
+            "team_id": team_or_none,
+            "context_team_id": team_or_none,
+            "context_enterprise_id": enterprise,
             "api_app_id": self.app_id,
             "event": copy.deepcopy(event),  # as it was when it happened
             "type": "event_callback",
@@ -174,23 +201,29 @@ class EventDelivery:
             "event_context": f"4-{context}",
             "authorizations": [
                 {
-                    "enterprise_id": None,
-                    "team_id": team,
-                    "user_id": bot,
+                    "enterprise_id": enterprise,
+                    "team_id": team_or_none,
+                    "user_id": identity.bot_user_id,
                     "is_bot": True,
-                    "is_enterprise_install": False,
+                    "is_enterprise_install": identity.is_enterprise_install,
                 }
             ],
             "is_ext_shared_channel": False,
         }
+        if enterprise is not None:  # Grid envelopes name the enterprise at the top too
+            envelope["enterprise_id"] = enterprise
+        return envelope
 
     def emit(
-        self, events: list[dict[str, Any]], team_id: str | None = None
+        self,
+        events: list[dict[str, Any]],
+        team_id: str | None = None,
+        identity: Identity | None = None,
     ) -> list[dict[str, Any]]:
         """Wrap each event in an envelope and queue it for delivery (from any thread)."""
         out = []
         for event in events:
-            env = self.envelope(event, team_id)
+            env = self.envelope(event, team_id, identity)
             with self._lock:
                 self.envelopes.append(env)
                 if self.config.mode == "off":

@@ -206,10 +206,10 @@ SUBTYPES = (
 
 
 class _Gen:
-    def __init__(self, seed: int, now: float) -> None:
+    def __init__(self, seed: int, now: float, used_ids: set[str] | None = None) -> None:
         self.rng = random.Random(seed)
         self.now = now
-        self.used_ids: set[str] = set()
+        self.used_ids: set[str] = set() if used_ids is None else used_ids
 
     # -- ids and times ------------------------------------------------------------------------
     def new_id(self, prefix: str, length: int = 10) -> str:
@@ -380,10 +380,18 @@ def generate(
     messages: int = 2000,
     days: int = 30,
     now: float | None = None,
+    ids: set[str] | None = None,
+    app: Workspace | None = None,
+    same_bot: bool = False,
 ) -> Workspace:
-    """A workspace of `users` users, `channels` channels, ~`messages` messages over `days` days."""
+    """A workspace of `users` users, `channels` channels, ~`messages` messages over `days` days.
+
+    For several workspaces of one app (`fleet.generate_workspaces`): `ids`, the ids taken so
+    far, shared so none collide (new ones are added); `app`, a workspace whose app id and
+    signing secret this one takes (and, with `same_bot`, its bot user, as an org-wide app has
+    one across an enterprise). The same seed gives the same workspace either way."""
     now = time.time() if now is None else float(now)
-    g = _Gen(seed, now)
+    g = _Gen(seed, now, ids)
     rng = g.rng
     team_id = g.new_id("T0FAKE", 5)
     ws = Workspace(
@@ -401,6 +409,10 @@ def generate(
         now=now,
         seed=seed,
     )
+    if app is not None:  # drawn above all the same, so the rest of the workspace is unchanged
+        ws.app_id, ws.signing_secret = app.app_id, app.signing_secret
+        if same_bot:
+            ws.bot_user_id, ws.bot_id = app.bot_user_id, app.bot_id
     # The app's own bot user.
     ws.add_user(
         {

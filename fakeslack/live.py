@@ -62,7 +62,7 @@ class LiveWorkspace:
             if outcome.team is not None and isinstance(channel, str):
                 self.foreign.add((outcome.team, channel, event["ts"]))
         self.told.update(outcome.told)
-        self.events.emit(outcome.events, outcome.team)
+        self.events.emit(outcome.events, outcome.team or self.workspace.team_id)
         return outcome
 
     # -- settings and state -------------------------------------------------------------------
@@ -189,7 +189,7 @@ class LiveWorkspace:
 
     def emit_event(self, event: dict[str, Any], *, team_id: str | None = None) -> dict[str, Any]:
         """Send any inner event as is (e.g. one of another workspace: `team_id`); the envelope."""
-        (envelope,) = self.events.emit([event], team_id)
+        (envelope,) = self.events.emit([event], team_id or self.workspace.team_id)
         return envelope
 
     def apply_change(self, change: Change) -> Outcome:

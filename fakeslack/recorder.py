@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 COUNTER_NAMES = ("calls", "ok", "errors", "ratelimited", "http_errors", "resets")
+# Credentials a call may carry (oauth.v2.access's too): never kept in the call log.
+SECRET_ARGS = frozenset({"token", "client_secret", "code", "refresh_token"})
 
 
 @dataclass
@@ -40,7 +42,7 @@ class Recorder:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def start(self, method: str, args: dict[str, Any]) -> Call:
-        clean = {k: v for k, v in args.items() if k != "token"}
+        clean = {k: v for k, v in args.items() if k not in SECRET_ARGS}
         with self._lock:
             call = Call(len(self.calls) + 1, method, clean, time.monotonic(), time.time())
             self.calls.append(call)

@@ -1,6 +1,7 @@
 """The aiohttp server: `/api/<method>` routing, auth and scopes, rate limits, faults, recording, the
 `response_url` endpoint, Socket Mode (`socket_mode.py`), the live workspace's changes and their
-events (`live.py`) and the `/_fake/*` control routes;
+events (`live.py`), several workspaces and OAuth installs (`tenancy.py`) and the `/_fake/*`
+control routes;
 `FakeSlack` is the embedding API (same loop with `async with`, or a private loop in a background
 thread with `with`)."""
 
@@ -23,10 +24,10 @@ from fakeslack.api import Api
 from fakeslack.errors import ApiError
 from fakeslack.events import EventsConfig
 from fakeslack.faults import Fault, Faults
-from fakeslack.live import LiveWorkspace
+from fakeslack.oauth import OAuthConfig
 from fakeslack.pagination import Cursors
 from fakeslack.ratelimit import LeakyBucketLimiter, SlidingWindowLimiter
-from fakeslack.recorder import Call, Recorder
+from fakeslack.recorder import Recorder
 from fakeslack.socket_mode import SocketModeServer, SocketModeTimeout
 from fakeslack.spec import (
     APP_LEVEL_METHODS,
@@ -35,16 +36,19 @@ from fakeslack.spec import (
     METHODS,
     PROFILES,
 )
+from fakeslack.teams import TeamState
+from fakeslack.tenancy import OAUTH_METHODS, Route, Tenancy
 from fakeslack.views import ViewStore
-from fakeslack.workspace import Message, Workspace
+from fakeslack.workspace import Workspace
 
 log = logging.getLogger("fakeslack")
 T = TypeVar("T")
 
 
-class FakeSlack(LiveWorkspace):
+class FakeSlack(TeamState, Tenancy):
     """A local Slack Web API for one workspace, answering the app's bot token; changes made
-    through its `LiveWorkspace` methods also reach the app as events (`events=EventsConfig`)."""
+    through its `LiveWorkspace` methods also reach the app as events (`events=EventsConfig`).
+    More workspaces: `add_workspace`, installed through OAuth (`oauth=OAuthConfig`)."""
 
     def __init__(
         self,
@@ -60,6 +64,8 @@ class FakeSlack(LiveWorkspace):
         trigger_ttl: float = 3.0,
         app_token: str | None = None,
         events: EventsConfig | None = None,
+        oauth: OAuthConfig | None = None,
+        installed: bool = True,
     ) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; one of {', '.join(PROFILES)}")
@@ -93,13 +99,12 @@ class FakeSlack(LiveWorkspace):
             bot_id=workspace.bot_id,
             trigger_ttl=trigger_ttl,
         )
+        self._trigger_ttl = trigger_ttl
         self._current_token = workspace.bot_token
+        self._current_scopes: frozenset[str] = frozenset()  # an OAuth token's, during its call
         self.api = Api(
             workspace,
-            scopes=lambda: (
-                self.tokens.get(self._current_token)
-                or self.app_tokens.get(self._current_token, frozenset())
-            ),
+            scopes=self.scopes_now,
             profile=self.profile,
             recorder=self.recorder,
             views=self.view_store,
@@ -117,6 +122,28 @@ class FakeSlack(LiveWorkspace):
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._init_live(events)
+        self._init_tenancy(oauth)
+        if not installed:  # the workspace's own token works only once installed by OAuth
+            self._revoked_static[workspace.bot_token] = "invalid_auth"
+
+    @classmethod
+    def serving(
+        cls,
+        workspaces: list[Workspace],
+        *,
+        enterprise: tuple[str, str] | None = None,
+        installed: bool = False,
+        **options: Any,
+    ) -> FakeSlack:
+        """One FakeSlack for all of `workspaces` (of one app, e.g. `generate_workspaces`), all
+        in `enterprise` = (id, name) if given. Not `installed` by default: the app gets tokens
+        by OAuth (`oauth=OAuthConfig(...)` among `options`)."""
+        first, *rest = workspaces
+        fake = cls(first, installed=installed, **options)
+        if enterprise is not None:
+            fake.join_enterprise(*enterprise)
+        fake.add_workspaces(rest, enterprise=enterprise)
+        return fake
 
     # -- identity -----------------------------------------------------------------------------
     @property
@@ -139,10 +166,6 @@ class FakeSlack(LiveWorkspace):
         return self.workspace.bot_token
 
     @property
-    def team_id(self) -> str:
-        return self.workspace.team_id
-
-    @property
     def signing_secret(self) -> str:
         return self.workspace.signing_secret
 
@@ -160,6 +183,16 @@ class FakeSlack(LiveWorkspace):
     def add_token(self, token: str, scopes: set[str] | frozenset[str] = DEFAULT_BOT_SCOPES) -> None:
         """Another valid token for the same workspace (a second app: its own rate buckets)."""
         self.tokens[token] = frozenset(scopes)
+
+    def scopes_now(self) -> frozenset[str]:
+        """The scopes of the token being served (static tokens' looked up live: `set_scopes`
+        applies at once, also to a test calling `api` directly)."""
+        token = self._current_token
+        if token in self.tokens:
+            return self.tokens[token]
+        if token in self.app_tokens:
+            return self.app_tokens[token]
+        return self._current_scopes
 
     @property
     def app_token(self) -> str:
@@ -189,6 +222,7 @@ class FakeSlack(LiveWorkspace):
         app.router.add_post("/_fake/trigger_id", self._post_trigger)
         app.router.add_post("/_fake/response_url", self._post_new_response_url)
         app.router.add_get("/_fake/ground_truth", self._get_ground_truth)
+        self.install_tenancy(app)  # /oauth/v2/authorize, /_fake/oauth/*, /_fake/teams/*
         self.socket.install(app)  # /_fake/socket/{ticket} (the WebSocket), /_fake/socket_mode/*
         self.install_live(app)  # /_fake/events, /_fake/events/config, /_fake/events/settled, ...
         return app
@@ -274,60 +308,19 @@ class FakeSlack(LiveWorkspace):
             self._connections += 1
         return await handler(request)
 
-    def new_trigger_id(self, user_id: str) -> str:
-        """A trigger id for `user_id`, as Slack puts in an interaction payload (3 s, single use)."""
-        return self.view_store.new_trigger_id(user_id)
-
     def new_response_url(self, user_id: str | None = None, channel_id: str | None = None) -> str:
         rid = secrets.token_hex(8)
         self._response_urls[rid] = {"user": user_id, "channel": channel_id, "created": time.time()}
         return f"{self.url}/_fake/response_url/{rid}"
 
     @property
-    def calls(self) -> list[Call]:
-        return self.recorder.calls
-
-    def calls_of(self, method: str) -> list[Call]:
-        return self.recorder.calls_of(method)
-
-    @property
-    def counters(self) -> dict[str, dict[str, int]]:
-        return self.recorder.counters_dict()
-
-    @property
-    def posts(self) -> list[dict[str, Any]]:
-        return self.recorder.posts
-
-    @property
     def response_posts(self) -> list[dict[str, Any]]:
         return self.recorder.response_posts
 
-    @property
-    def view_events(self) -> list[dict[str, Any]]:
-        return self.recorder.views
-
-    def dms(self, user_id: str) -> list[Message]:
-        """Messages currently in the bot's DM with `user_id`, oldest first (updates applied)."""
-        with self.workspace.lock:
-            dm_id = self.workspace.dm_by_user.get(user_id)
-            ch = self.workspace.channels.get(dm_id) if dm_id else None
-            return [dict(m) for m in ch.by_ts.values()] if ch else []
-
-    def ephemerals(self, user_id: str | None = None) -> list[dict[str, Any]]:
-        return [
-            p
-            for p in self.recorder.posts
-            if p["kind"] == "ephemeral" and (user_id is None or p["user"] == user_id)
-        ]
-
-    def home_view(self, user_id: str) -> dict[str, Any] | None:
-        return self.view_store.home(user_id)
-
-    def modal_stack(self, user_id: str) -> list[dict[str, Any]]:
-        return self.view_store.stack(user_id)
-
     def reset_recording(self) -> None:
-        self.recorder.reset()
+        """Forget what reached every served workspace."""
+        for team in self.teams.values():
+            team.recorder.reset()
 
     def reset_rate_limits(self) -> None:
         self.limiter.reset()
@@ -429,29 +422,46 @@ class FakeSlack(LiveWorkspace):
         args, token = await self._parse(request)
         self._call_no += 1
         number = self._call_no
-        call = self.recorder.start(method, args)
+        route = self._route_of(method, token, args)
+        # Each workspace logs its own calls (per-workspace pacing shows there); calls that name
+        # no workspace (oauth.v2.access, a bad token) go to the first one's log.
+        recorder = route.team.recorder if route.team is not None else self.recorder
+        call = recorder.start(method, args)
         faults = self.faults
         if faults.take("reset", method) is not None:
-            self.recorder.finish(call, None, None)
+            recorder.finish(call, None, None)
             if request.transport is not None:
                 request.transport.abort()  # the client sees the connection drop, no response
             return web.Response(status=204)
         delay = faults.take("delay", method)
         if delay is not None:
             await asyncio.sleep(delay.seconds)
-        status, body, headers = self._answer(method, args, token, number)
+        status, body, headers = self._answer(method, args, token, number, route, request)
         if status == 200 and body.get("ok") is True:
             channel = args.get("channel")
             fault = faults.take_body(method, channel if isinstance(channel, str) else None)
             if fault is not None:
                 # Recorded as failed: the client got nothing it could use.
-                self.recorder.finish(call, status, {"ok": False, "error": f"fake_{fault.kind}"})
+                recorder.finish(call, status, {"ok": False, "error": f"fake_{fault.kind}"})
                 return _broken_answer(fault, body, headers)
-        self.recorder.finish(call, status, body)
+        recorder.finish(call, status, body)
         return web.json_response(body, status=status, headers=headers)
 
+    def _route_of(self, method: str, token: str | None, args: dict[str, Any]) -> Route:
+        if token is None or method in OAUTH_METHODS:
+            return Route(self)
+        if token in self.app_tokens:  # app-level: the app's, answered by the first workspace
+            return Route(self, rate_id=token, scopes=self.app_tokens[token])
+        return self._route(token, method, args)
+
     def _answer(
-        self, method: str, args: dict[str, Any], token: str | None, number: int
+        self,
+        method: str,
+        args: dict[str, Any],
+        token: str | None,
+        number: int,
+        route: Route,
+        request: web.Request,
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         faults = self.faults
         fault = faults.take("http_error", method)
@@ -464,6 +474,11 @@ class FakeSlack(LiveWorkspace):
                 {"ok": False, "error": "ratelimited"},
                 {"Retry-After": str(fault.retry_after)},
             )
+        if method in OAUTH_METHODS:
+            try:
+                return 200, self.oauth_call(method, args, token, request), {}
+            except ApiError as exc:
+                return 200, exc.body(), {}
         spec = METHODS.get(method) or APP_LEVEL_METHODS.get(method)
         if spec is None:
             return 200, {"ok": False, "error": "unknown_method"}, {}
@@ -472,16 +487,18 @@ class FakeSlack(LiveWorkspace):
         if token in self.app_tokens:
             if method not in APP_LEVEL_METHODS:
                 return 200, {"ok": False, "error": "not_allowed_token_type"}, {}
-        elif token not in self.tokens:
-            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        elif route.error is not None:
+            return 200, {"ok": False, "error": route.error}, {}
         elif method in APP_LEVEL_METHODS:
             return 200, {"ok": False, "error": "not_allowed_token_type"}, {}
         auth_error = faults.auth_error_for(number)
         if auth_error:
             return 200, {"ok": False, "error": auth_error}, {}
-        with self.workspace.lock:
+        team = route.team or self
+        headers = {"X-OAuth-Scopes": ",".join(sorted(route.scopes))}
+        with team.workspace.lock:
             if self.rate_limits:
-                retry_after = self._rate_limit(token, method, args)
+                retry_after = self._rate_limit(route.rate_id, team, method, args)
                 if retry_after:
                     return (
                         429,
@@ -489,30 +506,30 @@ class FakeSlack(LiveWorkspace):
                         {"Retry-After": str(retry_after)},
                     )
             for channel_id in faults.channels_to_delete(method, args.get("channel")):
-                self.workspace.delete_channel(channel_id)
+                team.workspace.delete_channel(channel_id)
             fault = faults.take("api_error", method)
             if fault is not None:
                 return 200, {"ok": False, "error": fault.error}, {}
             self._current_token = token
+            self._current_scopes = route.scopes
             try:
-                body = self.api.call(method, args)
+                body = team.api.call(method, args)
             except ApiError as exc:
-                return 200, exc.body(), self._scope_headers(token)
-            return 200, body, self._scope_headers(token)
+                return 200, exc.body(), headers
+            if method == "auth.test":
+                body = self.auth_test_extras(route, token, body)
+            return 200, body, headers
 
-    def _scope_headers(self, token: str) -> dict[str, str]:
-        scopes = self.tokens.get(token) or self.app_tokens.get(token, frozenset())
-        return {"X-OAuth-Scopes": ",".join(sorted(scopes))}
-
-    def _rate_limit(self, token: str, method: str, args: dict[str, Any]) -> int:
+    def _rate_limit(self, rate_id: str, team: TeamState, method: str, args: dict[str, Any]) -> int:
         """0 when the call may proceed (and is counted), else the Retry-After in seconds."""
         spec = METHODS.get(method) or APP_LEVEL_METHODS[method]
         per_minute = self.profile.per_minute.get(method, spec.per_minute)
-        # Slack counts per app (a token here), per workspace, per method.
-        bucket_key = (token, self.workspace.team_id, method)
+        # Slack counts per app (`rate_id`: a static token, or the OAuth app), per workspace,
+        # per method.
+        bucket_key = (rate_id, team.team_id, method)
         keys: list[tuple[tuple[Any, ...], int, float]] = [(bucket_key, per_minute, 60.0)]
         if spec.per_channel_per_second:
-            channel = self.api.rate_key_channel(args)
+            channel = team.api.rate_key_channel(args)
             keys.insert(0, ((*bucket_key, channel), spec.per_channel_per_second, 1.0))
         bucket = self.bucket
         # Check every window (and the bucket) first so a rejected call is counted in none.
@@ -548,13 +565,19 @@ class FakeSlack(LiveWorkspace):
         return web.json_response({"ok": True})
 
     # -- /_fake control routes ----------------------------------------------------------------
+    def _team_of(self, request: web.Request) -> TeamState:
+        team_id = request.query.get("team_id")
+        return self.team(team_id) if team_id else self
+
     async def _get_calls(self, request: web.Request) -> web.Response:
+        """`?method=` only that method's, `?team_id=` another workspace's (default: the first)."""
+        team = self._team_of(request)
         method = request.query.get("method")
-        calls = self.calls_of(method) if method else self.calls
+        calls = team.calls_of(method) if method else team.calls
         return web.json_response([c.to_dict() for c in calls])
 
     async def _get_counters(self, request: web.Request) -> web.Response:
-        return web.json_response({**self.counters, "events": self.event_counters})
+        return web.json_response({**self._team_of(request).counters, "events": self.event_counters})
 
     async def _post_faults(self, request: web.Request) -> web.Response:
         try:
