@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from app.logs import LOG_FORMATS
 from db.session import check_database_url
+from db.token_crypto import TokenKeyError, parse_keys
 from db.vectors import check_chroma_url
 
 EMBEDDINGS = ("default", "hashing")
@@ -27,12 +28,27 @@ RATE_PROFILES = ("internal", "non_marketplace")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # Values of these settings never appear in a message, even a malformed one.
-SECRET_SETTINGS = frozenset({"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"})
+SECRET_SETTINGS = frozenset(
+    {
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "SLACK_CLIENT_SECRET",
+        "TOKEN_ENCRYPTION_KEY",
+    }
+)
 # URLs may carry credentials (postgresql://user:password@host/db): never echoed either.
 UNECHOED_SETTINGS = SECRET_SETTINGS | {"DATABASE_URL", "CHROMA_URL", "SLACK_API_URL"}
 # Settings that may come from a file named by `<NAME>_FILE` (design.md: every secret, and the
 # database URL for its password).
-FILE_SETTINGS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "DATABASE_URL")
+FILE_SETTINGS = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "DATABASE_URL",
+    "SLACK_CLIENT_SECRET",
+    "TOKEN_ENCRYPTION_KEY",
+)
 
 # What is accepted, per setting, for the one-line error.
 ACCEPTED: dict[str, str] = {
@@ -60,6 +76,12 @@ ACCEPTED: dict[str, str] = {
     "LOG_FORMAT": "one of: " + ", ".join(LOG_FORMATS),
     "LIVE_SYNC": "true or false",
     "SHUTDOWN_TIMEOUT": "an integer from 1 to 600 (seconds)",
+    "SLACK_CLIENT_ID": "the app's client id (Basic Information page), or unset for one workspace",
+    "SLACK_CLIENT_SECRET": "the app's client secret (Basic Information page), with SLACK_CLIENT_ID",
+    "TOKEN_ENCRYPTION_KEY": (
+        "one or more Fernet keys, comma-separated, the first encrypting (make one with: python -c"
+        " 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+    ),
 }
 ACCEPTED |= {
     f"{name}_FILE": f"the path of a readable file holding {name} (and {name} itself unset)"
@@ -112,9 +134,20 @@ class Settings(BaseSettings):
     live_sync: bool = True
     # Seconds from SIGTERM to exit; runs in progress are released for another process to resume.
     shutdown_timeout: int = Field(default=20, ge=1, le=600)
+    # Multi-workspace mode (both client settings): OAuth installs, tokens stored encrypted.
+    slack_client_id: str | None = None
+    slack_client_secret: str | None = Field(default=None, repr=False)
+    token_encryption_key: str | None = Field(default=None, repr=False)
 
     @field_validator(
-        "slack_bot_token", "slack_signing_secret", "slack_app_token", "chroma_url", mode="before"
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "chroma_url",
+        "slack_client_id",
+        "slack_client_secret",
+        "token_encryption_key",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
@@ -143,6 +176,16 @@ class Settings(BaseSettings):
     def _app_token_shape(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith("xapp-"):
             raise ValueError("is not an app-level token")
+        return value
+
+    @field_validator("token_encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_keys(value)
+            except TokenKeyError as exc:
+                raise ValueError(str(exc)) from None  # says which key, never the key
         return value
 
     @field_validator("database_url")
@@ -177,9 +220,31 @@ class Settings(BaseSettings):
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
 
+    @property
+    def multi_workspace(self) -> bool:
+        """Both client settings: every workspace installs through OAuth, no SLACK_BOT_TOKEN."""
+        return self.slack_client_id is not None and self.slack_client_secret is not None
+
+    def check_modes(self) -> None:
+        """The client settings come as a pair, and multi-workspace mode needs the key."""
+        pair = {
+            "SLACK_CLIENT_ID": self.slack_client_id,
+            "SLACK_CLIENT_SECRET": self.slack_client_secret,
+        }
+        for name, value in pair.items():
+            if value is None and any(pair.values()):
+                other = next(n for n in pair if n != name)
+                raise SettingsError(name, f"is required when {other} is set (multi-workspace mode)")
+        if self.multi_workspace and self.token_encryption_key is None:
+            raise SettingsError(
+                "TOKEN_ENCRYPTION_KEY",
+                "is required in multi-workspace mode (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET set)",
+            )
+
     def require_for_run(self) -> None:
-        """`run` needs a bot token, and a signing secret unless it uses Socket Mode."""
-        if self.slack_bot_token is None:
+        """`run` needs a bot token (one workspace) or OAuth (many), and a signing secret unless
+        it uses Socket Mode."""
+        if self.slack_bot_token is None and not self.multi_workspace:
             raise SettingsError("SLACK_BOT_TOKEN", "is required to run the app")
         if not self.socket_mode and self.slack_signing_secret is None:
             raise SettingsError(
@@ -279,10 +344,15 @@ def load_settings(
     from_files: dict[str, Any] = _from_files([os.environ if environ is None else environ, dotenv])
     try:
         if environ is None:
-            return Settings(_env_file=env_file, **from_files)  # type: ignore[call-arg]
-        known = {name.lower() for name in ACCEPTED}
-        values: dict[str, Any] = {k.lower(): v for k, v in environ.items() if k.lower() in known}
-        values |= from_files
-        return _MappingSettings(_env_file=env_file, **values)  # type: ignore[call-arg]
+            settings = Settings(_env_file=env_file, **from_files)  # type: ignore[call-arg]
+        else:
+            known = {name.lower() for name in ACCEPTED}
+            values: dict[str, Any] = {
+                k.lower(): v for k, v in environ.items() if k.lower() in known
+            }
+            values |= from_files
+            settings = _MappingSettings(_env_file=env_file, **values)  # type: ignore[call-arg]
     except ValidationError as exc:
         raise _first_error(exc, environ or {}) from None
+    settings.check_modes()
+    return settings

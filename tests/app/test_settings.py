@@ -9,12 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import EXIT_SETTINGS, main
+from app.cli import EXIT_SETTINGS, main, secrets_of
 from app.settings import ACCEPTED, SettingsError, load_settings
+from db.token_crypto import generate_key
 
 REPO = Path(__file__).resolve().parents[2]
 BOT = "xoxb-1111-2222-sEcReTbOtToKeN"
 SIGNING = "8f742231b10e8888abcd99yyyzzz85a5"
+CLIENT_ID = "1111.2222"
+CLIENT_SECRET = "c1i3nt-s3cr3t-never-shown-42"
+KEY = generate_key()
+OAUTH = {"SLACK_CLIENT_ID": CLIENT_ID, "SLACK_CLIENT_SECRET": CLIENT_SECRET}
 
 
 def test_settings_defaults_match_the_contract(tmp_path: Path) -> None:
@@ -120,6 +125,24 @@ BAD_SETTINGS = [
     ({"RUN_CONCURRENCY": "0"}, "migrate", "RUN_CONCURRENCY", None),
     ({"LOG_LEVEL": "chatty"}, "migrate", "LOG_LEVEL", None),
     ({"SLACK_API_URL": "slack.com/api"}, "migrate", "SLACK_API_URL", None),
+    # Multi-workspace mode: both client settings, and then a Fernet key.
+    ({"SLACK_CLIENT_ID": CLIENT_ID}, "migrate", "SLACK_CLIENT_SECRET", None),
+    ({"SLACK_CLIENT_SECRET": CLIENT_SECRET}, "run", "SLACK_CLIENT_ID", CLIENT_SECRET),
+    (OAUTH, "migrate", "TOKEN_ENCRYPTION_KEY", CLIENT_SECRET),
+    (
+        OAUTH | {"TOKEN_ENCRYPTION_KEY": "not-a-fernet-key-1234"},
+        "run",
+        "TOKEN_ENCRYPTION_KEY",
+        "not-a-fernet-key-1234",
+    ),
+    (
+        OAUTH | {"TOKEN_ENCRYPTION_KEY": f"{KEY},second-bad-key-5678"},
+        "migrate",
+        "TOKEN_ENCRYPTION_KEY",
+        "second-bad-key-5678",
+    ),
+    (OAUTH | {"TOKEN_ENCRYPTION_KEY": KEY}, "run", "SLACK_SIGNING_SECRET", KEY),
+    ({"TOKEN_ENCRYPTION_KEY": KEY}, "rotate-key", "SLACK_CLIENT_ID", KEY),
 ]
 
 
@@ -194,3 +217,26 @@ def test_settings_unreachable_chroma_server_is_one_line_and_exit_1(
     assert len(lines) == 1, err
     assert url in lines[0] and "CHROMA_URL" in lines[0] and "Traceback" not in err
     assert "xoxb-never-shown" not in err and "s3cret" not in err
+
+
+def test_settings_client_id_and_secret_select_multi_workspace_mode(tmp_path: Path) -> None:
+    single = load_settings({"SLACK_BOT_TOKEN": BOT}, env_file=tmp_path / "none.env")
+    assert not single.multi_workspace
+    two_keys = f"{generate_key()},{KEY}"
+    s = load_settings(
+        OAUTH | {"TOKEN_ENCRYPTION_KEY": two_keys, "SLACK_SIGNING_SECRET": SIGNING},
+        env_file=tmp_path / "none.env",
+    )
+    assert s.multi_workspace and s.slack_bot_token is None
+    s.require_for_run()  # no SLACK_BOT_TOKEN needed
+    assert CLIENT_SECRET not in repr(s) and KEY not in repr(s)
+    # Every secret is redacted from the logs, each key of the list on its own too.
+    assert {CLIENT_SECRET, two_keys, KEY, SIGNING} <= set(secrets_of(s))
+
+
+def test_settings_blank_client_settings_mean_single_workspace(tmp_path: Path) -> None:
+    s = load_settings(
+        {"SLACK_CLIENT_ID": " ", "SLACK_CLIENT_SECRET": "", "TOKEN_ENCRYPTION_KEY": ""},
+        env_file=tmp_path / "none.env",
+    )
+    assert not s.multi_workspace and s.token_encryption_key is None

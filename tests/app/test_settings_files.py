@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.settings import FILE_SETTINGS, SettingsError, load_settings
+from db.token_crypto import generate_key
 
 REPO = Path(__file__).resolve().parents[2]
 BOT = "xoxb-1111-2222-sEcReTbOtToKeN"
@@ -27,16 +28,23 @@ def test_settings_every_secret_is_accepted_from_a_file(tmp_path: Path) -> None:
         "SLACK_SIGNING_SECRET": SIGNING,
         "SLACK_APP_TOKEN": "xapp-1-A111-222-abc",
         "DATABASE_URL": "postgresql+asyncpg://app:pa55word@db:5432/backfill",
+        "SLACK_CLIENT_SECRET": "client-secret-from-a-file",
+        "TOKEN_ENCRYPTION_KEY": f"{generate_key()},{generate_key()}",
     }
     assert set(values) == set(FILE_SETTINGS)
     environ = {f"{k}_FILE": secret_file(tmp_path, k.lower(), v) for k, v in values.items()}
-    s = load_settings(environ, env_file=None)
+    s = load_settings(environ | {"SLACK_CLIENT_ID": "111.222"}, env_file=None)
     assert (s.slack_bot_token, s.slack_signing_secret, s.slack_app_token, s.database_url) == (
         values["SLACK_BOT_TOKEN"],
         values["SLACK_SIGNING_SECRET"],
         values["SLACK_APP_TOKEN"],
         values["DATABASE_URL"],
     )
+    assert (s.slack_client_secret, s.token_encryption_key) == (
+        values["SLACK_CLIENT_SECRET"],
+        values["TOKEN_ENCRYPTION_KEY"],
+    )
+    assert s.multi_workspace
 
 
 def test_settings_a_file_in_dotenv_counts_and_the_environment_still_wins(tmp_path: Path) -> None:
