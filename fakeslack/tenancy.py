@@ -13,12 +13,14 @@ which revoke the tokens and deliver `tokens_revoked` and `app_uninstalled`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from aiohttp import BasicAuth, hdrs, web
+from aiohttp import hdrs, web
 
 from fakeslack.errors import ApiError
 from fakeslack.events import EventDelivery, Identity
@@ -461,14 +463,15 @@ def _locate(members: list[TeamState], args: dict[str, Any]) -> TeamState:
 
 
 def _basic_auth(request: web.Request) -> tuple[str, str] | None:
+    """HTTP Basic credentials (client id, secret), ("", "") if unreadable, None if absent."""
     header = request.headers.get(hdrs.AUTHORIZATION, "")
     if not header.startswith("Basic "):
         return None
     try:
-        auth = BasicAuth.decode(header)
-    except ValueError:
-        return ("", "")  # present but unreadable: refused as a wrong client id
-    return auth.login, auth.password
+        login, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return ("", "")  # refused as a wrong client id
+    return login, password
 
 
 def _pick(request: web.Request, name: str) -> str | None:
