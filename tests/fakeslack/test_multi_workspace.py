@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
 from fakeslack import FakeSlack, Workspace
 from tests.fakeslack.helpers import member_channel, refused, small_modal
@@ -151,3 +153,38 @@ async def test_each_workspaces_events_carry_its_team_and_bot(
         assert env["authorizations"][0]["user_id"] == ws.bot_user_id
         assert env["event"]["channel"] in ws.channels
     assert len({e["event_id"] for e in envelopes}) == 3
+
+
+async def test_control_routes_list_workspaces_and_install_them(
+    multi: FakeSlack, workspaces: list[Workspace]
+) -> None:
+    a, b, _ = workspaces
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{multi.url}/_fake/oauth/install", json={"team_id": a.team_id}) as r:
+            installed = await r.json()
+        async with http.post(
+            f"{multi.url}/_fake/oauth/code", json={"team_id": b.team_id, "scopes": ["chat:write"]}
+        ) as r:
+            code = (await r.json())["code"]
+        async with http.post(f"{multi.url}/_fake/oauth/code", json={"team_id": "T0NONE"}) as r:
+            assert r.status == 400
+        async with http.get(f"{multi.url}/_fake/teams") as r:
+            teams = await r.json()
+    assert installed["team"]["id"] == a.team_id
+    assert [(t["team_id"], t["installed"]) for t in teams] == [
+        (a.team_id, True),
+        (b.team_id, False),
+        (workspaces[2].team_id, False),
+    ]
+    config = multi.oauth_config
+    answer = await AsyncWebClient(base_url=multi.base_url).oauth_v2_access(
+        client_id=config.client_id, client_secret=config.client_secret, code=code
+    )
+    assert answer["team"]["id"] == b.team_id and answer["scope"] == "chat:write"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{multi.url}/_fake/calls", params={"team_id": b.team_id}) as r,
+    ):
+        assert await r.json() == []
+    await client_for(multi, answer["access_token"]).auth_test()
+    assert [c.method for c in multi.team(b.team_id).calls] == ["auth.test"]
