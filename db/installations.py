@@ -265,6 +265,20 @@ async def rotate_keys(session: AsyncSession, cipher: TokenCipher) -> int:
     return len(rotated)
 
 
+async def verify_keys(session: AsyncSession, cipher: TokenCipher) -> int:
+    """Decrypt every stored token (and drop the results): how many installs hold one. Raises
+    `TokenDecryptError` when one does not decrypt, so that a start with a wrong
+    TOKEN_ENCRYPTION_KEY fails at once instead of at a workspace's next request."""
+    stmt = select(_C.bot_token_encrypted, _C.bot_refresh_token_encrypted).where(
+        _C.bot_token_encrypted.is_not(None) | _C.bot_refresh_token_encrypted.is_not(None)
+    )
+    rows = (await session.execute(stmt)).all()
+    for row in rows:
+        _decrypted(cipher, row.bot_token_encrypted)
+        _decrypted(cipher, row.bot_refresh_token_encrypted)
+    return len(rows)
+
+
 def _rotated(cipher: TokenCipher, stored: str | None) -> str | None:
     return None if stored is None else cipher.rotate(stored)
 
@@ -277,4 +291,5 @@ __all__ = [
     "revoke_installation",
     "rotate_keys",
     "save_installation",
+    "verify_keys",
 ]

@@ -5,9 +5,16 @@ token encrypted before SQL; and the one-time OAuth states."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from datetime import timedelta
+from typing import Any, cast
 
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.oauth.installation_store.models.installation import Installation
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -172,3 +179,57 @@ async def test_oauth_state_expires(sessions: Sessions) -> None:
         left = (await session.execute(select(OAuthState.expire_at))).scalars().all()
         assert len(left) == 1 and left[0] > utcnow()
         assert not await consume_state(session, old)
+
+
+class _SlackStub:
+    """The two Web API methods Bolt's `authorize` calls: the refresh and auth.test."""
+
+    def __init__(self) -> None:
+        self.refreshed_with: list[str] = []
+
+    async def oauth_v2_access(self, **kwargs: Any) -> dict[str, Any]:
+        self.refreshed_with.append(kwargs["refresh_token"])
+        n = len(self.refreshed_with)
+        return {
+            "ok": True,
+            "token_type": "bot",
+            "access_token": f"xoxe.xoxb-1-T1-refreshed-{n}",
+            "refresh_token": f"xoxe-1-T1-next-refresh-{n}",
+            "expires_in": 43200,
+        }
+
+    async def auth_test(self, token: str) -> dict[str, Any]:
+        return {"ok": True, "team_id": "T1", "user_id": "U0BOT", "bot_id": "B0BOT"}
+
+
+async def test_oauth_store_bolt_authorize_refreshes_an_expiring_token(
+    sessions: Sessions, database_url: str
+) -> None:
+    """Bolt's own `authorize` with token rotation, on our store: the token that expires within
+    its margin is refreshed once, the new pair is saved (encrypted) and used, the next request
+    uses it without refreshing again."""
+    store = InstallationStore(sessions, TokenCipher(generate_key()))
+    await store.async_save(slack_install("T1", bot_token_expires_in=60))  # expires in a minute
+    slack = _SlackStub()
+    authorize = AsyncInstallationStoreAuthorize(
+        logger=logging.getLogger("test"),
+        installation_store=store,
+        client_id="111.222",
+        client_secret=CLIENT_SECRET,
+    )
+    authorize.token_rotator = AsyncTokenRotator(
+        client_id="111.222",
+        client_secret=CLIENT_SECRET,
+        client=cast(AsyncWebClient, slack),
+    )
+    context = AsyncBoltContext({"client": slack, "is_enterprise_install": False})
+    for _ in range(2):
+        result = await authorize(context=context, enterprise_id=None, team_id="T1", user_id="U1")
+        assert result is not None and result.bot_token == "xoxe.xoxb-1-T1-refreshed-1"
+    assert slack.refreshed_with == ["xoxe-1-T1-refresh-token-in-clear"]
+    stored = await store.async_find_bot(enterprise_id=None, team_id="T1")
+    assert stored is not None and stored.bot_refresh_token == "xoxe-1-T1-next-refresh-1"
+    assert stored.bot_token_expires_at is not None
+    assert stored.bot_token_expires_at > time.time() + 43000
+    dump = await dump_everything(database_url)
+    assert "refreshed-1" not in dump and "next-refresh-1" not in dump

@@ -16,6 +16,7 @@ from db.installations import (
     revoke_installation,
     rotate_keys,
     save_installation,
+    verify_keys,
 )
 from db.models import SlackInstallation
 from db.records import Installation
@@ -263,3 +264,17 @@ async def test_installations_rotation_with_a_wrong_key_changes_nothing(
             await rotate_keys(session, TokenCipher(KEY_A))
     assert await find(sessions, TokenCipher(KEY_A), None, "T1") == install("T1")
     assert await find(sessions, TokenCipher(KEY_B), None, "T3") == install("T3")
+
+
+async def test_installations_verify_keys_fails_on_a_key_that_reads_nothing(
+    sessions: Sessions,
+) -> None:
+    async with sessions() as session:
+        assert await verify_keys(session, TokenCipher(KEY_A)) == 0  # nothing stored yet
+    await save(sessions, TokenCipher(KEY_A), install("T1"), install("T2"))
+    async with sessions() as session:
+        assert await verify_keys(session, TokenCipher(KEY_A)) == 2
+        assert await verify_keys(session, TokenCipher(f"{KEY_B},{KEY_A}")) == 2
+        with pytest.raises(TokenDecryptError) as err:
+            await verify_keys(session, TokenCipher(KEY_B))
+    assert "TOKEN_ENCRYPTION_KEY" in str(err.value) and "\n" not in str(err.value)
