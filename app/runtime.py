@@ -33,6 +33,7 @@ from app.services import start_services
 from app.settings import Settings
 from app.shutdown import ShutdownBudget
 from app.socket_mode import CountedSocketModeHandler
+from db.inbox import inbox_database_url
 from db.messages import ensure_workspace
 from db.migrate import migrate
 from db.replays import open_replay_ledger
@@ -76,7 +77,10 @@ def install_stop_signals(stop: asyncio.Event, budget: ShutdownBudget) -> None:
 async def migrate_database(settings: Settings) -> None:
     """Bring the schema up to date; any driver error becomes one line (the URL may hold a password)."""
     try:
-        await migrate(settings.database_url)
+        for url in dict.fromkeys(
+            [settings.database_url, inbox_database_url(settings.database_url)]
+        ):
+            await migrate(url)
     except Exception as exc:
         log.debug("migration failed", exc_info=exc)
         raise StartupError(
@@ -92,6 +96,22 @@ async def open_database(
     engine = create_engine(settings.database_url)
     stack.push_async_callback(budget.step("the database pool", engine.dispose, keep=0))
     return engine
+
+
+def open_inbox_database(
+    settings: Settings,
+    store: async_sessionmaker[AsyncSession],
+    stack: AsyncExitStack,
+    budget: ShutdownBudget,
+) -> async_sessionmaker[AsyncSession]:
+    """The live mirror's inbox (`db.inbox`): the store's own sessions, or a SQLite store's inbox
+    file (migrated with the store by `migrate_database`)."""
+    url = inbox_database_url(settings.database_url)
+    if url == settings.database_url:
+        return store
+    engine = create_engine(url)
+    stack.push_async_callback(budget.step("the inbox database pool", engine.dispose, keep=0))
+    return make_sessionmaker(engine)
 
 
 def slack_front(
@@ -127,6 +147,7 @@ class Runtime:
     team_id: str
     team_name: str
     sessions: async_sessionmaker[AsyncSession]
+    inbox_sessions: async_sessionmaker[AsyncSession]  # the live mirror's inbox (`db.inbox`)
     vectors: ChromaVectorStore
     client: AsyncWebClient
     bolt: AsyncApp
@@ -152,6 +173,7 @@ async def running_app(
     async with AsyncExitStack() as stack:
         engine = await open_database(settings, stack, budget)
         sessions = make_sessionmaker(engine)
+        inbox_sessions = open_inbox_database(settings, sessions, stack, budget)
         metrics = Metrics()  # this app's own registry, served at /metrics
         vectors = await open_vectors(settings, metrics)
         # A write still in flight here belongs to a run already released: cut short, it is
@@ -179,6 +201,7 @@ async def running_app(
             settings,
             stack,
             sessions=sessions,
+            inbox_sessions=inbox_sessions,
             vectors=vectors,
             client=client,
             team_id=team_id,
@@ -223,6 +246,7 @@ async def running_app(
             team_id,
             team_name,
             sessions,
+            inbox_sessions,
             vectors,
             client,
             bolt,

@@ -88,9 +88,11 @@ async def start_services(
     metrics: Metrics | None = None,
     connections: SlackConnections | None = None,
     budget: ShutdownBudget | None = None,
+    inbox_sessions: async_sessionmaker[AsyncSession] | None = None,
 ) -> Deps:
     """Start APScheduler, the run service and the Home publisher; return the listeners' deps.
-    Their shutdown steps share `budget` (by default, one of `SHUTDOWN_TIMEOUT` of their own)."""
+    Their shutdown steps share `budget` (by default, one of `SHUTDOWN_TIMEOUT` of their own).
+    `inbox_sessions`: the live mirror's inbox database when not the store's (`db.inbox`)."""
     if budget is None:
         budget = ShutdownBudget(settings.shutdown_timeout)
     scheduler = AsyncIOScheduler(timezone=UTC)
@@ -130,6 +132,7 @@ async def start_services(
         scope=schedule_scope(schedules),
         owner=runs.owner,
         observer=metrics.on_mirror_batch if metrics is not None else None,
+        inbox_sessions=inbox_sessions,
     )
     home = HomePublisher(
         team_id,

@@ -11,6 +11,12 @@ lease is taken again (its process died before deleting them). Applying an event 
 (upserts, tombstoned removals), so a re-claim never corrupts the store. Rows of a channel another
 drainer holds are left for it, so one channel's events are applied in order.
 
+Where: on PostgreSQL, the store's own database. On SQLite, a file of its own beside the store's
+(`inbox_database_url`): SQLite has one write lock per file, and the store's writers hold it while
+they write Chroma (`scheduler.backfill.writer`), so an acknowledgement written to the same file
+would wait behind a whole batch. The inbox file gets the same migrations (one schema, one path);
+only these tables are used there. SQLite deployments run one app process.
+
 Every function takes the `AsyncSession` first and never commits. Imports SQLAlchemy and `db` only.
 """
 
@@ -19,14 +25,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Table, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import MirrorInbox, MirrorSeenEvent, MirrorState
 from db.records import MirrorStatus
+from db.session import SQLITE_DRIVER
 
 _INBOX = cast(Table, MirrorInbox.__table__)
 _I = _INBOX.c
@@ -50,43 +59,77 @@ class InboxEvent:
     received_at: datetime
 
 
+def inbox_database_url(store_url: str) -> str:
+    """The inbox's database for the store at `store_url` (validated by the caller): the same one,
+    except a SQLite file, whose inbox is the file beside it named `<stem>-inbox<suffix>`."""
+    url = make_url(store_url)
+    database = url.database or ""
+    if url.drivername != SQLITE_DRIVER or database == ":memory:" or database.startswith("file:"):
+        return store_url
+    path = Path(database)
+    inbox = path.with_name(f"{path.stem}-inbox{path.suffix or '.db'}")
+    return url.set(database=str(inbox)).render_as_string(hide_password=False)
+
+
 def _insert(session: AsyncSession) -> Any:
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-async def take_in(
-    session: AsyncSession,
-    *,
-    workspace_id: str,
-    event_id: str,
-    channel_id: str | None,
-    event_type: str,
-    payload: dict[str, Any],
-    event_time: datetime | None,
-    now: datetime,
-) -> bool:
-    """Record the event for the drainer; False when this event id was taken in before (a retry
-    or a duplicate delivery: nothing is written)."""
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """An event to take in, as its acknowledgement hands it over: the inner event as Slack sent
+    it, when Slack sent it (`event_time`) and when it came (`now`)."""
+
+    workspace_id: str
+    event_id: str
+    channel_id: str | None
+    event_type: str
+    payload: dict[str, Any]
+    event_time: datetime | None
+    now: datetime
+
+
+async def take_in(session: AsyncSession, arrivals: Sequence[Arrival]) -> list[bool]:
+    """Record the events for the drainer, in two statements whatever their number; for each, in
+    order, False when its event id was taken in before (a retry or a duplicate delivery, also
+    earlier in `arrivals`: nothing is written for it)."""
+    first: dict[tuple[str, str], Arrival] = {}
+    for arrival in arrivals:
+        first.setdefault((arrival.workspace_id, arrival.event_id), arrival)
+    if not first:
+        return []
     seen = (
         _insert(session)(_SEEN)
-        .values(workspace_id=workspace_id, event_id=event_id, seen_at=now)
-        .on_conflict_do_nothing(index_elements=[_S.workspace_id, _S.event_id])
-        .returning(_S.event_id)
-    )
-    if (await session.execute(seen)).first() is None:
-        return False
-    await session.execute(
-        _INBOX.insert().values(
-            workspace_id=workspace_id,
-            event_id=event_id,
-            channel_id=channel_id,
-            event_type=event_type,
-            payload=payload,
-            event_time=event_time,
-            received_at=now,
+        .values(
+            [{"workspace_id": w, "event_id": e, "seen_at": a.now} for (w, e), a in first.items()]
         )
+        .on_conflict_do_nothing(index_elements=[_S.workspace_id, _S.event_id])
+        .returning(_S.workspace_id, _S.event_id)
     )
-    return True
+    fresh = {(w, e) for w, e in (await session.execute(seen)).all()}
+    if fresh:
+        # In arrival order, so that `inbox_id` orders a channel's events as they came.
+        await session.execute(
+            _INBOX.insert(),
+            [
+                {
+                    "workspace_id": a.workspace_id,
+                    "event_id": a.event_id,
+                    "channel_id": a.channel_id,
+                    "event_type": a.event_type,
+                    "payload": a.payload,
+                    "event_time": a.event_time,
+                    "received_at": a.now,
+                }
+                for key, a in first.items()
+                if key in fresh
+            ],
+        )
+    answers = []
+    for arrival in arrivals:
+        key = (arrival.workspace_id, arrival.event_id)
+        answers.append(key in fresh and first[key] is arrival)
+    return answers
 
 
 async def claim(
@@ -228,17 +271,62 @@ async def status(session: AsyncSession, workspace_id: str, *, now: datetime) -> 
     )
 
 
+async def move_waiting(source: AsyncSession, target: AsyncSession) -> int:
+    """Copy the events `source` holds (a SQLite store's own file, before its inbox moved to a
+    file of its own), their ids and the mirror's state into `target`, unclaimed and in order, then
+    delete them from `source`. Commit `target` first: a crash in between leaves copies in both,
+    and applying an event twice is harmless. Returns the events moved."""
+    rows = (await source.execute(select(_INBOX).order_by(_I.inbox_id))).all()
+    for row in rows:
+        await target.execute(
+            _INBOX.insert().values(
+                workspace_id=row.workspace_id,
+                event_id=row.event_id,
+                channel_id=row.channel_id,
+                event_type=row.event_type,
+                payload=row.payload,
+                event_time=row.event_time,
+                received_at=row.received_at,
+            )
+        )
+    for seen in (await source.execute(select(_SEEN))).all():
+        await target.execute(
+            _insert(target)(_SEEN).values(**seen._asdict()).on_conflict_do_nothing()
+        )
+    for state in (await source.execute(select(_STATE))).all():
+        await target.execute(
+            _insert(target)(_STATE).values(**state._asdict()).on_conflict_do_nothing()
+        )
+    return len(rows)
+
+
+async def any_seen(session: AsyncSession) -> bool:
+    """Whether any event id is remembered (with `waiting`: whether there is anything to move)."""
+    return (await session.execute(select(_S.event_id).limit(1))).first() is not None
+
+
+async def forget_moved(source: AsyncSession) -> None:
+    """Empty `source`'s inbox tables once `move_waiting` committed their copies elsewhere."""
+    for table in (_INBOX, _SEEN, _STATE):
+        await source.execute(delete(table))
+
+
 async def waiting(session: AsyncSession) -> int:
     """Events waiting in the inbox, every workspace (the drainer's wake-up check)."""
     return int((await session.execute(select(func.count()).select_from(_INBOX))).scalar_one())
 
 
 __all__ = [
+    "Arrival",
     "InboxEvent",
+    "any_seen",
     "claim",
     "done",
+    "forget_moved",
     "forget_seen",
     "holders",
+    "inbox_database_url",
+    "move_waiting",
     "record_applied",
     "release_claims",
     "status",

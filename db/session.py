@@ -245,6 +245,7 @@ __all__ = [
     "ACCEPTED_FORMS",
     "SQLITE_BEGIN_OPTION",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "SQLITE_DRIVER",
     "check_database_url",
     "create_engine",
     "database_busy",

@@ -1,7 +1,8 @@
 """The live mirror: Slack's message and channel events keep the stored copy true between runs.
 
 Two halves. `take_in` runs before an event is acknowledged: one small insert into the durable
-inbox (`db.inbox`), nothing else, so an acknowledged event survives a crash and a duplicate is
+inbox (`db.inbox`), committed with the others arriving meanwhile (`scheduler.mirror_intake`),
+nothing else, so an acknowledged event survives a crash and a duplicate is
 dropped. The drainer (`start`) claims inbox events in batches, oldest first, and applies each
 channel's events in order (`scheduler.mirror_rules` says what each one means) through the
 engine's filter, its stored form and its batched writer — the one way a message is written —
@@ -31,7 +32,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import inbox
-from db.inbox import InboxEvent
+from db.inbox import Arrival, InboxEvent
 from db.messages import known_channel_name, stored_messages
 from db.records import MessageRecord, MirrorStatus
 from db.removals import lock_channels, remove_channel, remove_messages, rename_channel
@@ -44,6 +45,7 @@ from scheduler.backfill.gateway import SlackGateway
 from scheduler.backfill.stored_form import stored_form
 from scheduler.backfill.users import user_display_name
 from scheduler.backfill.writer import write_batch
+from scheduler.mirror_intake import GroupedIntake
 from scheduler.mirror_rules import (
     DropChannel,
     Remove,
@@ -132,8 +134,15 @@ class MirrorService:
         clock: Clock = _utcnow,
         observer: BatchObserver | None = None,
         judge: LivenessJudge | None = None,
+        inbox_sessions: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self._sessions = sessions
+        # The inbox's database (`db.inbox`: a SQLite store's inbox is a file of its own).
+        self._inbox = inbox_sessions or sessions
+        # The inbox's writers in this process take turns, first come first served; events are
+        # taken in by group commits (`scheduler.mirror_intake`).
+        self._inbox_writes = asyncio.Lock()
+        self._intake = GroupedIntake(self._inbox, self._inbox_writes)
         self._vectors = vectors
         self._gateway = gateway
         self.config = config
@@ -172,9 +181,8 @@ class MirrorService:
             return False
         sent = body.get("event_time")
         event_time = datetime.fromtimestamp(sent, UTC) if isinstance(sent, int | float) else None
-        async with self._sessions.begin() as session:
-            fresh = await inbox.take_in(
-                session,
+        fresh = await self._intake.take_in(
+            Arrival(
                 workspace_id=team_id,
                 event_id=event_id,
                 channel_id=channel_of(event),
@@ -183,14 +191,36 @@ class MirrorService:
                 event_time=event_time,
                 now=self._clock(),
             )
+        )
         if fresh:
             self._wake.set()
         return fresh
 
     # -- the drainer ---------------------------------------------------------------------------
     async def start(self) -> None:
+        if self._inbox is not self._sessions:
+            await self._move_inbox_here()
         if self._task is None:
             self._task = asyncio.create_task(self._drain_forever(), name="mirror-drainer")
+
+    async def _move_inbox_here(self) -> None:
+        """Events a SQLite store took in before its inbox had a file of its own are moved there
+        (once: the store's copies are deleted after the inbox's commit)."""
+        async with reading(self._sessions) as session, reading(self._inbox) as target:
+            here, there = await session.connection(), await target.connection()
+            if here.engine.url == there.engine.url:
+                return  # one database under two session factories: nothing to move
+            if not await inbox.waiting(session) and not await inbox.any_seen(session):
+                return
+        async with (
+            reading(self._sessions) as source,
+            self._inbox_writes,
+            self._inbox.begin() as target,
+        ):
+            moved = await inbox.move_waiting(source, target)
+        async with self._sessions.begin() as source:
+            await inbox.forget_moved(source)
+        log.info("moved %s waiting events to the inbox's own database file", moved)
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop after the batch in hand (an unfinished one is claimed again after the lease)."""
@@ -224,7 +254,7 @@ class MirrorService:
         now = self._clock()
         await self._forget_old_ids(now)
         await self._release_dead_drainers()
-        async with self._sessions.begin() as session:
+        async with self._inbox_writes, self._inbox.begin() as session:
             events = await inbox.claim(session, self._owner, now=now, lease_s=LEASE_S, limit=BATCH)
         if not events:
             return 0
@@ -234,7 +264,7 @@ class MirrorService:
         for (workspace_id, channel_id), channel_events in by_channel.items():
             if channel_id is not None:
                 await self._apply_channel(workspace_id, channel_id, channel_events)
-        async with self._sessions.begin() as session:
+        async with self._inbox_writes, self._inbox.begin() as session:
             await inbox.done(session, self._owner, [e.inbox_id for e in events])
             for workspace_id in {e.workspace_id for e in events}:
                 mine = [e for e in events if e.workspace_id == workspace_id]
@@ -250,7 +280,7 @@ class MirrorService:
         if self._observer is not None:
             applied_at = self._clock()
             lags = [(applied_at - (e.event_time or e.received_at)).total_seconds() for e in events]
-            async with reading(self._sessions) as session:
+            async with reading(self._inbox) as session:
                 self._observer(lags, await inbox.waiting(session))
         return len(events)
 
@@ -258,7 +288,7 @@ class MirrorService:
         if time.monotonic() < self._next_forget:
             return
         self._next_forget = time.monotonic() + FORGET_EVERY_S
-        async with self._sessions.begin() as session:
+        async with self._inbox_writes, self._inbox.begin() as session:
             await inbox.forget_seen(session, now - SEEN_FOR)
 
     async def _release_dead_drainers(self) -> None:
@@ -269,16 +299,16 @@ class MirrorService:
             return
         self._next_orphans = time.monotonic() + ORPHANS_EVERY_S
         at_start, self._swept = not self._swept, True
-        async with reading(self._sessions) as session:
+        async with reading(self._inbox) as session:
             holders = await inbox.holders(session)
         for holder in holders - {self._owner}:
             if self._judge.gone(holder, first_look=at_start):
-                async with self._sessions.begin() as session:
+                async with self._inbox_writes, self._inbox.begin() as session:
                     taken = await inbox.release_claims(session, holder)
                 log.info("took back %s events a dead drainer (%s) held", taken, holder)
 
     async def status(self, workspace_id: str) -> MirrorStatus:
-        async with reading(self._sessions) as session:
+        async with reading(self._inbox) as session:
             found = await inbox.status(session, workspace_id, now=self._clock())
         return dataclasses.replace(found, live=self.config.live)
 

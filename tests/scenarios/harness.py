@@ -463,6 +463,12 @@ class Scenario:
             result = await session.execute(text(sql), params)
             return [dict(r._mapping) for r in result]
 
+    async def inbox_rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        """`rows` from the live mirror's inbox tables (a SQLite store's inbox is its own file)."""
+        async with self.rt.inbox_sessions() as session:
+            result = await session.execute(text(sql), params)
+            return [dict(r._mapping) for r in result]
+
     async def schedules(self) -> list[dict[str, Any]]:
         return await self.rows("SELECT * FROM backfill_schedules ORDER BY schedule_id")
 

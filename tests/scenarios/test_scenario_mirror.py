@@ -94,7 +94,7 @@ async def _first_run(s: Scenario) -> dict[str, Any] | None:
 
 
 async def inbox_size(s: Scenario) -> int:
-    [row] = await s.rows("SELECT count(*) AS n FROM mirror_inbox")
+    [row] = await s.inbox_rows("SELECT count(*) AS n FROM mirror_inbox")
     return int(row["n"])
 
 
@@ -466,7 +466,7 @@ async def test_mirror_retries_and_duplicate_event_ids_give_one_row(
         copies = [fresh for event_id, fresh in taken if event_id == i]
         assert len(copies) >= 2 and copies.count(True) == 1, (i, copies)
     assert mirror.applied - applied_before == len(ids)
-    [state] = await s.rows(
+    [state] = await s.inbox_rows(
         "SELECT applied_today FROM mirror_state WHERE workspace_id = :w", w=s.team_id
     )
     assert state["applied_today"] == len(ids)
