@@ -211,3 +211,17 @@ class Installation:
 
 
 __all__ += ["Installation"]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One stored message found by a search, best first: `score` is its fused rank (reciprocal
+    rank fusion of the word match and the meaning match; higher is better, only the order means
+    anything), `permalink` the message's link in Slack when known."""
+
+    message: MessageRecord
+    score: float
+    permalink: str | None = None
+
+
+__all__ += ["SearchHit"]
