@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -153,6 +154,29 @@ async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[A
         yield session
 
 
+# The store's batch writers' turns on a SQLite file, per engine (see `writing`).
+_WRITE_TURNS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def writing(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A write transaction of the store's batch writers (a run's batches, the live mirror's
+    changes), which hold it across their Chroma calls. On SQLite they take turns in this process,
+    first come first served, before asking for the file's one write lock: SQLite's busy handler
+    lets a waiter sleep (up to 100 ms at a time) while a writer that comes straight back wins
+    again, so a run's back-to-back batches would keep the mirror waiting for the whole run.
+    Other databases: a plain transaction (their row and advisory locks order the writers)."""
+    async with sessions() as session:
+        bind = session.get_bind()
+        if bind.dialect.name != "sqlite" or not isinstance(bind, Engine):
+            async with session.begin():
+                yield session
+            return
+        turn = _WRITE_TURNS.setdefault(bind, asyncio.Lock())
+        async with turn, session.begin():
+            yield session
+
+
 # -- the database away or busy -------------------------------------------------------------------
 
 # SQLSTATE classes of a connection that failed or was cut by the server (08: connection
@@ -253,4 +277,5 @@ __all__ = [
     "database_unavailable",
     "make_sessionmaker",
     "reading",
+    "writing",
 ]

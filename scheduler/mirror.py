@@ -35,8 +35,8 @@ from db import inbox
 from db.inbox import Arrival, InboxEvent
 from db.messages import known_channel_name, stored_messages
 from db.records import MessageRecord, MirrorStatus
-from db.removals import lock_channels, remove_channel, remove_messages, rename_channel
-from db.session import reading
+from db.removals import lock_channels, remove_channel, rename_channel
+from db.session import reading, writing
 from db.vectors import VectorStore
 from scheduler.backfill.engine import ts_micros
 from scheduler.backfill.errors import SlackGatewayError
@@ -44,7 +44,7 @@ from scheduler.backfill.filter import mentioned_users
 from scheduler.backfill.gateway import SlackGateway
 from scheduler.backfill.stored_form import stored_form
 from scheduler.backfill.users import user_display_name
-from scheduler.backfill.writer import write_batch
+from scheduler.backfill.writer import Removal, write_pruned_batch
 from scheduler.mirror_intake import GroupedIntake
 from scheduler.mirror_rules import (
     DropChannel,
@@ -117,6 +117,19 @@ def schedule_scope(schedules: ScheduleService) -> Scope:
         return frozenset(schedule.channel_ids)
 
     return scope
+
+
+@dataclass(slots=True)
+class _ChannelChanges:
+    """One channel's share of a batch: messages to store (in their stored form), removals,
+    renames, and whether the channel was deleted."""
+
+    workspace_id: str
+    channel_id: str
+    records: list[MessageRecord] = dataclasses.field(default_factory=list)
+    removes: list[Remove] = dataclasses.field(default_factory=list)
+    renames: list[Rename] = dataclasses.field(default_factory=list)
+    dropped: bool = False
 
 
 class MirrorService:
@@ -261,9 +274,12 @@ class MirrorService:
         by_channel: dict[tuple[str, str | None], list[InboxEvent]] = {}
         for event in events:
             by_channel.setdefault((event.workspace_id, event.channel_id), []).append(event)
-        for (workspace_id, channel_id), channel_events in by_channel.items():
-            if channel_id is not None:
-                await self._apply_channel(workspace_id, channel_id, channel_events)
+        plans = [
+            await self._plan_channel(workspace_id, channel_id, channel_events)
+            for (workspace_id, channel_id), channel_events in by_channel.items()
+            if channel_id is not None
+        ]
+        await self._apply(plans)
         async with self._inbox_writes, self._inbox.begin() as session:
             await inbox.done(session, self._owner, [e.inbox_id for e in events])
             for workspace_id in {e.workspace_id for e in events}:
@@ -313,15 +329,14 @@ class MirrorService:
         return dataclasses.replace(found, live=self.config.live)
 
     # -- applying one channel's events, in order ---------------------------------------------------
-    async def _apply_channel(
+    async def _plan_channel(
         self, workspace_id: str, channel_id: str, events: Sequence[InboxEvent]
-    ) -> None:
+    ) -> _ChannelChanges:
+        """What one channel's events, in order, ask of the store (reads only)."""
         scope = await self._scope(workspace_id)
         in_scope = scope is None or channel_id in scope
+        plan = _ChannelChanges(workspace_id, channel_id)
         stores: list[Store] = []
-        removes: list[Remove] = []
-        renames: list[Rename] = []
-        dropped = False
         for event in events:
             for change in changes_of(
                 event.payload,
@@ -332,25 +347,49 @@ class MirrorService:
                     if in_scope:
                         stores.append(change)
                 elif isinstance(change, Remove):
-                    removes.append(change)
+                    plan.removes.append(change)
                 elif isinstance(change, Rename):
-                    renames.append(change)
+                    plan.renames.append(change)
                 elif isinstance(change, DropChannel):
-                    dropped = True
-        # One write per kind, in an order that gives the same store as applying the events one
-        # by one: the outcome does not depend on order (the newest edit wins, a tombstone keeps
-        # a removed message out, a rename renames every row, a deleted channel loses them all),
-        # so stores go first, then removals, renames, and the channel's deletion.
-        await self._store(workspace_id, channel_id, stores)
-        await self._remove_all(workspace_id, channel_id, removes)
-        for rename in renames:
-            await self._rename(workspace_id, channel_id, rename)
-        if dropped:
-            await self._drop_channel(workspace_id, channel_id)
+                    plan.dropped = True
+        plan.records = await self._records(workspace_id, channel_id, stores)
+        return plan
 
-    async def _store(self, workspace_id: str, channel_id: str, stores: Sequence[Store]) -> None:
+    async def _apply(self, plans: Sequence[_ChannelChanges]) -> None:
+        """One write per kind for the whole batch, in an order that gives each channel the same
+        store as applying its events one by one: the outcome does not depend on order (the
+        newest edit wins, a tombstone keeps a removed message out, a rename renames every row, a
+        deleted channel loses them all), so stores go first, then removals (in one transaction,
+        disqualifying edits grouped by the edit they are of), renames, and the channels'
+        deletions. Few transactions, each waiting its turn behind a run's batch at most once
+        (`db.session.writing`), keep the mirror close behind Slack during a large run."""
+        records = [record for plan in plans for record in plan.records]
+        removals = []
+        for plan in plans:
+            groups: dict[tuple[str, str | None], list[str]] = {}
+            for change in plan.removes:
+                groups.setdefault((change.reason, change.edited_ts), []).append(change.ts)
+            removals += [
+                Removal(plan.workspace_id, plan.channel_id, tuple(ts), reason, edited_ts)
+                for (reason, edited_ts), ts in groups.items()
+            ]
+        if records or removals:
+            await write_pruned_batch(
+                self._sessions, self._vectors, records, [], (), removals=removals
+            )
+        for plan in plans:
+            for rename in plan.renames:
+                await self._rename(plan.workspace_id, plan.channel_id, rename)
+        for plan in plans:
+            if plan.dropped:
+                await self._drop_channel(plan.workspace_id, plan.channel_id)
+
+    async def _records(
+        self, workspace_id: str, channel_id: str, stores: Sequence[Store]
+    ) -> list[MessageRecord]:
+        """The stored form of one channel's new and edited messages (reads and names only)."""
         if not stores:
-            return
+            return []
         texts = [str(s.message.get("text") or "") for s in stores]
         authors = {str(s.message.get("user") or "") for s in stores}
         names = await self._user_names(
@@ -377,8 +416,7 @@ class MirrorService:
             for ts, row in stored.items()
             if ts in parents and row.thread_ts is None
         ]
-        records = _newest_edit_of_each([*promoted, *records])
-        await write_batch(self._sessions, self._vectors, records, [])
+        return _newest_edit_of_each([*promoted, *records])
 
     async def _stored_threads(
         self, workspace_id: str, channel_id: str, stores: Sequence[Store]
@@ -389,26 +427,6 @@ class MirrorService:
         wanted |= {str(s.message.get("ts")) for s in stores if s.thread_ts is None}
         async with reading(self._sessions) as session:
             return await stored_messages(session, workspace_id, channel_id, sorted(wanted))
-
-    async def _remove_all(
-        self, workspace_id: str, channel_id: str, removes: Sequence[Remove]
-    ) -> None:
-        """Every removal of the batch in one transaction: deletions together, disqualifying
-        edits grouped by the edit they are of."""
-        if not removes:
-            return
-        groups: dict[tuple[str, str | None], list[str]] = {}
-        for change in removes:
-            groups.setdefault((change.reason, change.edited_ts), []).append(change.ts)
-        async with self._sessions() as session, session.begin():
-            await lock_channels(session, workspace_id, [channel_id])
-            gone: list[str] = []
-            for (reason, edited_ts), ts_list in groups.items():
-                gone += await remove_messages(
-                    session, workspace_id, channel_id, ts_list, reason=reason, edited_ts=edited_ts
-                )
-            if gone:  # inside the transaction: a crash before the commit redoes both
-                await self._vectors.delete(workspace_id, [f"{channel_id}:{ts}" for ts in gone])
 
     async def _rename(self, workspace_id: str, channel_id: str, change: Rename) -> None:
         # Two renames of a channel can arrive in either order (a retry, Slack's own delivery):
@@ -421,13 +439,13 @@ class MirrorService:
         if stamp is not None:
             self._renamed_at[key] = stamp
         self._channel_names[key] = name
-        async with self._sessions() as session, session.begin():
+        async with writing(self._sessions) as session:
             await lock_channels(session, workspace_id, [channel_id])
             await rename_channel(session, workspace_id, channel_id, name)
             await self._vectors.rename_channel(workspace_id, channel_id, name)
 
     async def _drop_channel(self, workspace_id: str, channel_id: str) -> None:
-        async with self._sessions() as session, session.begin():
+        async with writing(self._sessions) as session:
             await lock_channels(session, workspace_id, [channel_id])
             removed = await remove_channel(session, workspace_id, channel_id)
             await self._vectors.delete_channel(workspace_id, channel_id)

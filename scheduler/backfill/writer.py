@@ -22,6 +22,7 @@ from db.messages import (
 )
 from db.records import MessageRecord
 from db.removals import lock_channels, remove_messages
+from db.session import writing
 from db.vectors import VectorStore
 
 
@@ -59,8 +60,22 @@ class ThreadRead:
 
 
 @dataclass(frozen=True, slots=True)
+class Removal:
+    """Stored messages of one channel to remove on Slack's word, applied after the batch's
+    stores: deleted (`reason` DELETED), or made ones the filter drops by the edit `edited_ts`
+    (DISQUALIFIED), as `db.removals.remove_messages` says."""
+
+    workspace_id: str
+    channel_id: str
+    ts: tuple[str, ...]
+    reason: str
+    edited_ts: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BatchWritten:
-    """What one batch did: rows inserted or changed, and stored messages removed by its prunes."""
+    """What one batch did: rows inserted or changed, and stored messages removed by its prunes
+    and removals."""
 
     written: int
     removed: int
@@ -89,9 +104,11 @@ async def write_pruned_batch(
     checkpoints: Sequence[Checkpoint],
     prunes: Sequence[PageRead | ThreadRead],
     *,
+    removals: Sequence[Removal] = (),
     batch_size: int = 200,
 ) -> BatchWritten:
-    """Apply `prunes`, store `records` and save `checkpoints` atomically. Only the rows inserted or
+    """Apply `prunes`, store `records`, apply `removals` (after the stores: the live mirror's
+    order) and save `checkpoints` atomically. Only the rows inserted or
     changed go to Chroma, so an identical re-run writes nothing there. `checkpoints` holds at
     most one per channel: the position of that channel's last unit in the batch. `batch_size`
     caps the rows of one SQL statement and of one Chroma call.
@@ -108,9 +125,9 @@ async def write_pruned_batch(
     by_key = {(r.channel_id, r.ts): r for r in records}
     batch = list(by_key.values())
     channels: dict[str, set[str]] = {}
-    for item in (*batch, *prunes):
+    for item in (*batch, *prunes, *removals):
         channels.setdefault(item.workspace_id, set()).add(item.channel_id)
-    async with sessions() as session, session.begin():
+    async with writing(sessions) as session:
         # One writer per channel at a time: a live deletion of a message in this batch either
         # lands before (its tombstone then keeps the copy out) or after (and removes it).
         for workspace_id, channel_ids in channels.items():
@@ -124,9 +141,35 @@ async def write_pruned_batch(
         fresh = [by_key[key] for key in dict.fromkeys(changed)]
         for start in range(0, len(fresh), step):
             await vectors.upsert(fresh[start : start + step])
+        removed += await _remove(session, vectors, removals, step)
         for checkpoint in checkpoints:
             await save_checkpoint(session, checkpoint)
     return BatchWritten(written=len(set(changed)), removed=removed)
+
+
+async def _remove(
+    session: AsyncSession, vectors: VectorStore, removals: Sequence[Removal], step: int
+) -> int:
+    """Remove (with a tombstone each) the messages `removals` name, from SQL and from Chroma;
+    returns how many stored rows went."""
+    gone: dict[str, list[str]] = {}
+    for removal in removals:
+        rows = await remove_messages(
+            session,
+            removal.workspace_id,
+            removal.channel_id,
+            removal.ts,
+            reason=removal.reason,
+            edited_ts=removal.edited_ts,
+        )
+        gone.setdefault(removal.workspace_id, []).extend(
+            f"{removal.channel_id}:{ts}"
+            for ts in rows  # `MessageRecord.document_id`
+        )
+    for workspace_id, ids in gone.items():
+        for start in range(0, len(ids), step):
+            await vectors.delete(workspace_id, ids[start : start + step])
+    return sum(len(ids) for ids in gone.values())
 
 
 async def _prune(
