@@ -35,6 +35,7 @@ from blocks.elements import (
 )
 from blocks.lines import channels_summary, cron_words, mirror_line, run_line, run_trigger
 from blocks.progress import eta_text, progress_bar
+from blocks.search import search_button
 from blocks.text import channel_label, format_count, mrkdwn_text, plural, user_mention
 from blocks.times import duration_between, format_duration, format_time
 from db.records import MirrorStatus, Progress, Run, Schedule, Totals
@@ -61,11 +62,13 @@ def home_view(
     now: datetime | None = None,
     viewer_id: str | None = None,
     mirror: MirrorStatus | None = None,
+    can_search: bool = False,
 ) -> dict[str, Any]:
     """The Home tab for one viewer. `recent_runs` newest first (only the first 10 are shown);
     `running` is the run in progress, if any, and `progress` its latest snapshot; `viewer_id`
-    lets a member cancel a run they started; `mirror` is the live mirror's state. Times are shown
-    in `viewer_tz`."""
+    lets a member cancel a run they started; `mirror` is the live mirror's state; `can_search`
+    adds "Search the history" (whoever `SEARCH_ALLOWED` lets search). Times are shown in
+    `viewer_tz`."""
     blocks: list[Block] = [
         header("Backfill"),
         section(INTRO),
@@ -85,6 +88,16 @@ def home_view(
         default_days=schedule.days_to_backfill if schedule else None,
     )
     blocks.append(DividerBlock())
+    if can_search:
+        blocks.append(
+            section(
+                "*Search the history*\nFind stored messages by their words or by what they are "
+                "about, in the channels you can read.",
+                block_id=ids.HOME_SEARCH_BLOCK,
+                accessory=search_button(),
+            )
+        )
+        blocks.append(DividerBlock())
     blocks += _recent_blocks(recent_runs, viewer_tz=viewer_tz, now=now)
     blocks.append(DividerBlock())
     if mirror is not None:

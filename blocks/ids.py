@@ -15,6 +15,7 @@ HOME_SCHEDULE_DELETE = "home.schedule_delete"  # carries a confirm dialog
 HOME_RUN_NOW = "home.run_now"  # opens the run-now modal
 HOME_CANCEL_RUN = "home.cancel_run"  # value: the job_run_id
 HOME_REFRESH = "home.refresh"
+HOME_SEARCH_OPEN = "home.search_open"  # opens the search modal
 
 # --- App Home: blocks --------------------------------------------------------------------------
 HOME_SCHEDULE_BLOCK = "home.schedule"
@@ -24,6 +25,7 @@ HOME_RUN_ACTIONS_BLOCK = "home.run_actions"
 HOME_PROGRESS_BLOCK = "home.progress"
 HOME_RECENT_RUNS_BLOCK = "home.recent_runs"
 HOME_TOTALS_BLOCK = "home.totals"
+HOME_SEARCH_BLOCK = "home.search"
 
 # --- Schedule modal ------------------------------------------------------------------------------
 SCHEDULE_MODAL = "schedule_modal.view"  # callback_id
@@ -51,6 +53,23 @@ RUN_SCOPE_ACTION = "run_modal.scope_radio"
 RUN_CHANNELS_BLOCK = "run_modal.channels"
 RUN_CHANNELS_ACTION = "run_modal.channels_select"
 
+# --- Search modal (App Home's "Search the history") ----------------------------------------------
+SEARCH_MODAL = "search_modal.view"  # callback_id; submitting it searches, results in the modal
+SEARCH_WORDS_BLOCK = "search_modal.words"
+SEARCH_WORDS_ACTION = "search_modal.words_input"
+SEARCH_CHANNEL_BLOCK = "search_modal.channel"
+SEARCH_CHANNEL_ACTION = "search_modal.channel_select"
+SEARCH_AUTHOR_BLOCK = "search_modal.author"
+SEARCH_AUTHOR_ACTION = "search_modal.author_select"
+SEARCH_AFTER_BLOCK = "search_modal.after"
+SEARCH_AFTER_ACTION = "search_modal.after_date"
+SEARCH_BEFORE_BLOCK = "search_modal.before"
+SEARCH_BEFORE_ACTION = "search_modal.before_date"
+SEARCH_MODAL_MORE = (
+    "search_modal.more"  # block_actions in the modal; value: the caller's opaque page
+)
+SEARCH_MODAL_MORE_BLOCK = "search_modal.more_actions"
+
 # Radio values shared by both modals.
 SCOPE_ALL = "all"
 SCOPE_CHOSEN = "chosen"
@@ -63,6 +82,10 @@ DM_RUN_ACTIONS_BLOCK = "dm.run_actions"
 # --- Ephemeral replies ---------------------------------------------------------------------------------
 REPLY_CANCEL_RUN = "reply.cancel_run"  # value: the job_run_id in progress
 REPLY_RUN_ACTIONS_BLOCK = "reply.run_actions"
+# `/backfill search`'s ephemeral results: the "More" button; value: the caller's opaque next page
+# (at most 2,000 characters, `blocks.search.MAX_MORE_VALUE`).
+SEARCH_MORE = "search.more"
+SEARCH_MORE_BLOCK = "search.more_actions"
 
 
 def all_ids() -> dict[str, str]:
