@@ -20,6 +20,11 @@ USAGE_LINES = (
     ("/backfill pause · resume · delete", "pause, resume or delete the schedule"),
     ("/backfill cancel", "cancel the run in progress"),
     ("/backfill history [N]", "the last N runs (default 10)"),
+    (
+        "/backfill search <words> [in:#channel] [from:@user] [after:YYYY-MM-DD] [before:YYYY-MM-DD]",
+        "search the stored messages (after: from that day on, before: up to that day)",
+    ),
+    ("/backfill purge", "admins: remove this workspace's stored copy (asks to confirm first)"),
     ("/backfill help", "this help"),
 )
 
@@ -35,6 +40,8 @@ USAGE_BY_COMMAND: dict[str, str] = {
     "delete": "/backfill delete",
     "cancel": "/backfill cancel",
     "history": "/backfill history [N]",
+    "search": "/backfill search <words> [in:#channel] [from:@user] [after:YYYY-MM-DD] [before:YYYY-MM-DD]",
+    "purge": "/backfill purge",
 }
 
 DEFAULTS_NOTE = (

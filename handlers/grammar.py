@@ -18,6 +18,10 @@ accepts (beyond design.md's grammar):
 * aliases `day=`, `channel=`, `timezone=`/`time_zone=`.
 The cron syntax and the time zone are only extracted here; `scheduler.validate_schedule` judges
 them.
+
+`search` has a grammar of its own (`_parse_search`): its words are free text, so they are split on
+spaces only (an apostrophe in `don't` is no quote), and only the four filters `in:`, `from:`,
+`after:`, `before:` are read out of them; any other `word:` (`ERR:12`, `https://…`) is a word.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from datetime import date
 
 from blocks.help import USAGE_BY_COMMAND
 from blocks.limits import (
@@ -33,16 +38,20 @@ from blocks.limits import (
     MAX_CRON_CHARS,
     MAX_DAYS,
     MIN_DAYS,
+    USER_ID,
     check_days,
     is_typed_channel_id,
+    is_user_id,
     looks_like_timezone,
 )
+from blocks.search import MAX_SEARCH_CHARS
 
 DEFAULT_HISTORY = 10
 MIN_HISTORY, MAX_HISTORY = 1, 100
 
 SUBCOMMANDS = (
     "help", "schedule", "run", "status", "list", "pause", "resume", "delete", "cancel", "history",
+    "search", "purge",
 )  # fmt: skip
 
 
@@ -132,6 +141,35 @@ class History:
 
 
 @dataclass(frozen=True, slots=True)
+class Search:
+    """`/backfill search <words> [in:#channel] [from:@user] [after:YYYY-MM-DD] [before:YYYY-MM-DD]`.
+
+    `words`: the non-filter words in the order typed, single-spaced, with Slack's `&amp;` `&lt;`
+    `&gt;` undone (what the person typed), never empty, at most `MAX_SEARCH_CHARS`; quotes are
+    kept as typed. Filters may come anywhere and `in:`/`from:` may repeat (a message matches when
+    it is in any of the channels and by any of the people). `channel_names` (without `#`,
+    lower-cased) still need resolving to ids by the handler, as for `/backfill run`. `after` is
+    the first day included, `before` the first day excluded (`after:2026-03-01
+    before:2026-04-01` is March), days in the viewer's own time zone; `after < before` when both
+    are given."""
+
+    words: str
+    channel_ids: tuple[str, ...] = ()
+    channel_names: tuple[str, ...] = ()
+    user_ids: tuple[str, ...] = ()
+    after: date | None = None
+    before: date | None = None
+    # (id, name) for the ids Slack sent as `<#C…|name>`: for showing only, never for deciding.
+    channel_labels: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Purge:
+    """`/backfill purge`: remove this workspace's stored copy (admins only, after a confirmation
+    the handler asks for; the parser only recognises the sub-command)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ParseError:
     """What was wrong (one or two sentences, may hold `code` spans) and the accepted form."""
 
@@ -142,7 +180,7 @@ class ParseError:
 
 Command = (
     Help | OpenScheduleModal | SaveSchedule | OpenRunModal | StartRun | Status | ListSchedule
-    | Pause | Resume | Delete | Cancel | History
+    | Pause | Resume | Delete | Cancel | History | Search | Purge
 )  # fmt: skip
 
 
@@ -301,6 +339,8 @@ def _parse(text: str) -> Command | ParseError:
         )
     usage = USAGE_BY_COMMAND[sub]
     try:
+        if sub == "search":
+            return _parse_search(rest)
         tokens = _lex(rest)
         return _parse_sub(sub, tokens)
     except _Refused as refusal:
@@ -340,7 +380,7 @@ def _parse_sub(sub: str, tokens: list[_Token]) -> Command:
         raise _Refused(f"`/backfill {sub}` takes no arguments; got {_shown(_raw(tokens))}.")
     simple: dict[str, Command] = {
         "status": Status(), "list": ListSchedule(), "pause": Pause(), "resume": Resume(),
-        "delete": Delete(), "cancel": Cancel(),
+        "delete": Delete(), "cancel": Cancel(), "purge": Purge(),
     }  # fmt: skip
     return simple[sub]
 
@@ -508,3 +548,172 @@ def _channels(value: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         if name not in names:
             names.append(name)
     return tuple(ids), tuple(names)
+
+
+# --- search -------------------------------------------------------------------------------------
+
+# A filter is `key:value` at the start of a space-separated piece; `in: #eng` (a space after the
+# colon) takes the next piece as its value. Keys in any case.
+_FILTER = re.compile(r"(in|from|after|before):(.*)", re.IGNORECASE | re.DOTALL)
+# A piece of the search text: runs of non-spaces, where Slack's `<…>` markup (which may hold a
+# label with spaces) stays whole.
+_SEARCH_PIECE = re.compile(r"(?:<[^<>\n]*>|[^\s<]|<)+")
+_USER_MENTION = re.compile(rf"<@({USER_ID.pattern})(?:\|[^>]*)?>")
+_DAY = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})")
+# Mentions among the words, shown to people and matched as Slack shows them: `@name`, `#name`.
+_LABELLED_MENTION = re.compile(r"<([@#])[A-Z0-9]+\|([^>]+)>")
+MAX_SEARCH_PEOPLE = MAX_CHANNELS
+SEARCH_FILTERS = "`in:#channel`, `from:@person`, `after:YYYY-MM-DD`, `before:YYYY-MM-DD`"
+
+
+def _parse_search(rest: str) -> Search:
+    pieces = _SEARCH_PIECE.findall(rest)
+    words: list[str] = []
+    channel_items: list[str] = []
+    people: list[str] = []
+    days: dict[str, date] = {}
+    filtered = False
+    i = 0
+    while i < len(pieces):
+        piece = pieces[i]
+        i += 1
+        found = _FILTER.fullmatch(piece)
+        if found is None:
+            words.append(piece)
+            continue
+        filtered = True
+        key, value = found.group(1).lower(), found.group(2)
+        if not value and i < len(pieces) and not _FILTER.fullmatch(pieces[i]):
+            value = pieces[i]  # `in: #eng`
+            i += 1
+        if key == "in":
+            items = [item.strip() for item in value.split(",") if item.strip()]
+            if not items:
+                raise _Refused(
+                    "`in:` needs a channel, like `in:#general` (type `#` and pick it, so Slack "
+                    "fills in the right one)."
+                )
+            channel_items += items
+        elif key == "from":
+            items = [item.strip() for item in value.split(",") if item.strip()]
+            if not items:
+                raise _Refused(
+                    "`from:` needs a person, like `from:@alice` (type `@` and pick them, so Slack "
+                    "fills in who they are)."
+                )
+            people += [_search_person(item) for item in items]
+        else:
+            if key in days:
+                raise _Refused(f"`{key}:` is given twice; give it once.")
+            days[key] = _search_day(key, value)
+
+    ids, names, labels = _search_channels(channel_items)
+    user_ids = tuple(dict.fromkeys(people))
+    if len(user_ids) > MAX_SEARCH_PEOPLE:
+        raise _Refused(
+            f"Too many people in `from:` ({len(user_ids)}); at most {MAX_SEARCH_PEOPLE}."
+        )
+    after, before = days.get("after"), days.get("before")
+    if after is not None and before is not None and after >= before:
+        raise _Refused(
+            f"No day is both on or after {after.isoformat()} (`after:`) and before "
+            f"{before.isoformat()} (`before:`): `after:` must be an earlier day than `before:`."
+        )
+    text = _search_words(words)
+    if not text:
+        example = "deploy failed in:#eng" if filtered else "deploy failed"
+        only = ", not only filters" if filtered else ""
+        raise _Refused(
+            f"Give some words to search for{only}, like `/backfill search {example}`. "
+            f"Filters: {SEARCH_FILTERS}."
+        )
+    if len(text) > MAX_SEARCH_CHARS:
+        raise _Refused(
+            f"The search is too long ({len(text)} characters; at most {MAX_SEARCH_CHARS}): "
+            "use fewer words."
+        )
+    return Search(
+        words=text,
+        channel_ids=ids,
+        channel_names=names,
+        user_ids=user_ids,
+        after=after,
+        before=before,
+        channel_labels=labels,
+    )
+
+
+def _search_words(words: list[str]) -> str:
+    """The words as the person typed them: labelled mentions as Slack shows them (`@name`,
+    `#name`), Slack's escaping of `&`, `<`, `>` undone, single spaces."""
+    text = " ".join(words)
+    text = _LABELLED_MENTION.sub(lambda m: m.group(1) + m.group(2), text)
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return " ".join(text.split())
+
+
+def _search_channels(
+    items: list[str],
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]]:
+    ids: list[str] = []
+    names: list[str] = []
+    labels: dict[str, str] = {}
+    for item in items:
+        mention = _MENTION.fullmatch(item)
+        if mention:
+            channel_id = mention.group(1)
+            if channel_id not in ids:
+                ids.append(channel_id)
+            if mention.group(2) and channel_id not in labels:
+                labels[channel_id] = mention.group(2)
+            continue
+        if is_typed_channel_id(item):
+            if item not in ids:
+                ids.append(item)
+            continue
+        name = item.removeprefix("#").lower()
+        if name in ("all", "*"):
+            raise _Refused(
+                "Every channel is searched by default: leave `in:` out to search them all."
+            )
+        if not _CHANNEL_NAME.fullmatch(name):
+            raise _Refused(
+                f"{_shown(item)} is not a channel: `in:` takes a channel, like `in:#general` "
+                "(type `#` and pick it, so Slack fills in the right one)."
+            )
+        if name not in names:
+            names.append(name)
+    if len(ids) + len(names) > MAX_CHANNELS:
+        raise _Refused(
+            f"Too many channels in `in:` ({len(ids) + len(names)}); at most {MAX_CHANNELS}, "
+            "or leave `in:` out for all."
+        )
+    return tuple(ids), tuple(names), tuple(labels.items())
+
+
+def _search_person(item: str) -> str:
+    mention = _USER_MENTION.fullmatch(item)
+    if mention:
+        return mention.group(1)
+    if is_user_id(item) and len(item) >= 7 and any(c.isdigit() for c in item):
+        return item  # a user id typed as is (a word in capitals is not one)
+    raise _Refused(
+        f"{_shown(item)} is not a person Slack knows: `from:` takes a mention, like `from:@alice` "
+        "(type `@` and pick them from the list, so Slack fills in who they are)."
+    )
+
+
+def _search_day(key: str, value: str) -> date:
+    found = _DAY.fullmatch(value.strip())
+    day: date | None = None
+    if found:
+        try:
+            day = date(*(int(part) for part in found.groups()))
+        except ValueError:
+            day = None
+    if day is None:
+        shown = _shown(value) if value else "nothing"
+        raise _Refused(
+            f"`{key}:` needs a real day as YYYY-MM-DD, like `{key}:2026-03-01`; got {shown}."
+        )
+    return day

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,8 +19,10 @@ from handlers.grammar import (
     OpenScheduleModal,
     ParseError,
     Pause,
+    Purge,
     Resume,
     SaveSchedule,
+    Search,
     StartRun,
     Status,
     parse_command,
@@ -87,6 +91,46 @@ ACCEPTED = [
     ("history 1", History(1)),
     ("history 100", History(100)),
     ("history 025", History(25)),
+    ("purge", Purge()),
+    ("PURGE", Purge()),
+    ("help purge", Help("purge")),
+    ("help search", Help("search")),
+    ("search deploy failed", Search(words="deploy failed")),
+    ("Search  deploy\u00a0 failed ", Search(words="deploy failed")),
+    # words with a colon that is not one of the four filters are words, kept in order
+    (
+        "search ERR:12 http://x.example/a?b=1 note:",
+        Search(words="ERR:12 http://x.example/a?b=1 note:"),
+    ),
+    ("search don't “panic”", Search(words="don't “panic”")),
+    ('search "in:#eng" is a phrase', Search(words='"in:#eng" is a phrase')),
+    (
+        "search in:<#C0123ABCD|eng> deploy from:<@U0123ABCD|bob> failed",
+        Search(words="deploy failed", channel_ids=("C0123ABCD",), user_ids=("U0123ABCD",)),
+    ),
+    (
+        "search x in:#Eng in:<#C0123ABCD> in:C0456EFGH,#ops in:#eng",
+        Search(words="x", channel_ids=("C0123ABCD", "C0456EFGH"), channel_names=("eng", "ops")),
+    ),
+    ("search x IN: #eng", Search(words="x", channel_names=("eng",))),
+    (
+        "search x from:<@U0123ABCD> from:<@W0123ABCD|ann lee> FROM:U0999ZZZZ from:<@U0123ABCD|b>",
+        Search(words="x", user_ids=("U0123ABCD", "W0123ABCD", "U0999ZZZZ")),
+    ),
+    (
+        "search x after:2026-03-01 before:2026-04-01",
+        Search(words="x", after=date(2026, 3, 1), before=date(2026, 4, 1)),
+    ),
+    ("search before:2026-3-2 x", Search(words="x", before=date(2026, 3, 2))),
+    ("search x after:2024-02-29", Search(words="x", after=date(2024, 2, 29))),
+    (
+        "search x after:2026-03-01 before:2026-03-02",
+        Search(words="x", after=date(2026, 3, 1), before=date(2026, 3, 2)),
+    ),
+    # Slack escapes `&`, `<`, `>` in the command text: the words are what was typed
+    ("search a&lt;b &amp;&amp; c&gt;", Search(words="a<b && c>")),
+    ("search ask <@U0123ABCD|bob> in <#C0123ABCD|eng>", Search(words="ask @bob in #eng")),
+    ("search " + "w" * 500, Search(words="w" * 500)),
 ]
 
 
@@ -160,6 +204,35 @@ REFUSED = [
     ("history ten", "history", "got `ten`"),
     ("history 5 6", "history", "takes one number at most"),
     ("help me please", "help", "takes no arguments or one sub-command"),
+    ("purge now", "purge", "`/backfill purge` takes no arguments; got `now`"),
+    ("purge --yes", "purge", "takes no arguments"),
+    ("search", "search", "Give some words to search for, like"),
+    ("search    ", "search", "Give some words to search for"),
+    ("search in:#eng", "search", "Give some words to search for, not only filters"),
+    ("search from:<@U0123ABCD> after:2026-01-01", "search", "not only filters"),
+    ("search x after:2024-02-30", "search", "`after:` needs a real day as YYYY-MM-DD"),
+    ("search x before:2026-13-01", "search", "got `2026-13-01`"),
+    ("search x after:yesterday", "search", "got `yesterday`"),
+    ("search x after:", "search", "got nothing"),
+    ("search x before:20260301", "search", "`before:` needs a real day"),
+    ("search x after:2026-03-01 after:2026-03-02", "search", "`after:` is given twice"),
+    (
+        "search x after:2026-03-05 before:2026-03-01",
+        "search",
+        "`after:` must be an earlier day than `before:`",
+    ),
+    ("search x after:2026-03-01 before:2026-03-01", "search", "No day is both on or after"),
+    ("search x in:", "search", "`in:` needs a channel, like `in:#general`"),
+    ("search x in:,", "search", "`in:` needs a channel"),
+    ("search x in:<@U0123ABCD>", "search", "is not a channel"),
+    ("search x in:#a#b", "search", "is not a channel"),
+    ("search x in:all", "search", "leave `in:` out"),
+    ("search x from:", "search", "`from:` needs a person, like `from:@alice`"),
+    ("search x from:@bob", "search", "`@bob` is not a person Slack knows"),
+    ("search x from:<#C0123ABCD|eng>", "search", "is not a person"),
+    ("search x from:bob", "search", "`from:` takes a mention"),
+    ("search " + "w" * 501, "search", "too long (501 characters; at most 500)"),
+    ("search " + "word " * 120, "search", "at most 500"),
 ]
 
 
@@ -221,6 +294,17 @@ words = st.sampled_from(
         "cron=",
         " ",
         "\u00a0",
+        "search",
+        "purge",
+        "in:",
+        "in:#eng",
+        "from:",
+        "from:<@U0123ABCD|b>",
+        "after:",
+        "after:2026-03-01",
+        "before:2026-03-01",
+        "before:2026-02-30",
+        "ERR:12",
     ]
 )
 
@@ -248,6 +332,45 @@ def test_parse_command_never_raises_on_near_misses(text: str) -> None:
             assert result.cron and result.cron == " ".join(result.cron.split())
     elif isinstance(result, History):
         assert 1 <= result.n <= 100
+    elif isinstance(result, Search):
+        assert result.words and result.words == " ".join(result.words.split())
+        assert len(result.words) <= 500
+        assert not (result.after and result.before and result.after >= result.before)
+        assert all(i and i == i.strip() for i in result.channel_ids + result.channel_names)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["deploy", "ERR:12", "in:#eng", "from:<@U0123ABCD>", "after:2026-03-01"])
+        | st.text(max_size=8),
+        max_size=10,
+    ).map(lambda ws: "search " + " ".join(ws))
+)
+def test_parse_search_never_raises_and_keeps_the_words_in_order(text: str) -> None:
+    result = parse_command(text)
+    if isinstance(result, Search):
+        pieces = [w for w in result.words.split() if w in ("deploy", "ERR:12")]
+        typed = [w for w in text.split() if w in ("deploy", "ERR:12")]
+        assert pieces == typed
+    else:
+        assert isinstance(result, ParseError) and result.subcommand == "search"
+        assert len(result.message) <= 400
+
+
+def test_search_keeps_channel_labels_for_display_only() -> None:
+    parsed = parse_command("search x in:<#C0123ABCD|general> in:<#C0456EFGH>")
+    assert isinstance(parsed, Search)
+    assert parsed.channel_labels == (("C0123ABCD", "general"),)
+    assert parsed == Search(words="x", channel_ids=("C0123ABCD", "C0456EFGH"))
+
+
+def test_search_refuses_more_channels_than_the_cap() -> None:
+    from blocks.limits import MAX_CHANNELS
+
+    many = ",".join(f"C0MADE{i:04d}" for i in range(MAX_CHANNELS + 1))
+    parsed = parse_command(f"search x in:{many}")
+    assert isinstance(parsed, ParseError) and f"at most {MAX_CHANNELS}" in parsed.message
 
 
 def test_grammar_channel_mentions_keep_their_names_for_display_only() -> None:
