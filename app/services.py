@@ -31,6 +31,7 @@ from scheduler.home import HomePublisher
 from scheduler.mirror import MirrorConfig, MirrorService, schedule_scope
 from scheduler.notify import Notifier
 from scheduler.people import PeopleDirectory
+from scheduler.purge import PurgeService
 from scheduler.runs import RunEvent, RunService
 from scheduler.schedules import ScheduleService
 
@@ -148,6 +149,7 @@ async def start_services(
         runs=runs,
         home=home,
         after_ack=after_ack,  # listeners' slow halves wait for the requests being answered
+        purge=PurgeService(sessions, vectors, schedules),  # `/backfill purge`
         members_can_run=settings.members_can_run,
         people=people,
         mirror=mirror,

@@ -86,6 +86,10 @@ REPLY_RUN_ACTIONS_BLOCK = "reply.run_actions"
 # (at most 2,000 characters, `blocks.search.MAX_MORE_VALUE`).
 SEARCH_MORE = "search.more"
 SEARCH_MORE_BLOCK = "search.more_actions"
+# `/backfill purge`'s ephemeral confirmation: Purge (danger, with a confirm dialog) and Cancel.
+PURGE_CONFIRM = "purge.confirm"
+PURGE_CANCEL = "purge.cancel"
+PURGE_ACTIONS_BLOCK = "purge.actions"
 
 
 def all_ids() -> dict[str, str]:

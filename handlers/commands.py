@@ -23,6 +23,8 @@ from blocks.models import ChannelRef
 from handlers import grammar
 from handlers.channels import check_channels
 from handlers.deps import Deps, deps_of
+from handlers.purge import WHAT as PURGE_WHAT
+from handlers.purge import confirmation as purge_confirmation
 from scheduler.channel_directory import ChannelCheck
 from scheduler.cron import ScheduleError, ScheduleSpec, validate_schedule
 from scheduler.people import Viewer
@@ -35,6 +37,7 @@ ADMIN_ONLY = (
     grammar.Pause,
     grammar.Resume,
     grammar.Delete,
+    grammar.Purge,
 )
 # Sub-commands refused to some people: their rights are checked before the acknowledgement, so
 # that a refusal is the acknowledgement itself. The rest need nobody's rights to be acknowledged.
@@ -101,6 +104,8 @@ async def answer_and_respond(
 
 
 def permission_refusal(parsed: object, viewer: Viewer, deps: Deps) -> replies.Reply | None:
+    if isinstance(parsed, grammar.Purge) and not viewer.is_admin:
+        return replies.admin_only_reply(PURGE_WHAT)
     if isinstance(parsed, ADMIN_ONLY) and not viewer.is_admin:
         return replies.admin_only_reply()
     if isinstance(parsed, grammar.OpenRunModal | grammar.StartRun) and not deps.may_run(viewer):
@@ -299,6 +304,10 @@ async def start_run(parsed: grammar.StartRun, asked: Asked) -> replies.Reply:
     return replies.run_started_reply(run.job_run_id, days=parsed.days, channels=channels or None)
 
 
+async def confirm_purge(parsed: grammar.Purge, asked: Asked) -> replies.Reply:
+    return await purge_confirmation(asked.deps, asked.viewer)
+
+
 ANSWERS: dict[type, Answer] = {
     grammar.Status: answer_status,
     grammar.ListSchedule: answer_list,
@@ -308,4 +317,5 @@ ANSWERS: dict[type, Answer] = {
     grammar.Delete: delete_schedule,
     grammar.Cancel: cancel_run,
     grammar.StartRun: start_run,
+    grammar.Purge: confirm_purge,
 }

@@ -20,6 +20,7 @@ from scheduler.people import PeopleDirectory, Viewer
 if TYPE_CHECKING:
     from scheduler.home import HomePublisher
     from scheduler.mirror import MirrorService
+    from scheduler.purge import PurgeService
     from scheduler.runs import RunService
     from scheduler.schedules import ScheduleService
 
@@ -54,6 +55,7 @@ class Deps:
     channels: ChannelDirectory = field(default_factory=ChannelDirectory)
     clock: Callable[[], datetime] = utcnow
     mirror: MirrorService | None = None  # the live mirror (None: events are not followed)
+    purge: PurgeService | None = None  # `/backfill purge` (None: not offered)
 
     def __post_init__(self) -> None:
         # Who is a person of this workspace is judged against the workspace we serve.
