@@ -27,6 +27,7 @@ from handlers.deps import Deps
 from scheduler.backfill.engine import BackfillEngine, EngineConfig
 from scheduler.backfill.gateway import SlackGateway
 from scheduler.backfill.profiles import profile_for
+from scheduler.channel_directory import ChannelDirectory
 from scheduler.home import HomePublisher
 from scheduler.mirror import MirrorConfig, MirrorService, schedule_scope
 from scheduler.notify import Notifier
@@ -34,6 +35,7 @@ from scheduler.people import PeopleDirectory
 from scheduler.purge import PurgeService
 from scheduler.runs import RunEvent, RunService
 from scheduler.schedules import ScheduleService
+from scheduler.search import SearchService
 
 log = logging.getLogger(__name__)
 # Other processes may change the schedule table; every process re-reads it this often.
@@ -135,6 +137,8 @@ async def start_services(
         observer=metrics.on_mirror_batch if metrics is not None else None,
         inbox_sessions=inbox_sessions,
     )
+    channels = ChannelDirectory()  # one cached channel list for the listeners and searches
+    search = SearchService(sessions, vectors, channels)
     home = HomePublisher(
         team_id,
         schedules,
@@ -142,6 +146,7 @@ async def start_services(
         people,
         members_can_run=settings.members_can_run,
         mirror=mirror,
+        search_allowed=settings.search_allowed,
     )
     deps = Deps(
         team_id=team_id,
@@ -152,7 +157,10 @@ async def start_services(
         purge=PurgeService(sessions, vectors, schedules),  # `/backfill purge`
         members_can_run=settings.members_can_run,
         people=people,
+        channels=channels,
         mirror=mirror,
+        search=search,
+        search_allowed=settings.search_allowed,
     )
 
     def on_run_event(event: RunEvent) -> None:

@@ -75,6 +75,7 @@ ACCEPTED: dict[str, str] = {
     "LOG_LEVEL": "one of: " + ", ".join(LOG_LEVELS),
     "LOG_FORMAT": "one of: " + ", ".join(LOG_FORMATS),
     "LIVE_SYNC": "true or false",
+    "SEARCH_ALLOWED": "members (everyone in the workspace) or admins",
     "SHUTDOWN_TIMEOUT": "an integer from 1 to 600 (seconds)",
     "SLACK_CLIENT_ID": "the app's client id (Basic Information page), or unset for one workspace",
     "SLACK_CLIENT_SECRET": "the app's client secret (Basic Information page), with SLACK_CLIENT_ID",
@@ -132,6 +133,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     # Apply Slack's message events (new, edited, deleted, thread replies) as they happen.
     live_sync: bool = True
+    # Who may use `/backfill search`: everyone in the workspace, or admins only.
+    search_allowed: Literal["members", "admins"] = "members"
     # Seconds from SIGTERM to exit; runs in progress are released for another process to resume.
     shutdown_timeout: int = Field(default=20, ge=1, le=600)
     # Multi-workspace mode (both client settings): OAuth installs, tokens stored encrypted.
@@ -156,7 +159,14 @@ class Settings(BaseSettings):
             return None
         return value.strip() if isinstance(value, str) else value
 
-    @field_validator("log_level", "log_format", "embedding", "slack_rate_profile", mode="before")
+    @field_validator(
+        "log_level",
+        "log_format",
+        "embedding",
+        "slack_rate_profile",
+        "search_allowed",
+        mode="before",
+    )
     @classmethod
     def _normalise_case(cls, value: Any) -> Any:
         if not isinstance(value, str):

@@ -125,9 +125,10 @@ class ChromaWorker:
             return 0
 
     def search(
-        self, name: str, query: str, limit: int
+        self, name: str, query: str, limit: int, where: dict[str, Any] | None = None
     ) -> list[tuple[str, str, dict[str, Any], float]]:
-        """`(id, text, metadata, distance)` of the `limit` nearest documents, closest first."""
+        """`(id, text, metadata, distance)` of the `limit` nearest documents, closest first (of
+        those matching the metadata filter `where`)."""
         collection = self._collection(name, create=False)
         if collection is None:
             return []
@@ -138,6 +139,7 @@ class ChromaWorker:
                 result = collection.query(
                     query_texts=[query],
                     n_results=limit,
+                    where=where,
                     include=["documents", "metadatas", "distances"],
                 )
         except NotFoundError:

@@ -15,7 +15,7 @@ import multiprocessing
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -30,8 +30,8 @@ __all__ = [
     "ChromaCallError",
     "ChromaVectorStore",
     "EmbeddingMismatchError",
-    "SearchHit",
     "StoreClosedError",
+    "VectorMatch",
     "VectorStore",
     "VectorStoreUnavailable",
     "check_chroma_url",
@@ -69,8 +69,9 @@ class VectorStoreUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
-class SearchHit:
-    """One search result: message text, metadata and cosine distance (lower is closer)."""
+class VectorMatch:
+    """A document near a query: message text, metadata and cosine distance (lower is closer).
+    The search the app shows people merges these with the word search (`scheduler.search`)."""
 
     document_id: str
     text: str
@@ -86,7 +87,15 @@ class VectorStore(Protocol):
 
     async def count(self, workspace_id: str) -> int: ...
 
-    async def search(self, workspace_id: str, query: str, limit: int = 5) -> list[SearchHit]: ...
+    async def search(
+        self,
+        workspace_id: str,
+        query: str,
+        limit: int = 5,
+        *,
+        channel_ids: Collection[str] | None = None,
+        user_ids: Collection[str] | None = None,
+    ) -> list[VectorMatch]: ...
 
     async def get(self, workspace_id: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
@@ -382,16 +391,33 @@ class ChromaVectorStore:
         """Documents stored for the workspace (0 when it has none)."""
         return int(await self._run("count", collection_name(workspace_id)))
 
-    async def search(self, workspace_id: str, query: str, limit: int = 5) -> list[SearchHit]:
-        """The `limit` documents nearest to `query`, closest first."""
+    async def search(
+        self,
+        workspace_id: str,
+        query: str,
+        limit: int = 5,
+        *,
+        channel_ids: Collection[str] | None = None,
+        user_ids: Collection[str] | None = None,
+    ) -> list[VectorMatch]:
+        """The `limit` documents nearest to `query`, closest first; only of `channel_ids` and by
+        `user_ids` when given (Chroma's metadata filter; an empty collection finds nothing)."""
         name = collection_name(workspace_id)
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         if not query.strip():
             return []
-        found = await self._run("search", name, query, limit)
+        where: list[dict[str, Any]] = []
+        for key, values in (("channel_id", channel_ids), ("user_id", user_ids)):
+            if values is None:
+                continue
+            if not values:
+                return []
+            where.append({key: {"$in": sorted(values)}})
+        condition = where[0] if len(where) == 1 else ({"$and": where} if where else None)
+        found = await self._run("search", name, query, limit, condition)
         return [
-            SearchHit(document_id=doc_id, text=text, metadata=meta, distance=distance)
+            VectorMatch(document_id=doc_id, text=text, metadata=meta, distance=distance)
             for doc_id, text, meta, distance in found
         ]
 

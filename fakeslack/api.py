@@ -71,6 +71,7 @@ class Api:
             "conversations.history": self.conversations_history,
             "conversations.replies": self.conversations_replies,
             "conversations.info": self.conversations_info,
+            "conversations.members": self.conversations_members,
             "conversations.join": self.conversations_join,
             "conversations.open": self.conversations_open,
             "users.info": self.users_info,
@@ -303,6 +304,27 @@ class Api:
         if not _bool(a, "include_num_members"):
             data.pop("num_members", None)
         return {"ok": True, "channel": data}
+
+    def conversations_members(self, a: Args) -> dict[str, Any]:
+        """A channel's member ids, paginated; a private channel only for a member bot."""
+        ch = self._channel_arg(a)
+        if not self._visible(ch):
+            raise ApiError("channel_not_found")
+        self.need_scope(READ_SCOPE[_kind(ch)])
+        limit = self._limit(a, "conversations.members", default=100, maximum=1000)
+        members = sorted(ch.members)
+        anchor = self._decode(a, "members", ch.id)
+        start = int(anchor) if anchor and anchor.isdigit() else 0
+        nxt = start + limit
+        return {
+            "ok": True,
+            "members": members[start:nxt],
+            "response_metadata": {
+                "next_cursor": self.cursors.encode("members", str(nxt), ch.id)
+                if nxt < len(members)
+                else ""
+            },
+        }
 
     def conversations_join(self, a: Args) -> dict[str, Any]:
         self.need_scope("channels:join")

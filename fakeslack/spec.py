@@ -50,6 +50,7 @@ METHODS: dict[str, MethodSpec] = {
         _t("conversations.history", "t3"),
         _t("conversations.replies", "t3"),
         _t("conversations.info", "t3"),
+        _t("conversations.members", "t4"),
         _t("conversations.join", "t3", "channels:join"),
         _t("conversations.open", "t3", "im:write"),
         _t("users.info", "t4", "users:read"),

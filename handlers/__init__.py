@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import actions, commands, errors, events, guards, home, interactivity, modals, purge
+from handlers import (
+    actions,
+    commands,
+    errors,
+    events,
+    guards,
+    home,
+    interactivity,
+    modals,
+    purge,
+    search,
+)
 from handlers.deps import Deps
 
 
@@ -16,6 +27,7 @@ def register_all(app: AsyncApp, deps: Deps) -> None:
     events.register(app)
     actions.register(app)
     modals.register(app)
+    search.register(app)
     purge.register(app)
     errors.register(app)
     interactivity.register(app)

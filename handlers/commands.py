@@ -20,7 +20,7 @@ from blocks import replies
 from blocks.help import USAGE_BY_COMMAND, usage_blocks
 from blocks.modals import ModalContext, run_modal, schedule_modal
 from blocks.models import ChannelRef
-from handlers import grammar
+from handlers import grammar, search
 from handlers.channels import check_channels
 from handlers.deps import Deps, deps_of
 from handlers.purge import WHAT as PURGE_WHAT
@@ -41,7 +41,7 @@ ADMIN_ONLY = (
 )
 # Sub-commands refused to some people: their rights are checked before the acknowledgement, so
 # that a refusal is the acknowledgement itself. The rest need nobody's rights to be acknowledged.
-GATED = (*ADMIN_ONLY, grammar.OpenRunModal, grammar.StartRun)
+GATED = (*ADMIN_ONLY, grammar.OpenRunModal, grammar.StartRun, grammar.Search)
 OPENS_A_MODAL = (grammar.OpenScheduleModal, grammar.OpenRunModal)
 
 
@@ -110,6 +110,8 @@ def permission_refusal(parsed: object, viewer: Viewer, deps: Deps) -> replies.Re
         return replies.admin_only_reply()
     if isinstance(parsed, grammar.OpenRunModal | grammar.StartRun) and not deps.may_run(viewer):
         return replies.members_cannot_run_reply()
+    if isinstance(parsed, grammar.Search):
+        return search.refusal(viewer, deps)
     return None
 
 
@@ -304,6 +306,10 @@ async def start_run(parsed: grammar.StartRun, asked: Asked) -> replies.Reply:
     return replies.run_started_reply(run.job_run_id, days=parsed.days, channels=channels or None)
 
 
+async def answer_search(parsed: grammar.Search, asked: Asked) -> replies.Reply:
+    return await search.answer_search(parsed, asked.client, asked.deps, asked.viewer)
+
+
 async def confirm_purge(parsed: grammar.Purge, asked: Asked) -> replies.Reply:
     return await purge_confirmation(asked.deps, asked.viewer)
 
@@ -318,4 +324,5 @@ ANSWERS: dict[type, Answer] = {
     grammar.Cancel: cancel_run,
     grammar.StartRun: start_run,
     grammar.Purge: confirm_purge,
+    grammar.Search: answer_search,
 }

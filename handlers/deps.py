@@ -16,6 +16,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from scheduler.channel_directory import ChannelDirectory
 from scheduler.people import PeopleDirectory, Viewer
+from scheduler.search import may_search
 
 if TYPE_CHECKING:
     from scheduler.home import HomePublisher
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from scheduler.purge import PurgeService
     from scheduler.runs import RunService
     from scheduler.schedules import ScheduleService
+    from scheduler.search import SearchService
 
 
 def utcnow() -> datetime:
@@ -56,6 +58,8 @@ class Deps:
     clock: Callable[[], datetime] = utcnow
     mirror: MirrorService | None = None  # the live mirror (None: events are not followed)
     purge: PurgeService | None = None  # `/backfill purge` (None: not offered)
+    search: SearchService | None = None  # `/backfill search` (None: not offered)
+    search_allowed: str = "members"  # SEARCH_ALLOWED
 
     def __post_init__(self) -> None:
         # Who is a person of this workspace is judged against the workspace we serve.
@@ -65,6 +69,9 @@ class Deps:
         """Manual runs: admins always; full members of this workspace (not guests, deactivated
         accounts, bots or strangers) when `MEMBERS_CAN_RUN=true`."""
         return viewer.is_admin or (self.members_can_run and viewer.is_member)
+
+    def may_search(self, viewer: Viewer) -> bool:
+        return self.search is not None and may_search(viewer, self.search_allowed)
 
 
 def deps_of(context: Any) -> Deps:

@@ -58,6 +58,7 @@ class _Listing:
     at: float  # clock time the walk began
     names: dict[str, str]  # id -> name, every channel listed (archived ones included)
     by_name: dict[str, str]  # lower-cased name -> id, channels not archived
+    private: frozenset[str] = frozenset()  # ids of the private channels among `names`
 
 
 class ChannelDirectory:
@@ -94,6 +95,17 @@ class ChannelDirectory:
             return await asyncio.wait_for(self._check(client, team_id, ids, names), timeout)
         except TimeoutError as exc:
             raise ChannelLookupTimeout(f"no channel list within {timeout:g} s") from exc
+
+    async def kinds(
+        self, client: AsyncWebClient, team_id: str, *, timeout: float
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        """`(public, private)`: the ids of the channels Slack lists for the bot (archived ones
+        too: their history stays readable), from the cached list. Raises as `check` does."""
+        try:
+            listing = await asyncio.wait_for(self._listing(client, team_id, self._ttl), timeout)
+        except TimeoutError as exc:
+            raise ChannelLookupTimeout(f"no channel list within {timeout:g} s") from exc
+        return frozenset(listing.names) - listing.private, listing.private
 
     async def _check(
         self, client: AsyncWebClient, team_id: str, ids: Sequence[str], names: Sequence[str]
@@ -137,6 +149,7 @@ class ChannelDirectory:
 async def _walk_list(client: AsyncWebClient, started: float) -> _Listing:
     names: dict[str, str] = {}
     by_name: dict[str, str] = {}
+    private: set[str] = set()
     cursor: str | None = None
     seen: set[str] = set()
     for _ in range(MAX_PAGES):
@@ -149,13 +162,17 @@ async def _walk_list(client: AsyncWebClient, started: float) -> _Listing:
         channels = response.get("channels")
         for channel in channels if isinstance(channels, list) else []:
             _add(channel, names, by_name)
+            if isinstance(channel, Mapping) and channel.get("is_private") is not False:
+                private.add(str(channel.get("id")))  # unless Slack says public: private
         metadata = response.get("response_metadata")
         raw = metadata.get("next_cursor") if isinstance(metadata, Mapping) else None
         cursor = raw if isinstance(raw, str) and raw else None
         if cursor is None or cursor in seen:  # a cursor handed out twice would loop forever
             break
         seen.add(cursor)
-    return _Listing(at=started, names=names, by_name=by_name)
+    return _Listing(
+        at=started, names=names, by_name=by_name, private=frozenset(private) & set(names)
+    )
 
 
 def _add(channel: Any, names: dict[str, str], by_name: dict[str, str]) -> None:

@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from blocks.home import home_view
 from db.session import database_trouble
 from scheduler.people import UNKNOWN_USER_ERRORS, PeopleDirectory
+from scheduler.search import may_search
 
 if TYPE_CHECKING:
     from scheduler.mirror import MirrorService
@@ -50,6 +51,7 @@ class HomePublisher:
     _: KW_ONLY
     members_can_run: bool = True
     mirror: MirrorService | None = None  # the live mirror, whose state the tab shows
+    search_allowed: str | None = None  # SEARCH_ALLOWED (None: no search offered)
     now: Callable[[], datetime] = utcnow
     interval: float = 10.0
     viewer_ttl: float = 1800.0
@@ -87,6 +89,7 @@ class HomePublisher:
             now=self.now(),
             viewer_id=user_id,
             mirror=mirror,
+            can_search=self.search_allowed is not None and may_search(viewer, self.search_allowed),
         )
         await client.views_publish(user_id=user_id, view=view)
 

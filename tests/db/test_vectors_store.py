@@ -22,8 +22,8 @@ from db.records import MessageRecord
 from db.vectors import (
     ChromaVectorStore,
     EmbeddingMismatchError,
-    SearchHit,
     StoreClosedError,
+    VectorMatch,
     VectorStore,
     VectorStoreUnavailable,
 )
@@ -178,7 +178,7 @@ async def test_vectors_store_search_is_lexical(store: ChromaVectorStore) -> None
     await store.upsert([_record(ws, i, t) for i, t in enumerate(texts)])
     hits = await store.search(ws, "ingress certificate", limit=3)
     assert len(hits) == 3
-    assert isinstance(hits[0], SearchHit)
+    assert isinstance(hits[0], VectorMatch)
     assert hits[0].document_id == "C0123:1700000001.000001"
     assert hits[0].text == texts[1]
     assert hits[0].metadata["channel_id"] == "C0123"

@@ -1,0 +1,272 @@
+"""Search of the stored copy, for `/backfill search`, its "More" button and the App Home modal.
+
+Two halves, fused: the exact words in SQL (`db.search`: FTS5 or PostgreSQL full-text) and the
+meaning in Chroma (the workspace's collection), merged by reciprocal rank fusion (each result
+scores the sum of 1 / (RRF_K + its rank) over the halves that found it), so an exact error code
+and a question in other words both come first whatever `EMBEDDING` is. With `EMBEDDING=hashing`
+the second half is lexical too.
+
+Private stays private: every search is limited to the channels the person searching may read in
+Slack: the public channels Slack lists for the bot, and the private channels whose members (Slack's
+`conversations.members`, kept a minute) include them. Filters only ever narrow that set; the rows
+shown come from SQL (the truth: a message deleted meanwhile is never shown from a stale Chroma
+document), each checked against the set once more.
+
+Imports `db` and `blocks.search` (the query type); Slack calls go through the listener's client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from blocks.search import RESULTS_PER_PAGE, SearchQuery, search_window
+from db.messages import stored_messages
+from db.records import MessageRecord, SearchHit
+from db.search import search_words
+from db.session import reading
+from db.vectors import VectorStore
+from scheduler.channel_directory import ChannelDirectory
+from scheduler.people import Viewer
+
+log = logging.getLogger(__name__)
+# Reciprocal rank fusion's constant (Cormack et al.): ranks past the first few count for little.
+RRF_K = 60
+# How long who is in a private channel is trusted before Slack is asked again.
+MEMBERS_TTL_S = 60.0
+# Each half is asked for this many, whatever the page: the fused order then stays the same from
+# page to page (fusing deeper lists reorders them), and a search pages through at most this many.
+DEPTH = 200
+# Chroma filters channels and authors; days are checked on its results, so with a day filter it
+# is asked for this many times more, never more than MAX_NEAR.
+DAY_FILTER_FACTOR = 5
+MAX_NEAR = 1000
+# Nearest-neighbour search always answers something: a document farther than this (cosine
+# distance, 0 same … 2 opposite) is not a match. Unrelated texts sit near 0.9–1.1 with both
+# embeddings (all-MiniLM-L6-v2 and the hashing one); what shares words or meaning, below 0.8.
+MAX_DISTANCE = 0.85
+# Time allowed for Slack's channel list when a search needs it.
+LIST_TIMEOUT_S = 10.0
+# At most this many `conversations.members` walks at once (Tier 4).
+MEMBER_WALKS = 4
+
+
+def may_search(viewer: Viewer, allowed: str) -> bool:
+    """`SEARCH_ALLOWED`: `admins` lets admins search; `members` everyone who is a full member of
+    the workspace. Guests never: a guest reads only the channels they were invited to, public
+    ones included, which the public-channel rule here would not respect."""
+    if viewer.is_admin:
+        return True
+    return allowed == "members" and viewer.is_member
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of results, best first, and whether a next page has any."""
+
+    hits: tuple[SearchHit, ...]
+    more: bool
+
+
+class ChannelMembers:
+    """Members of private channels from `conversations.members`, each kept `ttl` seconds."""
+
+    def __init__(self, ttl: float = MEMBERS_TTL_S, clock: Callable[[], float] = time.monotonic):
+        self._ttl = ttl
+        self._clock = clock
+        self._cache: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
+
+    async def of(self, client: AsyncWebClient, team_id: str, channel_id: str) -> frozenset[str]:
+        key = (team_id, channel_id)
+        cached = self._cache.get(key)
+        if cached is not None and self._clock() - cached[0] < self._ttl:
+            return cached[1]
+        started = self._clock()
+        members: set[str] = set()
+        cursor = ""
+        try:
+            while True:
+                page = await client.conversations_members(
+                    channel=channel_id, limit=1000, **({"cursor": cursor} if cursor else {})
+                )
+                members.update(m for m in page.get("members") or [] if isinstance(m, str))
+                cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "")
+                if not cursor:
+                    break
+        except SlackApiError as exc:
+            # Not listed for the bot any more (left, deleted): nobody reads it through us.
+            log.info(
+                "members of %s unknown (%s): shown to nobody", channel_id, exc.response.get("error")
+            )
+            members = set()
+        found = frozenset(members)
+        self._cache[key] = (started, found)
+        return found
+
+
+def permalink(base_url: str, record: MessageRecord) -> str:
+    """Slack's link to a message (`https://<domain>.slack.com/archives/<C>/p<ts digits>`, a reply
+    with its thread), from the workspace's URL as `auth.test` gives it."""
+    link = f"{base_url.rstrip('/')}/archives/{record.channel_id}/p{record.ts.replace('.', '')}"
+    if record.thread_ts is not None and record.thread_ts != record.ts:
+        link += f"?thread_ts={record.thread_ts}&cid={record.channel_id}"
+    return link
+
+
+def _bound(moment: datetime | None, *, before: bool) -> str | None:
+    """An exclusive `ts` bound for the instant `moment` (SQL compares `ts` as text)."""
+    if moment is None:
+        return None
+    seconds = int(moment.timestamp())
+    return f"{seconds}.000000" if before else f"{seconds - 1}.999999"
+
+
+def _inside(ts: str, after_ts: str | None, before_ts: str | None) -> bool:
+    def key(value: str) -> tuple[int, str]:
+        whole, _, frac = value.partition(".")
+        return int(whole or 0), (frac + "000000")[:6]
+
+    try:
+        return (after_ts is None or key(ts) > key(after_ts)) and (
+            before_ts is None or key(ts) < key(before_ts)
+        )
+    except ValueError:
+        return False
+
+
+class SearchService:
+    """Searches one workspace's copy for one person at a time (see the module docstring)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        vectors: VectorStore,
+        directory: ChannelDirectory,
+        *,
+        members: ChannelMembers | None = None,
+        per_page: int = RESULTS_PER_PAGE,
+    ) -> None:
+        self._sessions = sessions
+        self._vectors = vectors
+        self._directory = directory
+        self._members = members or ChannelMembers()
+        self._per_page = per_page
+        self._urls: dict[str, str] = {}
+
+    async def readable(self, client: AsyncWebClient, team_id: str, user_id: str) -> frozenset[str]:
+        """The channels `user_id` may read: public ones, and private ones they are a member of."""
+        public, private = await self._directory.kinds(client, team_id, timeout=LIST_TIMEOUT_S)
+        turns = asyncio.Semaphore(MEMBER_WALKS)
+
+        async def member_of(channel_id: str) -> bool:
+            async with turns:
+                return user_id in await self._members.of(client, team_id, channel_id)
+
+        private_ids = sorted(private)
+        checks = await asyncio.gather(*(member_of(c) for c in private_ids))
+        return public | {c for c, mine in zip(private_ids, checks, strict=True) if mine}
+
+    async def search(
+        self,
+        client: AsyncWebClient,
+        team_id: str,
+        user_id: str,
+        query: SearchQuery,
+        *,
+        tz: str | None,
+        page: int = 1,
+    ) -> SearchPage:
+        """Page `page` (from 1) of the best matches of `query` that `user_id` may read."""
+        allowed = await self.readable(client, team_id, user_id)
+        if query.channel_ids:
+            allowed &= frozenset(query.channel_ids)
+        if not allowed or page < 1:
+            return SearchPage((), False)
+        start, end = search_window(query, tz)
+        after_ts, before_ts = _bound(start, before=False), _bound(end, before=True)
+        authors = frozenset(query.user_ids) or None
+        want = DEPTH
+        async with reading(self._sessions) as session:
+            by_words = await search_words(
+                session,
+                team_id,
+                query.words,
+                channel_ids=allowed,
+                user_ids=authors,
+                after_ts=after_ts,
+                before_ts=before_ts,
+                limit=want,
+            )
+        near_limit = min(MAX_NEAR, want * (DAY_FILTER_FACTOR if start or end else 1))
+        near = await self._vectors.search(
+            team_id, query.words, near_limit, channel_ids=allowed, user_ids=authors
+        )
+        near_keys = [
+            (str(m.metadata.get("channel_id")), str(m.metadata.get("ts")))
+            for m in near
+            if m.distance <= MAX_DISTANCE
+            and _inside(str(m.metadata.get("ts")), after_ts, before_ts)
+        ][:want]
+        scores: dict[tuple[str, str], float] = {}
+        for ranked in ([(r.channel_id, r.ts) for r in by_words], near_keys):
+            for rank, key in enumerate(dict.fromkeys(ranked), start=1):
+                scores[key] = scores.get(key, 0.0) + 1.0 / (RRF_K + rank)
+        order = sorted(scores, key=lambda k: (-scores[k], k[1]))
+        rows = await self._rows(team_id, order, {(r.channel_id, r.ts): r for r in by_words})
+        found = [
+            SearchHit(message=rows[key], score=scores[key])
+            for key in order
+            if key in rows and rows[key].channel_id in allowed
+        ]
+        first = (page - 1) * self._per_page
+        shown = found[first : first + self._per_page]
+        base = await self._base_url(client, team_id)
+        hits = tuple(
+            SearchHit(h.message, h.score, permalink(base, h.message) if base else None)
+            for h in shown
+        )
+        return SearchPage(hits, len(found) > first + self._per_page)
+
+    async def _rows(
+        self,
+        team_id: str,
+        keys: Sequence[tuple[str, str]],
+        known: dict[tuple[str, str], MessageRecord],
+    ) -> dict[tuple[str, str], MessageRecord]:
+        """The stored rows of `keys` (those only Chroma found are read from SQL: a document whose
+        row was deleted meanwhile is not shown)."""
+        rows = dict(known)
+        wanted: dict[str, list[str]] = {}
+        for channel_id, ts in keys:
+            if (channel_id, ts) not in rows:
+                wanted.setdefault(channel_id, []).append(ts)
+        if wanted:
+            async with reading(self._sessions) as session:
+                for channel_id, ts_list in wanted.items():
+                    stored = await stored_messages(session, team_id, channel_id, ts_list)
+                    rows.update({(channel_id, ts): row for ts, row in stored.items()})
+        return rows
+
+    async def _base_url(self, client: AsyncWebClient, team_id: str) -> str | None:
+        """The workspace's URL (`auth.test`), once per process; None when Slack does not say."""
+        if team_id not in self._urls:
+            try:
+                url = (await client.auth_test()).get("url")
+            except (SlackApiError, SlackClientError, OSError) as exc:
+                log.info("no workspace URL for message links (%s)", type(exc).__name__)
+                return None
+            if not isinstance(url, str) or not url.startswith("https://"):
+                return None
+            self._urls[team_id] = url
+        return self._urls[team_id]
+
+
+__all__ = ["RRF_K", "ChannelMembers", "SearchPage", "SearchService", "may_search", "permalink"]
