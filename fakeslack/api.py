@@ -71,7 +71,7 @@ class Api:
             "conversations.history": self.conversations_history,
             "conversations.replies": self.conversations_replies,
             "conversations.info": self.conversations_info,
-            "conversations.members": self.conversations_members,
+            "users.conversations": self.users_conversations,
             "conversations.join": self.conversations_join,
             "conversations.open": self.conversations_open,
             "users.info": self.users_info,
@@ -305,27 +305,6 @@ class Api:
             data.pop("num_members", None)
         return {"ok": True, "channel": data}
 
-    def conversations_members(self, a: Args) -> dict[str, Any]:
-        """A channel's member ids, paginated; a private channel only for a member bot."""
-        ch = self._channel_arg(a)
-        if not self._visible(ch):
-            raise ApiError("channel_not_found")
-        self.need_scope(READ_SCOPE[_kind(ch)])
-        limit = self._limit(a, "conversations.members", default=100, maximum=1000)
-        members = sorted(ch.members)
-        anchor = self._decode(a, "members", ch.id)
-        start = int(anchor) if anchor and anchor.isdigit() else 0
-        nxt = start + limit
-        return {
-            "ok": True,
-            "members": members[start:nxt],
-            "response_metadata": {
-                "next_cursor": self.cursors.encode("members", str(nxt), ch.id)
-                if nxt < len(members)
-                else ""
-            },
-        }
-
     def conversations_join(self, a: Args) -> dict[str, Any]:
         self.need_scope("channels:join")
         ch = self._channel_arg(a)
@@ -383,6 +362,45 @@ class Api:
         if _bool(a, "include_locale"):
             user["locale"] = "en-US"
         return {"ok": True, "user": user}
+
+    def users_conversations(self, a: Args) -> dict[str, Any]:
+        """The channels `user` (default: the bot) is in, of `types`; a private one only when the
+        bot is in it too (Slack lists private membership only where the caller shares it)."""
+        types = [t.strip() for t in (_str(a, "types") or "public_channel").split(",") if t.strip()]
+        if not types or any(t not in TYPE_SCOPE for t in types):
+            raise ApiError("invalid_types")
+        for kind in types:
+            self.need_scope(TYPE_SCOPE[kind])
+        user = _str(a, "user") or self.ws.bot_user_id
+        if user not in self.ws.users:
+            raise ApiError("user_not_found")
+        wanted = {"public_channel": False, "private_channel": True}
+        found = [
+            {
+                k: v
+                for k, v in ch.to_api(self.ws.team_id, self.ws.bot_user_id).items()
+                if k not in ("is_member", "num_members")  # Slack leaves these out here
+            }
+            for ch in self.ws.channels.values()
+            if not ch.is_im
+            and not ch.deleted
+            and user in ch.members
+            and self._visible(ch)
+            and any(wanted.get(t) == ch.is_private for t in types)
+        ]
+        limit = self._limit(a, "users.conversations", default=100, maximum=999)
+        anchor = self._decode(a, "user_channels", user)
+        start = int(anchor) if anchor and anchor.isdigit() else 0
+        nxt = start + limit
+        return {
+            "ok": True,
+            "channels": found[start:nxt],
+            "response_metadata": {
+                "next_cursor": self.cursors.encode("user_channels", str(nxt), user)
+                if nxt < len(found)
+                else ""
+            },
+        }
 
     def users_list(self, a: Args) -> dict[str, Any]:
         self.need_scope("users:read")

@@ -50,11 +50,11 @@ METHODS: dict[str, MethodSpec] = {
         _t("conversations.history", "t3"),
         _t("conversations.replies", "t3"),
         _t("conversations.info", "t3"),
-        _t("conversations.members", "t4"),
         _t("conversations.join", "t3", "channels:join"),
         _t("conversations.open", "t3", "im:write"),
         _t("users.info", "t4", "users:read"),
         _t("users.list", "t2", "users:read"),
+        _t("users.conversations", "t3"),
         # ~1 message per second per channel, plus a workspace ceiling of several hundred a minute.
         MethodSpec("chat.postMessage", "special", 600, "chat:write", per_channel_per_second=1),
         _t("chat.postEphemeral", "t4", "chat:write"),

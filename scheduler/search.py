@@ -7,17 +7,16 @@ and a question in other words both come first whatever `EMBEDDING` is. With `EMB
 the second half is lexical too.
 
 Private stays private: every search is limited to the channels the person searching may read in
-Slack: the public channels Slack lists for the bot, and the private channels whose members (Slack's
-`conversations.members`, kept a minute) include them. Filters only ever narrow that set; the rows
-shown come from SQL (the truth: a message deleted meanwhile is never shown from a stale Chroma
-document), each checked against the set once more.
+Slack: the public channels Slack lists for the bot, and the private channels they share with the
+bot (Slack's `users.conversations` for that person, kept a minute). Filters only ever narrow that
+set; the rows shown come from SQL (the truth: a message deleted meanwhile is never shown from a
+stale Chroma document), each checked against the set once more.
 
 Imports `db` and `blocks.search` (the query type); Slack calls go through the listener's client.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -40,7 +39,7 @@ from scheduler.people import Viewer
 log = logging.getLogger(__name__)
 # Reciprocal rank fusion's constant (Cormack et al.): ranks past the first few count for little.
 RRF_K = 60
-# How long who is in a private channel is trusted before Slack is asked again.
+# How long a person's private channels are trusted before Slack is asked again.
 MEMBERS_TTL_S = 60.0
 # Each half is asked for this many, whatever the page: the fused order then stays the same from
 # page to page (fusing deeper lists reorders them), and a search pages through at most this many.
@@ -55,8 +54,8 @@ MAX_NEAR = 1000
 MAX_DISTANCE = 0.85
 # Time allowed for Slack's channel list when a search needs it.
 LIST_TIMEOUT_S = 10.0
-# At most this many `conversations.members` walks at once (Tier 4).
-MEMBER_WALKS = 4
+# Pages of a person's private channels read at most (999 each).
+MAX_PAGES = 20
 
 
 def may_search(viewer: Viewer, allowed: str) -> bool:
@@ -76,38 +75,37 @@ class SearchPage:
     more: bool
 
 
-class ChannelMembers:
-    """Members of private channels from `conversations.members`, each kept `ttl` seconds."""
+class PrivateMemberships:
+    """The private channels a person shares with the bot, from `users.conversations` (Slack lists
+    a user's private channels only where the caller is a member too: exactly the ones whose
+    messages we hold), one walk per person, kept `ttl` seconds."""
 
     def __init__(self, ttl: float = MEMBERS_TTL_S, clock: Callable[[], float] = time.monotonic):
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
 
-    async def of(self, client: AsyncWebClient, team_id: str, channel_id: str) -> frozenset[str]:
-        key = (team_id, channel_id)
+    async def of(self, client: AsyncWebClient, team_id: str, user_id: str) -> frozenset[str]:
+        key = (team_id, user_id)
         cached = self._cache.get(key)
         if cached is not None and self._clock() - cached[0] < self._ttl:
             return cached[1]
         started = self._clock()
-        members: set[str] = set()
+        channels: set[str] = set()
         cursor = ""
-        try:
-            while True:
-                page = await client.conversations_members(
-                    channel=channel_id, limit=1000, **({"cursor": cursor} if cursor else {})
-                )
-                members.update(m for m in page.get("members") or [] if isinstance(m, str))
-                cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "")
-                if not cursor:
-                    break
-        except SlackApiError as exc:
-            # Not listed for the bot any more (left, deleted): nobody reads it through us.
-            log.info(
-                "members of %s unknown (%s): shown to nobody", channel_id, exc.response.get("error")
+        for _ in range(MAX_PAGES):
+            page = await client.users_conversations(
+                user=user_id, types="private_channel", limit=999, cursor=cursor or None
             )
-            members = set()
-        found = frozenset(members)
+            channels.update(
+                str(c["id"])
+                for c in page.get("channels") or []
+                if isinstance(c, dict) and c.get("id")
+            )
+            cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                break
+        found = frozenset(channels)
         self._cache[key] = (started, found)
         return found
 
@@ -151,28 +149,26 @@ class SearchService:
         vectors: VectorStore,
         directory: ChannelDirectory,
         *,
-        members: ChannelMembers | None = None,
+        memberships: PrivateMemberships | None = None,
         per_page: int = RESULTS_PER_PAGE,
     ) -> None:
         self._sessions = sessions
         self._vectors = vectors
         self._directory = directory
-        self._members = members or ChannelMembers()
+        self._memberships = memberships or PrivateMemberships()
         self._per_page = per_page
         self._urls: dict[str, str] = {}
 
     async def readable(self, client: AsyncWebClient, team_id: str, user_id: str) -> frozenset[str]:
         """The channels `user_id` may read: public ones, and private ones they are a member of."""
         public, private = await self._directory.kinds(client, team_id, timeout=LIST_TIMEOUT_S)
-        turns = asyncio.Semaphore(MEMBER_WALKS)
-
-        async def member_of(channel_id: str) -> bool:
-            async with turns:
-                return user_id in await self._members.of(client, team_id, channel_id)
-
-        private_ids = sorted(private)
-        checks = await asyncio.gather(*(member_of(c) for c in private_ids))
-        return public | {c for c, mine in zip(private_ids, checks, strict=True) if mine}
+        try:
+            theirs = await self._memberships.of(client, team_id, user_id)
+        except SlackApiError as exc:
+            # Slack would not say (an unknown user, a missing scope): no private channel.
+            log.info("private channels of %s unknown (%s)", user_id, exc.response.get("error"))
+            theirs = frozenset()
+        return public | (private & theirs)
 
     async def search(
         self,
@@ -269,4 +265,4 @@ class SearchService:
         return self._urls[team_id]
 
 
-__all__ = ["RRF_K", "ChannelMembers", "SearchPage", "SearchService", "may_search", "permalink"]
+__all__ = ["RRF_K", "PrivateMemberships", "SearchPage", "SearchService", "may_search", "permalink"]

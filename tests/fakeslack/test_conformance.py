@@ -145,6 +145,9 @@ async def _responses(fake: FakeSlack, ws: Workspace) -> dict[str, dict[str, Any]
     out["conversations.open"] = (await client.conversations_open(users=admin)).data
     out["users.info"] = (await client.users_info(user=admin)).data
     out["users.list"] = (await client.users_list(limit=500)).data
+    out["users.conversations"] = (
+        await client.users_conversations(user=admin, types="public_channel,private_channel")
+    ).data
     posted = await client.chat_postMessage(channel=admin, text="Backfill done: 42 messages stored")
     out["chat.postMessage"] = posted.data
     out["chat.update"] = (
