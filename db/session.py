@@ -154,21 +154,25 @@ async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[A
         yield session
 
 
-# The store's batch writers' turns on a SQLite file, per engine (see `writing`).
+# The store's batch writers' turns in this process, per engine (see `writing`).
 _WRITE_TURNS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 @asynccontextmanager
 async def writing(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A write transaction of the store's batch writers (a run's batches, the live mirror's
-    changes), which hold it across their Chroma calls. On SQLite they take turns in this process,
-    first come first served, before asking for the file's one write lock: SQLite's busy handler
-    lets a waiter sleep (up to 100 ms at a time) while a writer that comes straight back wins
-    again, so a run's back-to-back batches would keep the mirror waiting for the whole run.
-    Other databases: a plain transaction (their row and advisory locks order the writers)."""
+    changes), which hold it across their Chroma calls. In this process they take turns, first
+    come first served, before their transaction begins:
+    - SQLite: its busy handler lets a waiter for the file's one write lock sleep (up to 100 ms at
+      a time) while a writer that comes straight back wins again, so a run's back-to-back batches
+      would keep the mirror waiting for the whole run;
+    - PostgreSQL: each writer takes its channels' advisory locks one by one (`lock_channels`), so
+      a writer holding some while it waits for the next stalls the others behind it in a convoy.
+    Chroma serves one call at a time anyway, so the turns cost no overlap that was there. Across
+    processes, PostgreSQL's advisory locks still order the writers of a channel."""
     async with sessions() as session:
         bind = session.get_bind()
-        if bind.dialect.name != "sqlite" or not isinstance(bind, Engine):
+        if not isinstance(bind, Engine):  # a session bound to a connection: its caller orders
             async with session.begin():
                 yield session
             return

@@ -1,6 +1,6 @@
-"""`db.session.writing`: the store's batch writers take turns first come first served on SQLite, so
-a writer that comes straight back for another batch (a run) does not overtake one that was already
-waiting (the live mirror); on PostgreSQL a plain transaction."""
+"""`db.session.writing`: the store's batch writers of a process take turns first come first served,
+so a writer that comes straight back for another batch (a run) does not overtake one that was
+already waiting (the live mirror), on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
