@@ -218,20 +218,22 @@ async def stored_messages(
             m.workspace_id == workspace_id, m.channel_id == channel_id, m.ts.in_(wanted)
         )
     )
-    return {
-        row.ts: MessageRecord(
-            workspace_id=row.workspace_id,
-            channel_id=row.channel_id,
-            channel_name=row.channel_name,
-            ts=row.ts,
-            thread_ts=row.thread_ts,
-            user_id=row.user_id,
-            user_name=row.user_name,
-            text=row.text,
-            edited_ts=row.edited_ts,
-        )
-        for row in rows.scalars()
-    }
+    return {row.ts: message_record(row) for row in rows.scalars()}
+
+
+def message_record(row: Any) -> MessageRecord:
+    """The record of a `messages` row (an ORM object or a result row with its columns)."""
+    return MessageRecord(
+        workspace_id=row.workspace_id,
+        channel_id=row.channel_id,
+        channel_name=row.channel_name,
+        ts=row.ts,
+        thread_ts=row.thread_ts,
+        user_id=row.user_id,
+        user_name=row.user_name,
+        text=row.text,
+        edited_ts=row.edited_ts,
+    )
 
 
 async def known_channel_name(

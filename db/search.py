@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Text
 
+from db.messages import message_record
 from db.models import Message
 from db.records import MessageRecord
 
@@ -203,20 +204,7 @@ async def search_words(
         offset=offset,
     )
     rows = (await session.execute(stmt)).all()
-    return [
-        MessageRecord(
-            workspace_id=row.workspace_id,
-            channel_id=row.channel_id,
-            channel_name=row.channel_name,
-            ts=row.ts,
-            thread_ts=row.thread_ts,
-            user_id=row.user_id,
-            user_name=row.user_name,
-            text=row.text,
-            edited_ts=row.edited_ts,
-        )
-        for row in rows
-    ]
+    return [message_record(row) for row in rows]
 
 
 __all__ = ["MAX_TERMS", "fts5_query", "search_statement", "search_terms", "search_words"]

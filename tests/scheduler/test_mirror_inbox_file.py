@@ -22,6 +22,7 @@ from db.models import Message, MirrorInbox
 from db.session import create_engine, make_sessionmaker
 from scheduler.mirror import MirrorConfig, MirrorService
 from tests.engine.engine_harness import Stores, make_gateway, slack_and_stores, small_workspace
+from tests.support.waiting import eventually
 
 CHANNEL_TS = "1750000001.000100"
 
@@ -117,6 +118,13 @@ async def stored_count(stores: Stores, workspace_id: str) -> int:
         return int((await session.execute(query)).scalar_one())
 
 
+async def stored_once(stores: Stores, workspace_id: str) -> None:
+    async def one() -> bool:
+        return await stored_count(stores, workspace_id) == 1
+
+    await eventually(one, timeout=5, what="the event's message stored")
+
+
 async def test_an_event_is_taken_in_while_a_store_writer_holds_the_write_lock(
     slack_and_sqlite: tuple[fakeslack.Workspace, fakeslack.FakeSlack, Stores, str],
 ) -> None:
@@ -150,10 +158,7 @@ async def test_events_waiting_in_the_store_file_move_to_the_inbox_file(
         try:
             # A retry of the moved event is still known: its id moved too.
             assert not await mirror.take_in(body(ws, channel, user, "Ev1"))
-            for _ in range(100):
-                if await stored_count(stores, ws.team_id) == 1:
-                    break
-                await asyncio.sleep(0.05)
+            await stored_once(stores, ws.team_id)
         finally:
             await mirror.stop()
         assert await stored_count(stores, ws.team_id) == 1
@@ -176,10 +181,7 @@ async def test_two_session_factories_on_one_database_move_nothing(
     async with mirror_on(fake, stores, url) as mirror:
         await mirror.start()
         try:
-            for _ in range(100):
-                if await stored_count(stores, ws.team_id) == 1:
-                    break
-                await asyncio.sleep(0.05)
+            await stored_once(stores, ws.team_id)
         finally:
             await mirror.stop()
     assert await stored_count(stores, ws.team_id) == 1

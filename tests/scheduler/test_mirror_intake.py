@@ -6,7 +6,6 @@ stores nothing), and a caller that gives up leaves its group intact."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -14,22 +13,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.inbox import Arrival
-from db.migrate import migrate
 from db.models import MirrorInbox
-from db.session import create_engine, make_sessionmaker
 from scheduler.mirror_intake import GroupedIntake
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    await migrate(database_url)
-    engine = create_engine(database_url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 def arrival(event_id: str, channel: str = "C1") -> Arrival:
