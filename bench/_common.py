@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.migrate import migrate
 from db.records import MessageRecord
 from db.session import create_engine, make_sessionmaker
-from db.vectors import ChromaVectorStore, SearchHit, VectorStore
+from db.vectors import ChromaVectorStore, VectorMatch, VectorStore
 from scheduler.backfill.engine import BackfillEngine, EngineConfig
 from scheduler.backfill.gateway import SlackGateway
 from scheduler.backfill.profiles import RateProfile
@@ -141,7 +141,15 @@ class CountingVectorStore:
     async def count(self, workspace_id: str) -> int:
         return self.documents
 
-    async def search(self, workspace_id: str, query: str, limit: int = 5) -> list[SearchHit]:
+    async def search(
+        self,
+        workspace_id: str,
+        query: str,
+        limit: int = 5,
+        *,
+        channel_ids: Collection[str] | None = None,
+        user_ids: Collection[str] | None = None,
+    ) -> list[VectorMatch]:
         return []
 
     async def get(self, workspace_id: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -182,8 +190,18 @@ class RecordingVectorStore:
     async def count(self, workspace_id: str) -> int:
         return await self.inner.count(workspace_id)
 
-    async def search(self, workspace_id: str, query: str, limit: int = 5) -> list[SearchHit]:
-        return await self.inner.search(workspace_id, query, limit)
+    async def search(
+        self,
+        workspace_id: str,
+        query: str,
+        limit: int = 5,
+        *,
+        channel_ids: Collection[str] | None = None,
+        user_ids: Collection[str] | None = None,
+    ) -> list[VectorMatch]:
+        return await self.inner.search(
+            workspace_id, query, limit, channel_ids=channel_ids, user_ids=user_ids
+        )
 
     async def get(self, workspace_id: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return await self.inner.get(workspace_id, ids)
