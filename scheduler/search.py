@@ -52,6 +52,11 @@ MAX_NEAR = 1000
 # distance, 0 same … 2 opposite) is not a match. Unrelated texts sit near 0.9–1.1 with both
 # embeddings (all-MiniLM-L6-v2 and the hashing one); what shares words or meaning, below 0.8.
 MAX_DISTANCE = 0.85
+# Without a channel filter in its query, Chroma is asked for this many times more (some of its
+# answers are of channels the searcher may not read, and are dropped).
+UNFILTERED_FACTOR = 2
+# Keys whose rows are read at a time while a page is filled.
+ROWS_CHUNK = 50
 # Time allowed for Slack's channel list when a search needs it.
 LIST_TIMEOUT_S = 10.0
 # Pages of a person's private channels read at most (999 each).
@@ -127,17 +132,22 @@ def _bound(moment: datetime | None, *, before: bool) -> str | None:
     return f"{seconds}.000000" if before else f"{seconds - 1}.999999"
 
 
-def _inside(ts: str, after_ts: str | None, before_ts: str | None) -> bool:
-    def key(value: str) -> tuple[int, str]:
-        whole, _, frac = value.partition(".")
-        return int(whole or 0), (frac + "000000")[:6]
-
+def _ts_key(ts: str) -> tuple[int, str]:
+    """Slack's `ts` text in numeric order; an unreadable one sorts first."""
+    whole, _, frac = ts.partition(".")
     try:
-        return (after_ts is None or key(ts) > key(after_ts)) and (
-            before_ts is None or key(ts) < key(before_ts)
-        )
+        return int(whole or 0), (frac + "000000")[:6]
     except ValueError:
+        return -1, ""
+
+
+def _inside(ts: str, after_ts: str | None, before_ts: str | None) -> bool:
+    key = _ts_key(ts)
+    if key[0] < 0:
         return False
+    return (after_ts is None or key > _ts_key(after_ts)) and (
+        before_ts is None or key < _ts_key(before_ts)
+    )
 
 
 class SearchService:
@@ -201,28 +211,38 @@ class SearchService:
                 before_ts=before_ts,
                 limit=want,
             )
-        near_limit = min(MAX_NEAR, want * (DAY_FILTER_FACTOR if start or end else 1))
+        # Chroma's metadata filter costs in proportion to the documents it lets through (a
+        # filter on most channels is many times slower than none): the channels go into its
+        # query only for an `in:` search; otherwise its answer is narrowed here, before ranking.
+        narrow = allowed if query.channel_ids else None
+        factor = DAY_FILTER_FACTOR if start or end else 1
+        near_limit = min(MAX_NEAR, want * factor * (1 if narrow else UNFILTERED_FACTOR))
         near = await self._vectors.search(
-            team_id, query.words, near_limit, channel_ids=allowed, user_ids=authors
+            team_id, query.words, near_limit, channel_ids=narrow, user_ids=authors
         )
         near_keys = [
             (str(m.metadata.get("channel_id")), str(m.metadata.get("ts")))
             for m in near
             if m.distance <= MAX_DISTANCE
+            and m.metadata.get("channel_id") in allowed
             and _inside(str(m.metadata.get("ts")), after_ts, before_ts)
         ][:want]
         scores: dict[tuple[str, str], float] = {}
         for ranked in ([(r.channel_id, r.ts) for r in by_words], near_keys):
             for rank, key in enumerate(dict.fromkeys(ranked), start=1):
                 scores[key] = scores.get(key, 0.0) + 1.0 / (RRF_K + rank)
-        order = sorted(scores, key=lambda k: (-scores[k], k[1]))
-        rows = await self._rows(team_id, order, {(r.channel_id, r.ts): r for r in by_words})
-        found = [
-            SearchHit(message=rows[key], score=scores[key])
-            for key in order
-            if key in rows and rows[key].channel_id in allowed
-        ]
+        # Best first; equal scores newest first.
+        order = sorted(scores, key=lambda k: _ts_key(k[1]), reverse=True)
+        order.sort(key=lambda k: -scores[k])
         first = (page - 1) * self._per_page
+        rows = await self._found(
+            team_id, order, {(r.channel_id, r.ts): r for r in by_words}, first + self._per_page + 1
+        )
+        found = [
+            SearchHit(message=row, score=scores[(row.channel_id, row.ts)])
+            for row in rows
+            if row.channel_id in allowed  # every key was of an allowed channel: checked again
+        ]
         shown = found[first : first + self._per_page]
         base = await self._base_url(client, team_id)
         hits = tuple(
@@ -231,25 +251,33 @@ class SearchService:
         )
         return SearchPage(hits, len(found) > first + self._per_page)
 
-    async def _rows(
+    async def _found(
         self,
         team_id: str,
-        keys: Sequence[tuple[str, str]],
+        order: Sequence[tuple[str, str]],
         known: dict[tuple[str, str], MessageRecord],
-    ) -> dict[tuple[str, str], MessageRecord]:
-        """The stored rows of `keys` (those only Chroma found are read from SQL: a document whose
-        row was deleted meanwhile is not shown)."""
-        rows = dict(known)
-        wanted: dict[str, list[str]] = {}
-        for channel_id, ts in keys:
-            if (channel_id, ts) not in rows:
-                wanted.setdefault(channel_id, []).append(ts)
-        if wanted:
-            async with reading(self._sessions) as session:
-                for channel_id, ts_list in wanted.items():
-                    stored = await stored_messages(session, team_id, channel_id, ts_list)
-                    rows.update({(channel_id, ts): row for ts, row in stored.items()})
-        return rows
+        enough: int,
+    ) -> list[MessageRecord]:
+        """The stored rows of `order`'s keys, in that order, until `enough` are found: those only
+        Chroma found are read from SQL, a chunk at a time (a document whose row was deleted
+        meanwhile is not shown)."""
+        found: list[MessageRecord] = []
+        for start in range(0, len(order), ROWS_CHUNK):
+            chunk = order[start : start + ROWS_CHUNK]
+            rows = {key: known[key] for key in chunk if key in known}
+            wanted: dict[str, list[str]] = {}
+            for channel_id, ts in chunk:
+                if (channel_id, ts) not in rows:
+                    wanted.setdefault(channel_id, []).append(ts)
+            if wanted:
+                async with reading(self._sessions) as session:
+                    for channel_id, ts_list in wanted.items():
+                        stored = await stored_messages(session, team_id, channel_id, ts_list)
+                        rows.update({(channel_id, ts): row for ts, row in stored.items()})
+            found += [rows[key] for key in chunk if key in rows]
+            if len(found) >= enough:
+                break
+        return found
 
     async def _base_url(self, client: AsyncWebClient, team_id: str) -> str | None:
         """The workspace's URL (`auth.test`), once per process; None when Slack does not say."""
