@@ -33,6 +33,7 @@ from db.records import MessageRecord, SearchHit
 from db.search import search_words
 from db.session import reading
 from db.vectors import VectorStore
+from scheduler.backfill.engine import format_ts, ts_micros
 from scheduler.channel_directory import ChannelDirectory
 from scheduler.people import Viewer
 
@@ -128,22 +129,21 @@ def _bound(moment: datetime | None, *, before: bool) -> str | None:
     """An exclusive `ts` bound for the instant `moment` (SQL compares `ts` as text)."""
     if moment is None:
         return None
-    seconds = int(moment.timestamp())
-    return f"{seconds}.000000" if before else f"{seconds - 1}.999999"
+    micros = int(moment.timestamp()) * 1_000_000
+    return format_ts(micros if before else micros - 1)
 
 
-def _ts_key(ts: str) -> tuple[int, str]:
+def _ts_key(ts: str) -> int:
     """Slack's `ts` text in numeric order; an unreadable one sorts first."""
-    whole, _, frac = ts.partition(".")
     try:
-        return int(whole or 0), (frac + "000000")[:6]
+        return ts_micros(ts)
     except ValueError:
-        return -1, ""
+        return -1
 
 
 def _inside(ts: str, after_ts: str | None, before_ts: str | None) -> bool:
     key = _ts_key(ts)
-    if key[0] < 0:
+    if key < 0:
         return False
     return (after_ts is None or key > _ts_key(after_ts)) and (
         before_ts is None or key < _ts_key(before_ts)

@@ -104,10 +104,10 @@ async def test_search_refuses_bad_input_and_changes_nothing(scenario: Scenario) 
     await seeded(s)
     before = await s.snapshot()
     for text, says in (
-        ("search", "words"),
-        ("search in:#general", "words"),
-        ("search deploy after:2026-02-30", "2026-02-30"),
-        ("search deploy after:2026-02-01 before:2026-01-01", "before"),
+        ("search", "Give some words to search for"),
+        ("search in:#general", "not only filters"),
+        ("search deploy after:2026-02-30", "needs a real day"),
+        ("search deploy after:2026-02-01 before:2026-01-01", "must be an earlier day"),
     ):
         seen = await s.command(text, s.member)
         assert seen.status == 200
