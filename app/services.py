@@ -26,7 +26,9 @@ from db.vectors import VectorStore
 from handlers.deps import Deps
 from scheduler.backfill.engine import BackfillEngine, EngineConfig
 from scheduler.backfill.gateway import SlackGateway
+from scheduler.backfill.gateways import Gateways
 from scheduler.backfill.profiles import profile_for
+from scheduler.backfill.tokens import BotTokens, OneWorkspace, WorkspaceToken
 from scheduler.channel_directory import ChannelDirectory
 from scheduler.home import HomePublisher
 from scheduler.mirror import MirrorConfig, MirrorService, schedule_scope
@@ -42,33 +44,45 @@ log = logging.getLogger(__name__)
 SCHEDULE_SYNC_SECONDS = 60
 
 
-def build_engine(
+def build_gateways(
     settings: Settings,
-    sessions: async_sessionmaker[AsyncSession],
-    vectors: VectorStore,
+    tokens: BotTokens,
     *,
     rate_minute_seconds: float = 60.0,
     metrics: Metrics | None = None,
     connections: SlackConnections | None = None,
-) -> BackfillEngine:
-    """`rate_minute_seconds` shortens Slack's rate-limit minute, only ever for the demo against
-    fakeslack's time compression; against Slack it is always 60. `metrics` hears every call.
-    `connections`: the workspace's pooled session, which the gateway's calls share."""
-    assert settings.slack_bot_token is not None
+) -> Gateways:
+    """Each workspace's Slack gateway (own pacer: Slack's limits are per workspace) around its
+    token source. `rate_minute_seconds` shortens Slack's rate-limit minute, only ever for the
+    demo against fakeslack's time compression; against Slack it is always 60. `metrics` hears
+    every call. `connections`: the pooled session, which the gateways' calls share."""
     profile = profile_for(settings.slack_rate_profile)
     if rate_minute_seconds != 60.0:
         profile = profile.scaled(rate_minute_seconds)
-    gateway = SlackGateway(
-        settings.slack_bot_token,
-        base_url=settings.slack_api_url,
-        profile=profile,
-        yield_to=requests_first,
-        observer=metrics.on_slack_call if metrics is not None else None,
-        session=connections.session() if connections is not None else None,
-    )
+
+    def gateway(token: WorkspaceToken) -> SlackGateway:
+        return SlackGateway(
+            token,
+            base_url=settings.slack_api_url,
+            profile=profile,
+            yield_to=requests_first,
+            observer=metrics.on_slack_call if metrics is not None else None,
+            session=connections.session() if connections is not None else None,
+        )
+
+    gateways = Gateways.per_workspace(tokens, gateway)
     if metrics is not None:
-        pacer = gateway.pacer  # its waits are tier pacing and Retry-After, nothing else
-        metrics.watch_rate_limit_wait(lambda: pacer.total_wait_seconds)
+        # Their waits are tier pacing and Retry-After, nothing else.
+        metrics.watch_rate_limit_wait(gateways.pacing_wait_seconds)
+    return gateways
+
+
+def build_engine(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    vectors: VectorStore,
+    gateways: Gateways,
+) -> BackfillEngine:
     config = EngineConfig(
         include_bots=settings.include_bots,
         min_text_chars=settings.min_text_chars,
@@ -76,7 +90,7 @@ def build_engine(
         auto_join=settings.auto_join,
         prune_deleted=settings.prune_deleted,
     )
-    return BackfillEngine(gateway, sessions, vectors, config, yield_to=requests_first)
+    return BackfillEngine(gateways, sessions, vectors, config, yield_to=requests_first)
 
 
 async def start_services(
@@ -106,14 +120,15 @@ async def start_services(
 
     schedules = ScheduleService(sessions, scheduler, on_fire)
     people = PeopleDirectory()  # listeners and DMs share one users.info cache
-    engine = build_engine(
+    assert settings.slack_bot_token is not None
+    gateways = build_gateways(
         settings,
-        sessions,
-        vectors,
+        OneWorkspace(team_id, settings.slack_bot_token),
         rate_minute_seconds=rate_minute_seconds,
         metrics=metrics,
         connections=connections,
     )
+    engine = build_engine(settings, sessions, vectors, gateways)
     runs = RunService(
         sessions=sessions,
         engine=engine,
@@ -122,11 +137,11 @@ async def start_services(
         run_concurrency=settings.run_concurrency,
         run_retries=settings.run_retries,
     )
-    # The live mirror shares the engine's gateway: one rate budget per workspace.
+    # The live mirror shares the engine's gateways: one rate budget per workspace.
     mirror = MirrorService(
         sessions,
         vectors,
-        engine.gateway,
+        gateways,
         MirrorConfig(
             live=settings.live_sync,
             include_bots=settings.include_bots,

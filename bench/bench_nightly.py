@@ -101,7 +101,7 @@ async def main(compression: float) -> None:
         counters = await fake_get(info, "counters")
     minimum, new = minimum_calls(profile)
     made = {m: result.calls.get(m, 0) for m in sorted(set(minimum) | set(result.calls))}
-    pacing = engine.gateway.pacer.stats()
+    pacing = engine.gateways.for_workspace(info.team_id).pacer.stats()
     new.sort()
     print(f"compression: {compression:g} (a Slack minute lasts {profile.seconds_per_minute:g} s)")
     print(f"channels_in_scope: {len(new)}")

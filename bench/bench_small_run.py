@@ -47,7 +47,7 @@ async def main() -> None:
         wall = time.perf_counter() - started
         assert result.error is None, result
         counters = await fake_get(info, "counters")
-    pacing = engine.gateway.pacer.stats()
+    pacing = engine.gateways.for_workspace(info.team_id).pacer.stats()
     setup = sum(st.busy_seconds for m, st in pacing.items() if m not in (HISTORY, REPLIES))
     chains = max(pacing[m].busy_seconds for m in (HISTORY, REPLIES) if m in pacing)
     critical = setup + chains
@@ -65,7 +65,9 @@ async def main() -> None:
     print(f"old_even_spacing_s: {old:.1f} (computed: max over methods of (calls-1) x interval)")
     print(f"old_to_new_ratio: {old / wall:.1f}")
     print(f"pacing_waits: {sum(st.waits for st in pacing.values())}")
-    print(f"pacing_wait_s: {engine.gateway.pacer.total_wait_seconds:.3f}")
+    print(
+        f"pacing_wait_s: {engine.gateways.for_workspace(info.team_id).pacer.total_wait_seconds:.3f}"
+    )
     print(f"http_429: {sum(c.get('ratelimited', 0) for c in counters.values())}")
 
 

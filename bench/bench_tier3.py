@@ -52,7 +52,7 @@ async def main() -> None:
     windows = {m: (n - 1) // profile.rate(m) for m, n in result.calls.items()}
     busiest = max(windows, key=lambda m: windows[m])
     bound = windows[busiest] * minute
-    pacing = engine.gateway.pacer.stats()
+    pacing = engine.gateways.for_workspace(info.team_id).pacer.stats()
     print(f"compression: {COMPRESSION:g} (a Slack minute lasts {minute:g} s)")
     print(f"messages_stored: {result.messages_written}")
     for method, n in sorted(result.calls.items()):

@@ -156,6 +156,22 @@ async def find_installation(
     return None
 
 
+async def find_workspace_installation(
+    session: AsyncSession, cipher: TokenCipher, team_id: str
+) -> Installation | None:
+    """The install of workspace `team_id` holding a token, whether or not the workspace belongs
+    to an Enterprise Grid (background work knows the workspace, not always its enterprise);
+    tokens decrypted. An org-wide install is found by `find_installation` with the enterprise."""
+    stmt = (
+        select(_TABLE)
+        .where(_C.team_id == team_id, _C.bot_token_encrypted.is_not(None))
+        .order_by(_C.updated_at.desc())
+        .limit(1)
+    )
+    row = (await session.execute(stmt)).first()
+    return None if row is None else _from_row(row, cipher)
+
+
 async def list_installations(
     session: AsyncSession, cipher: TokenCipher, *, statuses: Iterable[str] = ("active",)
 ) -> list[Installation]:

@@ -12,9 +12,9 @@ Channels in scope: the schedule's chosen channels, else every channel the app ca
 only hears channels it is in). Removals and renames apply everywhere: a deleted message must go
 wherever it is stored.
 
-Slack calls (a name the copy does not know yet) go through the engine's rate-aware gateway; when
-Slack does not answer, the id stands in for the name and the next run corrects it. Imports `db`,
-`scheduler.backfill` and `scheduler.mirror_rules`.
+Slack calls (a name the copy does not know yet) go through the workspace's rate-aware gateway
+(the engine's: one budget per workspace); when Slack does not answer, the id stands in for the
+name and the next run corrects it. Imports `db`, `scheduler.backfill` and `scheduler.mirror_rules`.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from scheduler.backfill.engine import ts_micros
 from scheduler.backfill.errors import SlackGatewayError
 from scheduler.backfill.filter import mentioned_users
 from scheduler.backfill.gateway import SlackGateway
+from scheduler.backfill.gateways import Gateways
 from scheduler.backfill.stored_form import stored_form
 from scheduler.backfill.users import user_display_name
 from scheduler.backfill.writer import Removal, write_pruned_batch
@@ -139,7 +140,7 @@ class MirrorService:
         self,
         sessions: async_sessionmaker[AsyncSession],
         vectors: VectorStore,
-        gateway: SlackGateway,
+        gateways: Gateways | SlackGateway,
         config: MirrorConfig,
         *,
         scope: Scope,
@@ -157,7 +158,7 @@ class MirrorService:
         self._inbox_writes = asyncio.Lock()
         self._intake = GroupedIntake(self._inbox, self._inbox_writes)
         self._vectors = vectors
-        self._gateway = gateway
+        self._gateways = gateways if isinstance(gateways, Gateways) else Gateways.of(gateways)
         self.config = config
         self._scope = scope
         self._owner = owner
@@ -456,7 +457,7 @@ class MirrorService:
         known = self._names.setdefault(workspace_id, {})
         for user_id in sorted(u for u in user_ids if u and u not in known):
             try:
-                user = await self._gateway.user_info(user_id)
+                user = await self._gateways.for_workspace(workspace_id).user_info(user_id)
             except SlackGatewayError as exc:
                 log.info("name of %s unknown for now (%s); the id stands in", user_id, exc)
                 continue
@@ -471,7 +472,7 @@ class MirrorService:
                 name = await known_channel_name(session, workspace_id, channel_id)
         if name is None:
             try:
-                info = await self._gateway.channel_info(channel_id)
+                info = await self._gateways.for_workspace(workspace_id).channel_info(channel_id)
                 found = info.get("name")
                 name = found if isinstance(found, str) and found else None
             except SlackGatewayError as exc:

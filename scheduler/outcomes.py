@@ -18,6 +18,10 @@ PERMANENT_REASONS = {
     "not_authed": "Slack received no token from the app (not_authed). Check its configuration.",
     "token_revoked": "The app's token was revoked (token_revoked). Reinstall the app.",
     "token_expired": "The app's token expired (token_expired). Reinstall the app.",
+    "not_installed": (
+        "The app is not installed on this workspace any more, or must be reinstalled "
+        "(not_installed). Reinstall it from the install page."
+    ),
     "account_inactive": (
         "The app's bot user is deactivated (account_inactive). Reinstall or reactivate the app."
     ),

@@ -63,6 +63,7 @@ from scheduler.backfill.errors import (
 )
 from scheduler.backfill.filter import keep_message
 from scheduler.backfill.gateway import HistoryPage, SlackGateway, YieldTo, never_wait
+from scheduler.backfill.gateways import Gateways
 from scheduler.backfill.pacing import MethodStats
 from scheduler.backfill.progress import ProgressCallback, ProgressTracker, RunResult
 from scheduler.backfill.stored_form import stored_form
@@ -185,18 +186,19 @@ class _Stop(Exception):
 
 
 class BackfillEngine:
-    """Reads one workspace through a `SlackGateway` into SQL and the vector store."""
+    """Reads workspaces into SQL and the vector store, each through its own `SlackGateway`
+    (`gateways.Gateways`; a single gateway given here reads every workspace asked for)."""
 
     def __init__(
         self,
-        gateway: SlackGateway,
+        gateways: Gateways | SlackGateway,
         sessions: async_sessionmaker[AsyncSession],
         vectors: VectorStore,
         config: EngineConfig | None = None,
         *,
         yield_to: YieldTo = never_wait,
     ) -> None:
-        self.gateway = gateway
+        self.gateways = gateways if isinstance(gateways, Gateways) else Gateways.of(gateways)
         self.sessions = sessions
         self.vectors = vectors
         self.config = config or EngineConfig()
@@ -226,8 +228,9 @@ class BackfillEngine:
         other channels go on, and the run ends with `error='malformed_response'`,
         `error_kind='transient'`: never a plain success."""
         cancel = cancel or asyncio.Event()
-        with self.gateway.cancelled_by(cancel):
-            return await _Run(self, request, progress, cancel).execute()
+        gateway = self.gateways.for_workspace(request.workspace_id)
+        with gateway.cancelled_by(cancel):
+            return await _Run(self, gateway, request, progress, cancel).execute()
 
 
 class _Run:
@@ -236,12 +239,13 @@ class _Run:
     def __init__(
         self,
         engine: BackfillEngine,
+        gateway: SlackGateway,
         request: RunRequest,
         progress: ProgressCallback | None,
         cancel: asyncio.Event,
     ) -> None:
         self.engine = engine
-        self.gateway = engine.gateway
+        self.gateway = gateway  # the run's workspace's
         self.config = engine.config
         self.request = request
         self.cancel = cancel

@@ -36,6 +36,7 @@ from scheduler.backfill.errors import (
 )
 from scheduler.backfill.pacing import Pacer
 from scheduler.backfill.profiles import INTERNAL, RateProfile
+from scheduler.backfill.tokens import FixedToken, TokenSource
 
 Sleep = Callable[[float], Awaitable[None]]
 # Awaited before each call: the process's own requests first (see `app.services`).
@@ -75,6 +76,9 @@ class _CancelScope:
 # The cancel scope of the run this task belongs to (see `SlackGateway.cancelled_by`).
 _CANCEL: ContextVar[_CancelScope | None] = ContextVar("backfill_run_cancel", default=None)
 
+# Slack's answer to a rotated access token past its 12 hours: the refresh token makes a new one.
+TOKEN_EXPIRED = "token_expired"
+
 # The SDK's default is a Tier-2-hostile "everything"; 200 is Slack's recommended page size.
 LIST_PAGE_SIZE = 200
 
@@ -106,11 +110,15 @@ class GatewayStats:
 
 
 class SlackGateway:
-    """Rate-aware, retrying reader of one workspace through the real `AsyncWebClient`."""
+    """Rate-aware, retrying reader of one workspace through the real `AsyncWebClient`.
+
+    `token`: the workspace's bot token, or where to get it (`tokens.TokenSource`): asked before
+    every attempt, and asked once more when Slack answers `token_expired` (a rotating token
+    refreshed meanwhile by another process, or one Slack ended early)."""
 
     def __init__(
         self,
-        token: str,
+        token: str | TokenSource,
         *,
         base_url: str = "https://slack.com/api/",
         profile: RateProfile = INTERNAL,
@@ -131,9 +139,11 @@ class SlackGateway:
         # `session`: the workspace's pooled connections, opened and closed by the caller (the
         # app keeps one per workspace); without one the SDK opens a connection per call and
         # applies `timeout` itself, with one the session's own timeout applies.
+        # The client holds no token: each attempt sends the source's current one.
         self._client = AsyncWebClient(
-            token=token, base_url=base_url, timeout=timeout, retry_handlers=[], session=session
+            base_url=base_url, timeout=timeout, retry_handlers=[], session=session
         )
+        self._tokens: TokenSource = FixedToken(token) if isinstance(token, str) else token
         self.profile = profile
         self.pacer = pacer if pacer is not None else Pacer(profile)
         self._max_attempts = max_attempts
@@ -200,7 +210,9 @@ class SlackGateway:
         failures = 0
         rate_limited = 0
         malformed: str | None = None
+        renewed: str | None = None  # after one `token_expired`: the new token, kept for this call
         while True:
+            token = renewed or await self._tokens.current()
             # The method's turn lasts until Slack answers: one call of a method in flight at a
             # time, and a 429 reaches the pacer before the next call of that method starts. Its
             # start waits for `yield_to`: starting (and then decoding a page of up to 999
@@ -213,7 +225,10 @@ class SlackGateway:
                     # does): aiohttp silently re-sends an idempotent GET once after a dropped
                     # connection, a retry that would bypass pacing and this loop's accounting.
                     response = await self._client.api_call(
-                        method, http_verb="POST", data=_form(params)
+                        method,
+                        http_verb="POST",
+                        data=_form(params),
+                        headers={"Authorization": f"Bearer {token}"},
                     )
                     malformed = problem_of(method, response.data)
                     if malformed is None:
@@ -249,6 +264,10 @@ class SlackGateway:
                 self._stats.retries += 1
                 continue
             if outcome is Outcome.PERMANENT:
+                if reason == TOKEN_EXPIRED and renewed is None:
+                    renewed = await self._tokens.renew(token)
+                    if renewed is not None and renewed != token:
+                        continue  # the same call with the new token, once
                 raise PermanentSlackError(reason, method=method)
             if outcome is Outcome.CHANNEL:
                 raise ChannelUnavailable(reason, method=method)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 import fakeslack
 from db import inbox
 from db.models import Message
+from scheduler.backfill.gateway import SlackGateway
 from scheduler.backfill.stored_form import stored_form
 from scheduler.backfill.writer import write_batch
 from scheduler.mirror import LEASE_S, MirrorConfig, MirrorService
@@ -35,6 +36,7 @@ class Mirror:
     service: MirrorService
     channel: str
     user: str
+    gateway: SlackGateway  # the service's
 
     def body(
         self, event: dict[str, Any], *, event_id: str | None = None, team: str = ""
@@ -82,15 +84,16 @@ async def mirror(database_url: str, tmp_path: Path) -> AsyncIterator[Mirror]:
         async def everything(_workspace: str) -> frozenset[str] | None:
             return None
 
+        gateway = make_gateway(fake)
         service = MirrorService(
             stores.sessions,
             stores.vectors,
-            make_gateway(fake),
+            gateway,
             MirrorConfig(min_text_chars=3),
             scope=everything,
             owner="test-drainer",
         )
-        yield Mirror(ws, stores, service, channel.id, user)
+        yield Mirror(ws, stores, service, channel.id, user, gateway)
 
 
 def post(m: Mirror, ts: str, text: str, **extra: Any) -> dict[str, Any]:
@@ -264,7 +267,7 @@ async def test_direct_messages_other_workspaces_and_live_sync_off_change_nothing
     off = MirrorService(
         m.stores.sessions,
         m.stores.vectors,
-        m.service._gateway,
+        m.gateway,
         replace(m.service.config, live=False),
         scope=m.service._scope,
         owner="off",
