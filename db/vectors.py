@@ -4,12 +4,15 @@ The chromadb client lives in a process of its own (`db.chroma_worker`): its nati
 GIL while it indexes, which on a thread stalled the event loop (and Slack's acknowledgements) for
 half a second per batch. The event loop only awaits a pipe. `VectorStore` is the async interface
 the rest of the app (and its fakes) depend on. No Slack code is imported here. One module
-(~410 lines): the store and the worker process it drives share one protocol over the pipe.
+(~530 lines): the store and the worker process it drives share one protocol over the pipe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import heapq
+import itertools
 import logging
 import multiprocessing
 import re
@@ -58,6 +61,8 @@ CallTimer = Callable[[str, float], None]
 # Slack team / enterprise ids are alphanumeric; Chroma names must also end with one.
 _WORKSPACE_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?")
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+# The worker's calls that only read: served before any queued write (`ChromaVectorStore._run`).
+READS: Final = frozenset({"search", "get", "count"})
 
 
 class StoreClosedError(RuntimeError):
@@ -171,6 +176,18 @@ def _metadata(record: MessageRecord) -> dict[str, str]:
     return meta
 
 
+@dataclass(order=True)
+class _Call:
+    """A call waiting for the worker: reads (rank 0) before writes (rank 1), each in the order
+    they came (`seq`)."""
+
+    rank: int
+    seq: int
+    method: str = field(compare=False)
+    args: tuple[Any, ...] = field(compare=False)
+    future: concurrent.futures.Future[Any] = field(compare=False)
+
+
 class _WorkerDied(Exception):
     """The worker process is gone (killed, crashed, or never started)."""
 
@@ -263,8 +280,11 @@ class ChromaVectorStore:
 
     Build it with `await ChromaVectorStore.open(...)`. The client lives in a worker process (see
     the module's docstring); one private thread carries each call to it and waits for the answer,
-    so the event loop only awaits. Calls are served in order, one at a time; a worker that dies
-    is started again once for the call that found it dead (every call is idempotent).
+    so the event loop only awaits. Calls are served one at a time: the writes in the order they
+    came, and a read (search, get, count, ping) before every write still queued, so a search waits
+    for at most the one write in flight, however many batches (a run's, the live mirror's) queue
+    behind it. A worker that dies is started again once for the call that found it dead (every
+    call is idempotent).
     """
 
     def __init__(
@@ -281,6 +301,10 @@ class ChromaVectorStore:
         self._where = where
         self._chunk_size = chunk_size
         self._inflight: set[asyncio.Future[Any]] = set()
+        # Calls not yet served, best first (`_Call`); the calling thread takes one per job.
+        self._queue: list[_Call] = []
+        self._queue_lock = threading.Lock()
+        self._seq = itertools.count()
         self._ping: asyncio.Future[Any] | None = None
         self._closed = False
 
@@ -352,12 +376,39 @@ class ChromaVectorStore:
                     f"the {self._where} is unavailable: its worker process stopped ({again})"
                 ) from again
 
+    def _serve_next(self) -> None:
+        # The calling thread: one job per call queued, each serving the best call waiting then.
+        with self._queue_lock:
+            call = heapq.heappop(self._queue)
+        if not call.future.set_running_or_notify_cancel():
+            return  # its caller stopped waiting before it started
+        try:
+            result = self._call_blocking(call.method, call.args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, as an executor would
+            call.future.set_exception(exc)
+        else:
+            call.future.set_result(result)
+
     async def _run(self, method: str, *args: Any) -> Any:
         if self._closed:
             raise StoreClosedError("the vector store is closed")
-        future = asyncio.get_running_loop().run_in_executor(
-            self._calls, self._call_blocking, method, args
+        call = _Call(
+            0 if method in READS else 1,
+            next(self._seq),
+            method,
+            args,
+            concurrent.futures.Future(),
         )
+        with self._queue_lock:
+            heapq.heappush(self._queue, call)
+        try:
+            self._calls.submit(self._serve_next)
+        except RuntimeError:  # the thread is shut down (interpreter exit): nobody would serve it
+            with self._queue_lock:
+                self._queue.remove(call)
+                heapq.heapify(self._queue)
+            raise StoreClosedError("the vector store is closed") from None
+        future = asyncio.wrap_future(call.future)
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
         if self._observer is None:
