@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from app.demo_workspaces import run_workspaces_demo
 from app.runtime import Runtime, running_app
 from app.settings import Settings, load_settings
 from app.terminal import render_message, render_view
@@ -50,7 +51,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--channels", type=int, default=12)
     parser.add_argument("--days", type=int, default=RUN_DAYS)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--workspaces",
+        type=int,
+        default=1,
+        help="more than 1: multi-workspace mode, each installed through the OAuth redirect",
+    )
+    args = parser.parse_args(argv)
+    if not 1 <= args.workspaces <= 50:
+        parser.error("--workspaces must be from 1 to 50")
+    return args
 
 
 def demo_settings(fake: FakeSlack, port: int) -> Settings:
@@ -190,6 +200,8 @@ def section(title: str) -> None:
 async def run_demo(args: argparse.Namespace) -> int:
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    if args.workspaces > 1:
+        return await run_workspaces_demo(args, str(DEMO_DIR), _free_port(), section)
     print(
         f"Generating a workspace: {args.channels} channels, ~{args.messages:,} messages "
         f"over {args.days} days …"

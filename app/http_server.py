@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
@@ -113,6 +114,7 @@ def build_web_app(
     front: SlackFront | None = None,
     readiness: Readiness | None = None,
     metrics: Metrics | None = None,
+    oauth_flow: AsyncOAuthFlow | None = None,
 ) -> web.Application:
     """`bolt` is None in Socket Mode, where only the health checks (and `/metrics`, given
     `metrics`) are served over HTTP. The app always passes `front` in HTTP mode; without one,
@@ -161,6 +163,14 @@ def build_web_app(
             if metrics is not None:
                 metrics.on_request(time.perf_counter() - started)
 
+    async def install(request: web.Request) -> web.StreamResponse:
+        # Bolt's install page and redirect (multi-workspace mode): a browser, not Slack, asks.
+        assert oauth_flow is not None
+        asked = await to_bolt_request(request)
+        if request.path == oauth_flow.install_path:
+            return await to_aiohttp_response(await oauth_flow.handle_installation(asked))
+        return await to_aiohttp_response(await oauth_flow.handle_callback(asked))
+
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "mode": mode})
 
@@ -183,6 +193,9 @@ def build_web_app(
         web_app.router.add_get("/metrics", metrics_text)
     if bolt is not None:
         web_app.router.add_post(EVENTS_PATH, slack_events)
+    if oauth_flow is not None:
+        web_app.router.add_get(oauth_flow.install_path, install)
+        web_app.router.add_get(oauth_flow.redirect_uri_path, install)
     return web_app
 
 

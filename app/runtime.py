@@ -18,28 +18,36 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.bolt_app import build_bolt_app, build_web_client
+from app.bolt_app import build_bolt_app, build_web_client, oauth_settings
+from app.bot_tokens import InstalledBotTokens
 from app.foreground import drain as drain_listener_work
 from app.http_server import SlackFront, build_web_app, start_http
 from app.http_sessions import SlackConnections
 from app.metrics import Metrics
 from app.readiness import Readiness
 from app.request_check import new_verifier
-from app.services import start_services
+from app.services import WorkspaceDeps, start_services
 from app.settings import Settings
 from app.shutdown import ShutdownBudget
 from app.socket_mode import CountedSocketModeHandler
+from app.workspaces import InstalledWorkspaces
 from db.inbox import inbox_database_url
+from db.installations import verify_keys
 from db.messages import ensure_workspace
 from db.migrate import migrate
 from db.replays import open_replay_ledger
 from db.session import create_engine, make_sessionmaker
+from db.token_crypto import TokenCipher, TokenDecryptError
 from db.vectors import ChromaVectorStore, VectorStoreUnavailable
-from handlers.deps import Deps
+from handlers.deps import Deps, ServedWorkspaces, SingleWorkspace
+from scheduler.backfill.tokens import BotTokens, OneWorkspace
+from scheduler.workspace_clients import WorkspaceClients
 
 log = logging.getLogger("backfill")
 
@@ -144,17 +152,67 @@ class Runtime:
     """The running app, for `serve` and the demo: its settings, stores, Bolt app and services."""
 
     settings: Settings
-    team_id: str
-    team_name: str
+    home: tuple[str, str] | None  # one workspace: its (team id, name); None for many (OAuth)
     sessions: async_sessionmaker[AsyncSession]
     inbox_sessions: async_sessionmaker[AsyncSession]  # the live mirror's inbox (`db.inbox`)
     vectors: ChromaVectorStore
-    client: AsyncWebClient
+    client: AsyncWebClient  # without a token for many workspaces: Bolt gives each request one
     bolt: AsyncApp
-    deps: Deps
+    workspaces: WorkspaceDeps  # each served workspace's listeners' deps
     port: int
     metrics: Metrics
-    connections: SlackConnections  # the workspace's pooled HTTP session to Slack
+    connections: SlackConnections  # the pooled HTTP session to Slack
+
+    @property
+    def team_id(self) -> str:
+        """The one workspace served (single-workspace mode)."""
+        assert self.home is not None, "a multi-workspace app serves no one workspace"
+        return self.home[0]
+
+    @property
+    def team_name(self) -> str:
+        assert self.home is not None, "a multi-workspace app serves no one workspace"
+        return self.home[1]
+
+    @property
+    def deps(self) -> Deps:
+        """The listeners' deps of the one workspace served (single-workspace mode)."""
+        return self.workspaces.for_workspace(self.team_id)
+
+
+@dataclass(frozen=True)
+class Installs:
+    """Multi-workspace mode's Slack access: the installs' tokens and clients."""
+
+    cipher: TokenCipher
+    tokens: InstalledBotTokens
+    clients: WorkspaceClients
+
+
+async def open_installs(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], connections: SlackConnections
+) -> Installs:
+    """Check that TOKEN_ENCRYPTION_KEY decrypts every stored token (a wrong key stops the start
+    here, in one line, not at a workspace's next request) and give the installs' tokens."""
+    assert settings.token_encryption_key is not None  # check_modes() required it
+    assert settings.slack_client_id is not None and settings.slack_client_secret is not None
+    cipher = TokenCipher(settings.token_encryption_key)
+    try:
+        async with sessions() as session:
+            installed = await verify_keys(session, cipher)
+    except TokenDecryptError as exc:
+        raise StartupError(str(exc)) from None
+    rotator = AsyncTokenRotator(
+        client_id=settings.slack_client_id,
+        client_secret=settings.slack_client_secret,
+        client=AsyncWebClient(base_url=settings.slack_api_url, session=connections.session()),
+    )
+    tokens = InstalledBotTokens(sessions, cipher, rotator)
+    clients = WorkspaceClients.per_workspace(
+        tokens, base_url=settings.slack_api_url, session=connections.session
+    )
+    log.info("multi-workspace mode: %d installed workspaces hold a token", installed)
+    return Installs(cipher, tokens, clients)
 
 
 @asynccontextmanager
@@ -193,24 +251,44 @@ async def running_app(
             budget.step("the Slack connections", connections.close, keep=budget.closing_s / 2)
         )
         client = build_web_client(settings, connections.session())
-        team_id, team_name = await identify_workspace(client)
-        async with sessions() as session, session.begin():
-            await ensure_workspace(session, team_id, team_name)
+        installs: Installs | None = None
+        home: tuple[str, str] | None = None
+        tokens: BotTokens
+        if settings.multi_workspace:
+            installs = await open_installs(settings, sessions, connections)
+            tokens, clients = installs.tokens, installs.clients
+        else:
+            assert settings.slack_bot_token is not None
+            home = await identify_workspace(client)
+            async with sessions() as session, session.begin():
+                await ensure_workspace(session, *home)
+            tokens, clients = (
+                OneWorkspace(home[0], settings.slack_bot_token),
+                WorkspaceClients.of(client),
+            )
 
-        deps = await start_services(
+        workspaces = await start_services(
             settings,
             stack,
             sessions=sessions,
             inbox_sessions=inbox_sessions,
             vectors=vectors,
-            client=client,
-            team_id=team_id,
+            tokens=tokens,
+            clients=clients,
             rate_minute_seconds=rate_minute_seconds,
             metrics=metrics,
             connections=connections,
             budget=budget,
         )
-        bolt = build_bolt_app(settings, client, deps, connections)
+        served: ServedWorkspaces
+        oauth: AsyncOAuthSettings | None = None
+        if installs is not None:
+            served = InstalledWorkspaces(sessions, installs.cipher, workspaces)
+            oauth = oauth_settings(settings, sessions, installs.cipher)
+        else:
+            assert home is not None
+            served = SingleWorkspace(workspaces.for_workspace(home[0]))
+        bolt = build_bolt_app(settings, client, served, connections, oauth=oauth)
         mode = "socket" if settings.socket_mode else "http"
         readiness = Readiness(engine, vectors, socket_mode=settings.socket_mode)
         web_app = build_web_app(
@@ -219,6 +297,7 @@ async def running_app(
             front=slack_front(settings, stack, budget),
             readiness=readiness,
             metrics=metrics,
+            oauth_flow=bolt.oauth_flow,
         )
         runner = await start_http(web_app, settings.port)
         # LIFO: stop taking requests first, then let replies already in flight finish.
@@ -240,17 +319,17 @@ async def running_app(
         # The first step of the exit: the clock starts (unless the signal started it), and runs
         # and schedule fires are told to stop, while the fronts close.
         stack.callback(budget.begin)
-        log.info("serving workspace %s in %s mode on port %s", team_id, mode, port)
+        serving = f"workspace {home[0]}" if home is not None else "every installed workspace"
+        log.info("serving %s in %s mode on port %s", serving, mode, port)
         yield Runtime(
             settings,
-            team_id,
-            team_name,
+            home,
             sessions,
             inbox_sessions,
             vectors,
             client,
             bolt,
-            deps,
+            workspaces,
             port,
             metrics,
             connections,

@@ -9,12 +9,13 @@ and runs are told to stop the moment the shutdown begins.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.foreground import after_ack, requests_first
@@ -22,13 +23,16 @@ from app.http_sessions import SlackConnections
 from app.metrics import Metrics
 from app.settings import Settings
 from app.shutdown import ShutdownBudget
+from db.installations import install_problem
+from db.session import reading
 from db.vectors import VectorStore
 from handlers.deps import Deps
 from scheduler.backfill.engine import BackfillEngine, EngineConfig
+from scheduler.backfill.errors import PermanentSlackError
 from scheduler.backfill.gateway import SlackGateway
 from scheduler.backfill.gateways import Gateways
 from scheduler.backfill.profiles import profile_for
-from scheduler.backfill.tokens import BotTokens, OneWorkspace, WorkspaceToken
+from scheduler.backfill.tokens import BotTokens, WorkspaceToken
 from scheduler.channel_directory import ChannelDirectory
 from scheduler.home import HomePublisher
 from scheduler.mirror import MirrorConfig, MirrorService, schedule_scope
@@ -38,8 +42,37 @@ from scheduler.purge import PurgeService
 from scheduler.runs import RunEvent, RunService
 from scheduler.schedules import ScheduleService
 from scheduler.search import SearchService
+from scheduler.uninstalls import Uninstalls
+from scheduler.workspace_clients import WorkspaceClients
 
 log = logging.getLogger(__name__)
+
+
+class WorkspaceDeps:
+    """Each workspace's listeners' `Deps`, made once per process on first use; the services in
+    them are shared (their rows say whose they are), the Home publisher and the people directory
+    are the workspace's own."""
+
+    def __init__(self, make: Callable[[str], Deps]) -> None:
+        self._make = make
+        self._made: dict[str, Deps] = {}
+
+    def for_workspace(self, team_id: str) -> Deps:
+        deps = self._made.get(team_id)
+        if deps is None:
+            deps = self._made[team_id] = self._make(team_id)
+        return deps
+
+    def made(self, team_id: str) -> Deps | None:
+        """The workspace's deps if a request of it came to this process."""
+        return self._made.get(team_id)
+
+    async def close(self) -> None:
+        """Stop every workspace's Home refresher."""
+        for deps in list(self._made.values()):
+            await deps.home.close()
+
+
 # Other processes may change the schedule table; every process re-reads it this often.
 SCHEDULE_SYNC_SECONDS = 60
 
@@ -99,16 +132,18 @@ async def start_services(
     *,
     sessions: async_sessionmaker[AsyncSession],
     vectors: VectorStore,
-    client: AsyncWebClient,
-    team_id: str,
+    tokens: BotTokens,
+    clients: WorkspaceClients,
     rate_minute_seconds: float = 60.0,
     metrics: Metrics | None = None,
     connections: SlackConnections | None = None,
     budget: ShutdownBudget | None = None,
     inbox_sessions: async_sessionmaker[AsyncSession] | None = None,
-) -> Deps:
-    """Start APScheduler, the run service and the Home publisher; return the listeners' deps.
-    Their shutdown steps share `budget` (by default, one of `SHUTDOWN_TIMEOUT` of their own).
+) -> WorkspaceDeps:
+    """Start APScheduler, the run service, the live mirror and the Home refreshes; return the
+    maker of each workspace's listeners' deps. `tokens` and `clients`: every workspace's Slack
+    access (`tokens.OneWorkspace` for `SLACK_BOT_TOKEN`, `app.bot_tokens` for installs). Their
+    shutdown steps share `budget` (by default, one of `SHUTDOWN_TIMEOUT` of their own).
     `inbox_sessions`: the live mirror's inbox database when not the store's (`db.inbox`)."""
     if budget is None:
         budget = ShutdownBudget(settings.shutdown_timeout)
@@ -119,11 +154,9 @@ async def start_services(
         await runs.on_schedule_fire(workspace_id, schedule_id, fire_time)
 
     schedules = ScheduleService(sessions, scheduler, on_fire)
-    people = PeopleDirectory()  # listeners and DMs share one users.info cache
-    assert settings.slack_bot_token is not None
     gateways = build_gateways(
         settings,
-        OneWorkspace(team_id, settings.slack_bot_token),
+        tokens,
         rate_minute_seconds=rate_minute_seconds,
         metrics=metrics,
         connections=connections,
@@ -132,7 +165,7 @@ async def start_services(
     runs = RunService(
         sessions=sessions,
         engine=engine,
-        notifier=Notifier(client, people=people),
+        notifier=Notifier(clients, people=PeopleDirectory()),
         schedules=schedules,
         run_concurrency=settings.run_concurrency,
         run_retries=settings.run_retries,
@@ -154,33 +187,57 @@ async def start_services(
     )
     channels = ChannelDirectory()  # one cached channel list for the listeners and searches
     search = SearchService(sessions, vectors, channels)
-    home = HomePublisher(
-        team_id,
-        schedules,
-        runs,
-        people,
-        members_can_run=settings.members_can_run,
-        mirror=mirror,
-        search_allowed=settings.search_allowed,
-    )
-    deps = Deps(
-        team_id=team_id,
-        schedules=schedules,
-        runs=runs,
-        home=home,
-        after_ack=after_ack,  # listeners' slow halves wait for the requests being answered
-        purge=PurgeService(sessions, vectors, schedules),  # `/backfill purge`
-        members_can_run=settings.members_can_run,
-        people=people,
-        channels=channels,
-        mirror=mirror,
-        search=search,
-        search_allowed=settings.search_allowed,
-    )
+    purge = PurgeService(sessions, vectors, schedules)  # `/backfill purge`
+    uninstalls = Uninstalls(sessions, schedules, tokens)
+
+    async def problem_of_install(team_id: str) -> str | None:
+        async with reading(sessions) as session:
+            return await install_problem(session, team_id)
+
+    def make_deps(team_id: str) -> Deps:
+        people = PeopleDirectory()  # who is a person of this workspace, users.info cached
+        home = HomePublisher(
+            team_id,
+            schedules,
+            runs,
+            people,
+            members_can_run=settings.members_can_run,
+            mirror=mirror,
+            search_allowed=settings.search_allowed,
+            install_problem=problem_of_install,
+        )
+        return Deps(
+            team_id=team_id,
+            schedules=schedules,
+            runs=runs,
+            home=home,
+            after_ack=after_ack,  # listeners' slow halves wait for the requests being answered
+            purge=purge,
+            members_can_run=settings.members_can_run,
+            people=people,
+            channels=channels,
+            mirror=mirror,
+            search=search,
+            search_allowed=settings.search_allowed,
+            uninstalls=uninstalls,
+        )
+
+    workspaces = WorkspaceDeps(make_deps)
+    refreshes: set[asyncio.Task[None]] = set()
+
+    async def refresh_home(home: HomePublisher) -> None:
+        try:
+            home.refresh_soon(await clients.for_workspace(home.team_id))
+        except PermanentSlackError as exc:  # uninstalled meanwhile: no tab to refresh
+            log.info("no Home refresh in %s: %s", home.team_id, exc.error)
 
     def on_run_event(event: RunEvent) -> None:
-        if event.workspace_id == team_id:
-            home.refresh_soon(client)
+        # Only tabs someone opened in this process are refreshed.
+        deps = workspaces.made(event.workspace_id)
+        if deps is not None:
+            task = asyncio.get_running_loop().create_task(refresh_home(deps.home))
+            refreshes.add(task)
+            task.add_done_callback(refreshes.discard)
 
     runs.add_listener(on_run_event)
     if metrics is not None:
@@ -219,8 +276,8 @@ async def start_services(
 
     # Runs are asked to stop the moment the shutdown begins (at their next safe point, then
     # released for any process to resume), and awaited here, before the Home refresher closes.
-    stack.push_async_callback(budget.step("the Home refresher", home.close))
+    stack.push_async_callback(budget.step("the Home refresher", workspaces.close))
     stack.push_async_callback(
         budget.at_begin("releasing the runs (one not released resumes once stale)", stop_runs)
     )
-    return deps
+    return workspaces

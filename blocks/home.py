@@ -36,7 +36,7 @@ from blocks.elements import (
 from blocks.lines import channels_summary, cron_words, mirror_line, run_line, run_trigger
 from blocks.progress import eta_text, progress_bar
 from blocks.search import search_button
-from blocks.text import channel_label, format_count, mrkdwn_text, plural, user_mention
+from blocks.text import channel_label, code, format_count, mrkdwn_text, plural, user_mention
 from blocks.times import duration_between, format_duration, format_time
 from db.records import MirrorStatus, Progress, Run, Schedule, Totals
 
@@ -47,6 +47,15 @@ INTRO = (
     "Keeps a searchable copy of this workspace's message history, thread replies included, "
     "on a schedule or on demand."
 )
+
+
+def reinstall_text(reason: str) -> str:
+    """The warning at the top of App Home while the workspace's install is not usable."""
+    return (
+        f":warning: *The app must be reinstalled in this workspace.* Slack no longer accepts its "
+        f"token ({code(reason, 60)}): runs cannot read anything until a workspace admin "
+        "installs the app again. The stored history stays."
+    )
 
 
 def home_view(
@@ -63,18 +72,22 @@ def home_view(
     viewer_id: str | None = None,
     mirror: MirrorStatus | None = None,
     can_search: bool = False,
+    reinstall: str | None = None,
 ) -> dict[str, Any]:
     """The Home tab for one viewer. `recent_runs` newest first (only the first 10 are shown);
     `running` is the run in progress, if any, and `progress` its latest snapshot; `viewer_id`
     lets a member cancel a run they started; `mirror` is the live mirror's state; `can_search`
-    adds "Search the history" (whoever `SEARCH_ALLOWED` lets search). Times are shown in
-    `viewer_tz`."""
+    adds "Search the history" (whoever `SEARCH_ALLOWED` lets search); `reinstall` is why Slack
+    no longer accepts the workspace's install (Slack's error code), if it does not. Times are
+    shown in `viewer_tz`."""
     blocks: list[Block] = [
         header("Backfill"),
         section(INTRO),
         context(ADMIN_ROLE if is_admin else MEMBER_ROLE),
         DividerBlock(),
     ]
+    if reinstall is not None:
+        blocks.insert(1, section(reinstall_text(reinstall)))
     blocks += _schedule_blocks(schedule, is_admin=is_admin, viewer_tz=viewer_tz)
     blocks.append(DividerBlock())
     blocks += _run_blocks(

@@ -221,6 +221,16 @@ def wrong_workspace_reply() -> Reply:
     return _simple(":no_entry:", text, text)
 
 
+def not_installed_reply() -> Reply:
+    """A request for a workspace the app is not installed on (never, or uninstalled since):
+    refused, nothing changed."""
+    text = (
+        "The app is not installed on this workspace (or was uninstalled), so it cannot act "
+        "here. Nothing was changed."
+    )
+    return _simple(":no_entry:", text, text, "A workspace admin can install it again.")
+
+
 def no_workspace_reply() -> Reply:
     """A request that names no workspace at all (an org-wide install's payload without a team):
     refused, nothing changed."""

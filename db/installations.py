@@ -172,6 +172,21 @@ async def find_workspace_installation(
     return None if row is None else _from_row(row, cipher)
 
 
+async def install_problem(session: AsyncSession, team_id: str) -> str | None:
+    """Why workspace `team_id`'s install needs a reinstall (the Slack error that said so), or
+    None: usable, or no row at all (one workspace's `SLACK_BOT_TOKEN`, an org-wide install)."""
+    stmt = (
+        select(_C.status, _C.status_reason)
+        .where(_C.team_id == team_id)
+        .order_by(_C.updated_at.desc())
+        .limit(1)
+    )
+    row = (await session.execute(stmt)).first()
+    if row is None or row.status == "active":
+        return None
+    return str(row.status_reason or row.status)
+
+
 async def list_installations(
     session: AsyncSession, cipher: TokenCipher, *, statuses: Iterable[str] = ("active",)
 ) -> list[Installation]:
@@ -227,6 +242,25 @@ async def mark_needs_reinstall(
         values={"status": "needs_reinstall", "status_reason": reason},
         now=now,
     )
+
+
+async def mark_workspace_needs_reinstall(
+    session: AsyncSession, team_id: str, reason: str, *, now: datetime | None = None
+) -> bool:
+    """`mark_needs_reinstall` for background work, which knows the workspace but not always its
+    enterprise: the workspace's install holding a token, whatever its enterprise. Whether one
+    was found (none: a process serving `SLACK_BOT_TOKEN`, or an org-wide install)."""
+    stmt = (
+        update(_TABLE)
+        .where(
+            _C.team_id == team_id,
+            _C.bot_token_encrypted.is_not(None),
+            _C.status == "active",
+        )
+        .values(status="needs_reinstall", status_reason=reason, updated_at=now or utcnow())
+    )
+    result = await session.execute(stmt)
+    return bool(getattr(result, "rowcount", 0))
 
 
 async def revoke_installation(

@@ -15,13 +15,14 @@ from handlers import (
     modals,
     purge,
     search,
+    uninstalls,
 )
-from handlers.deps import Deps
+from handlers.deps import ServedWorkspaces
 
 
-def register_all(app: AsyncApp, deps: Deps) -> None:
+def register_all(app: AsyncApp, served: ServedWorkspaces) -> None:
     """Attach every listener. Fallbacks go last: Bolt runs the first listener that matches."""
-    guards.register(app, deps)
+    guards.register(app, served)
     commands.register(app)
     home.register(app)
     events.register(app)
@@ -29,5 +30,6 @@ def register_all(app: AsyncApp, deps: Deps) -> None:
     modals.register(app)
     search.register(app)
     purge.register(app)
+    uninstalls.register(app)
     errors.register(app)
     interactivity.register(app)

@@ -1,7 +1,8 @@
 """What listeners need from the rest of the app, handed to them through Bolt's context.
 
-The composition root (`app/`) builds one `Deps` and a global middleware puts it in every
-request's context, so listeners stay plain module functions. Listeners never import `app/`: what
+The composition root (`app/`) builds a `Deps` per workspace it serves (`ServedWorkspaces`), and a
+global middleware puts the request's workspace's in its context, so listeners stay plain module
+functions. Listeners never import `app/`: what
 they need of it (running their slow half after the acknowledgement) comes as a field here.
 """
 
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from blocks.replies import Reply, wrong_workspace_reply
 from scheduler.channel_directory import ChannelDirectory
 from scheduler.people import PeopleDirectory, Viewer
 from scheduler.search import may_search
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from scheduler.runs import RunService
     from scheduler.schedules import ScheduleService
     from scheduler.search import SearchService
+    from scheduler.uninstalls import Uninstalls
 
 
 def utcnow() -> datetime:
@@ -60,6 +63,7 @@ class Deps:
     purge: PurgeService | None = None  # `/backfill purge` (None: not offered)
     search: SearchService | None = None  # `/backfill search` (None: not offered)
     search_allowed: str = "members"  # SEARCH_ALLOWED
+    uninstalls: Uninstalls | None = None  # app_uninstalled, tokens_revoked (None: ignored)
 
     def __post_init__(self) -> None:
         # Who is a person of this workspace is judged against the workspace we serve.
@@ -72,6 +76,32 @@ class Deps:
 
     def may_search(self, viewer: Viewer) -> bool:
         return self.search is not None and may_search(viewer, self.search_allowed)
+
+
+class ServedWorkspaces(Protocol):
+    """The workspaces this process serves, each with its listeners' `Deps`."""
+
+    async def deps_for(self, team_id: str) -> Deps | None:
+        """The workspace's `Deps`; None when it is not served here (never installed,
+        uninstalled, or another workspace than the bot token's)."""
+        ...
+
+    def refusal(self) -> Reply:
+        """What a request for a workspace not served here is told."""
+        ...
+
+
+class SingleWorkspace:
+    """`ServedWorkspaces` of a process serving the one workspace its bot token belongs to."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def deps_for(self, team_id: str) -> Deps | None:
+        return self.deps if team_id == self.deps.team_id else None
+
+    def refusal(self) -> Reply:
+        return wrong_workspace_reply()
 
 
 def deps_of(context: Any) -> Deps:

@@ -23,9 +23,8 @@ from blocks.replies import (
     admin_only_reply,
     no_workspace_reply,
     not_a_member_reply,
-    wrong_workspace_reply,
 )
-from handlers.deps import Deps, deps_of
+from handlers.deps import Deps, ServedWorkspaces, deps_of
 from scheduler.people import UNKNOWN
 from scheduler.slack_errors import SLACK_UNREACHABLE
 
@@ -46,21 +45,22 @@ INTERACTIONS = frozenset(
 )
 
 
-def register(app: AsyncApp, deps: Deps) -> None:
-    app.use(AdmitRequest(deps))
+def register(app: AsyncApp, served: ServedWorkspaces) -> None:
+    app.use(AdmitRequest(served))
 
 
 class AdmitRequest(AsyncMiddleware):
-    """Every request: hand listeners their dependencies, refuse other workspaces and requests
-    that name none, and refuse people who are not of this workspace (strangers from other
-    organisations, deactivated accounts, bots, ids Slack does not know).
+    """Every request: hand listeners their workspace's dependencies, refuse workspaces not served
+    here (and requests that name none, or several), and refuse people who are not of the
+    workspace (strangers from other organisations, deactivated accounts, bots, ids Slack does not
+    know).
 
     A class middleware, which Bolt calls as it is: a function middleware costs a keyword-argument
     injection per request, and the two this replaces were a quarter of Bolt's dispatch time
     (profiled under `bench/bench_ack.py`'s bursts)."""
 
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
+    def __init__(self, served: ServedWorkspaces) -> None:
+        self.served = served
 
     async def async_process(
         self,
@@ -69,14 +69,37 @@ class AdmitRequest(AsyncMiddleware):
         resp: BoltResponse,
         next: Callable[[], Awaitable[BoltResponse]],
     ) -> BoltResponse | None:
-        req.context["deps"] = self.deps
-        refusal = other_workspace_refusal(req.context, req.body, self.deps)
-        if refusal is None:
-            refusal = await stranger_refusal(req.context, req.body, self.deps)
+        deps, refusal = await self.workspace_of(req.context, req.body)
+        if deps is not None:
+            req.context["deps"] = deps
+            refusal = await stranger_refusal(req.context, req.body, deps)
         if refusal is not None:
             return refusal
         await next()
         return resp
+
+    async def workspace_of(
+        self, context: AsyncBoltContext, body: dict[str, Any]
+    ) -> tuple[Deps | None, BoltResponse | None]:
+        """The `Deps` of the one workspace the request names, or the refusal: a request for a
+        workspace not served here, for several, or for none changes nothing and says so
+        (commands see the text). An enterprise payload is served when the workspace it names
+        is."""
+        claimed = claimed_teams(context, body)
+        if not claimed:
+            log.warning(
+                "refused a request naming no workspace (%s, enterprise %s)",
+                body.get("command") or body.get("type"),
+                context.enterprise_id,
+            )
+            return None, _refuse(body, no_workspace_reply())
+        deps = await self.served.deps_for(next(iter(claimed))) if len(claimed) == 1 else None
+        if deps is None:
+            log.warning(
+                "refused a request for team %s: not served here", ", ".join(sorted(claimed))
+            )
+            return None, _refuse(body, self.served.refusal())
+        return deps, None
 
 
 def claimed_teams(context: AsyncBoltContext, body: dict[str, Any]) -> set[str]:
@@ -103,26 +126,6 @@ def claimed_teams(context: AsyncBoltContext, body: dict[str, Any]) -> set[str]:
         first_authorization.get("team_id"),
     ]
     return {t for t in candidates if isinstance(t, str) and t}
-
-
-def other_workspace_refusal(
-    context: AsyncBoltContext, body: dict[str, Any], deps: Deps
-) -> BoltResponse | None:
-    """A request for another team, or for no team at all, changes nothing and says so (commands
-    see the text). An enterprise payload is served when the workspace it names is ours."""
-    claimed = claimed_teams(context, body)
-    others = sorted(t for t in claimed if t != deps.team_id)
-    if others:
-        log.warning("refused a request for team %s: this app serves %s", others[0], deps.team_id)
-        return _refuse(body, wrong_workspace_reply())
-    if not claimed:
-        log.warning(
-            "refused a request naming no workspace (%s, enterprise %s)",
-            body.get("command") or body.get("type"),
-            context.enterprise_id,
-        )
-        return _refuse(body, no_workspace_reply())
-    return None
 
 
 async def stranger_refusal(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -52,6 +52,8 @@ class HomePublisher:
     members_can_run: bool = True
     mirror: MirrorService | None = None  # the live mirror, whose state the tab shows
     search_allowed: str | None = None  # SEARCH_ALLOWED (None: no search offered)
+    # Why the workspace's install needs a reinstall, if it does (None: always usable).
+    install_problem: Callable[[str], Awaitable[str | None]] | None = None
     now: Callable[[], datetime] = utcnow
     interval: float = 10.0
     viewer_ttl: float = 1800.0
@@ -77,6 +79,7 @@ class HomePublisher:
         recent = await self.runs.history(team, 10)
         totals = await self.runs.totals(team)
         mirror = await self.mirror.status(team) if self.mirror is not None else None
+        problem = await self.install_problem(team) if self.install_problem is not None else None
         view = home_view(
             schedule,
             running,
@@ -90,6 +93,7 @@ class HomePublisher:
             viewer_id=user_id,
             mirror=mirror,
             can_search=self.search_allowed is not None and may_search(viewer, self.search_allowed),
+            reinstall=problem,
         )
         await client.views_publish(user_id=user_id, view=view)
 

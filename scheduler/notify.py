@@ -1,10 +1,10 @@
 """Direct messages about runs: a progress message updated in place, the summary, the failure.
 
 Block Kit comes from `blocks.dm`; this module only decides who hears what, when, and sends it
-through the app's `AsyncWebClient`. A DM is a courtesy: when Slack refuses one (any
+through the run's workspace's client (`scheduler.workspace_clients`). A DM is a courtesy: when Slack refuses one (any
 `SlackApiError`, or the network fails) the refusal is logged and the run carries on. Every text
 that leaves here is scrubbed of anything shaped like a Slack token (`blocks.limits`). Imports `blocks`,
-`slack_sdk`, the clock of `db.models` and `scheduler.people`; no queries.
+`slack_sdk`, the clock of `db.models`, `scheduler.people` and the workspace clients; no queries.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from blocks.dm import (
 from blocks.limits import redact_tokens
 from db.models import utcnow
 from db.records import Progress, Run
+from scheduler.backfill.errors import PermanentSlackError
 from scheduler.people import PeopleDirectory
+from scheduler.workspace_clients import WorkspaceClients
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,9 @@ _SEND_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
     ConnectionError,
 )
+
+# A time zone is a nicety: a workspace without a token (uninstalled meanwhile) has none either.
+_ZONE_ERRORS: tuple[type[BaseException], ...] = (*_SEND_ERRORS, PermanentSlackError)
 
 
 def scrub(value: Any) -> Any:
@@ -63,6 +68,7 @@ def scrub(value: Any) -> Any:
 class ProgressDM:
     """The progress message of one run: where it is (DM channel id + ts) and when it last changed."""
 
+    workspace_id: str
     user_id: str
     channel: str
     ts: str
@@ -76,12 +82,13 @@ class ProgressDM:
 
 
 class Notifier:
-    """Sends run DMs with the app's web client (pointed at `SLACK_API_URL`). Times are shown in
-    the recipient's own Slack time zone (`users.info`), `viewer_tz` when Slack does not say."""
+    """Sends run DMs with each workspace's web client (pointed at `SLACK_API_URL`; one client
+    given here serves every workspace). Times are shown in the recipient's own Slack time zone
+    (`users.info`), `viewer_tz` when Slack does not say."""
 
     def __init__(
         self,
-        client: AsyncWebClient,
+        clients: WorkspaceClients | AsyncWebClient,
         *,
         progress_interval_s: float = PROGRESS_INTERVAL_S,
         viewer_tz: str | None = "UTC",
@@ -89,18 +96,21 @@ class Notifier:
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._client = client
+        self._clients = (
+            clients if isinstance(clients, WorkspaceClients) else WorkspaceClients.of(clients)
+        )
         self.progress_interval_s = progress_interval_s
         self._tz = viewer_tz
         self._clock = clock
         self._monotonic = monotonic
         self._people = people if people is not None else PeopleDirectory()
 
-    async def zone_of(self, user_id: str) -> str | None:
+    async def zone_of(self, workspace_id: str, user_id: str) -> str | None:
         """The user's Slack time zone, or `viewer_tz` when Slack does not say or cannot answer."""
         try:
-            viewer = await self._people.viewer(self._client, user_id)
-        except _SEND_ERRORS as exc:
+            client = await self._clients.for_workspace(workspace_id)
+            viewer = await self._people.viewer(client, user_id)
+        except _ZONE_ERRORS as exc:
             logger.info(
                 "no time zone for %s (%s): times in %s", user_id, type(exc).__name__, self._tz
             )
@@ -108,13 +118,18 @@ class Notifier:
         return viewer.tz or self._tz
 
     # -- sending ---------------------------------------------------------------------------------
-    async def _call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
+    async def _call(self, workspace_id: str, method: str, **kwargs: Any) -> dict[str, Any] | None:
         kwargs = {k: scrub(v) for k, v in kwargs.items()}
         try:
+            client = await self._clients.for_workspace(workspace_id)
+        except PermanentSlackError as exc:  # uninstalled meanwhile: nobody can be told there
+            logger.warning("no %s in workspace %s: %s", method, workspace_id, exc.error)
+            return None
+        try:
             if method == "chat.postMessage":
-                response = await self._client.chat_postMessage(**kwargs)
+                response = await client.chat_postMessage(**kwargs)
             else:
-                response = await self._client.chat_update(**kwargs)
+                response = await client.chat_update(**kwargs)
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
             logger.warning("Slack refused %s to %s: %s", method, kwargs.get("channel"), error)
@@ -126,19 +141,27 @@ class Notifier:
         return data if isinstance(data, dict) else None
 
     async def _post(
-        self, user_id: str, text: str, blocks: list[dict[str, Any]]
+        self, workspace_id: str, user_id: str, text: str, blocks: list[dict[str, Any]]
     ) -> dict[str, Any] | None:
         # A user id as `channel` posts in the app's DM with that user (chat:write is enough).
-        return await self._call("chat.postMessage", channel=user_id, text=text, blocks=blocks)
+        return await self._call(
+            workspace_id, "chat.postMessage", channel=user_id, text=text, blocks=blocks
+        )
 
     # -- progress --------------------------------------------------------------------------------
     async def progress_started(
-        self, user_id: str, job_run_id: int, started_at: datetime | None, progress: Progress
+        self,
+        workspace_id: str,
+        user_id: str,
+        job_run_id: int,
+        started_at: datetime | None,
+        progress: Progress,
     ) -> ProgressDM | None:
         """Post the progress message; None when Slack refused it (the run goes on without)."""
-        tz = await self.zone_of(user_id)
+        tz = await self.zone_of(workspace_id, user_id)
         now = self._clock()
         data = await self._post(
+            workspace_id,
             user_id,
             run_progress_text(progress, now=now, viewer_tz=tz),
             run_progress_blocks(progress, now=now, viewer_tz=tz),
@@ -146,6 +169,7 @@ class Notifier:
         if data is None or not data.get("channel") or not data.get("ts"):
             return None
         return ProgressDM(
+            workspace_id,
             user_id,
             str(data["channel"]),
             str(data["ts"]),
@@ -173,6 +197,7 @@ class Notifier:
         now = self._clock()
         dm.last_sent = self._monotonic()
         await self._call(
+            dm.workspace_id,
             "chat.update",
             channel=dm.channel,
             ts=dm.ts,
@@ -198,15 +223,23 @@ class Notifier:
             else:
                 text = run_summary_text(run, now=now)
                 blocks = run_summary_blocks(run, now=now, viewer_tz=dm.tz)
-            await self._call("chat.update", channel=dm.channel, ts=dm.ts, text=text, blocks=blocks)
+            await self._call(
+                dm.workspace_id,
+                "chat.update",
+                channel=dm.channel,
+                ts=dm.ts,
+                text=text,
+                blocks=blocks,
+            )
 
     # -- outcomes --------------------------------------------------------------------------------
     async def run_succeeded(self, user_id: str, run: Run) -> None:
         """Summary (also for a cancelled run): messages stored, channels processed and skipped
         with reasons, duration."""
-        tz = await self.zone_of(user_id)
+        tz = await self.zone_of(run.workspace_id, user_id)
         now = self._clock()
         await self._post(
+            run.workspace_id,
             user_id,
             run_summary_text(run, now=now),
             run_summary_blocks(run, now=now, viewer_tz=tz),
@@ -216,8 +249,9 @@ class Notifier:
         self, user_id: str, run: Run, *, action_taken: str, retry_allowed: bool = True
     ) -> None:
         """The error in plain words, what the app did about it, and "Retry now"."""
-        tz = await self.zone_of(user_id)
+        tz = await self.zone_of(run.workspace_id, user_id)
         await self._post(
+            run.workspace_id,
             user_id,
             run_failure_text(run, action_taken=action_taken, retry_allowed=retry_allowed),
             run_failure_blocks(

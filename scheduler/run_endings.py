@@ -15,10 +15,14 @@ from collections.abc import Callable, Sequence
 
 from db import runs as repo
 from db import schedules as schedules_repo
+from db.installations import mark_workspace_needs_reinstall
 from db.records import Progress, Run
 from db.session import database_trouble, reading
 from scheduler.backfill.progress import RunResult
 from scheduler.cron import ScheduleError
+
+# Slack's refusals of the token itself: only a new install brings a working one.
+NEEDS_REINSTALL = frozenset({"invalid_auth", "token_revoked", "invalid_refresh_token"})
 from scheduler.outcomes import decide_outcome
 from scheduler.run_core import RunCore, RunJob
 from scheduler.run_events import RunEvent
@@ -134,6 +138,11 @@ class RunEndings:
             return
         if outcome.pause_reason is not None:
             await self._pause_schedule(run.workspace_id, outcome.pause_reason)
+        if result.error in NEEDS_REINSTALL:
+            # An installed workspace's token is no good: App Home says to reinstall, and the
+            # install serves nothing until then (one workspace's `SLACK_BOT_TOKEN`: no row).
+            async with core.sessions.begin() as session:
+                await mark_workspace_needs_reinstall(session, run.workspace_id, result.error)
         if retry_at is not None:
             self._arm_retry(row.job_run_id, (retry_at - now).total_seconds())
         core.emit(RunEvent("finished", row.workspace_id, row))

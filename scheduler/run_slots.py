@@ -129,6 +129,7 @@ class RunSlots:
         core.emit(RunEvent("started", run.workspace_id, run))
         if run.job_type == "manual" and job.recipient and core.notifier is not None:
             job.dm = await core.notifier.progress_started(
+                run.workspace_id,
                 job.recipient,
                 run.job_run_id,
                 run.started_at,

@@ -36,6 +36,10 @@ class BotTokens(Protocol):
 
     async def renew(self, workspace_id: str, rejected: str) -> str | None: ...
 
+    def forget(self, workspace_id: str) -> None:
+        """Drop what is held in memory for the workspace (its tokens were revoked)."""
+        ...
+
 
 class FixedToken:
     """One token that never changes (`SLACK_BOT_TOKEN`, tests, benchmarks)."""
@@ -85,3 +89,6 @@ class OneWorkspace:
 
     async def renew(self, workspace_id: str, rejected: str) -> str | None:
         return None
+
+    def forget(self, workspace_id: str) -> None:
+        """Nothing to drop: the token is the setting's, and Slack refuses it once revoked."""

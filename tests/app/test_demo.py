@@ -64,3 +64,18 @@ def test_demo_keep_running_prompt_as_member(tmp_path: Path) -> None:
     prompt = out.split("Type /backfill commands as")[1]
     assert "Run #1" in prompt  # status and history show the run
     assert "Only workspace admins" in prompt or "only workspace admins" in prompt.lower()
+
+
+def test_demo_with_three_workspaces_installs_each_through_oauth_and_backfills_each(
+    tmp_path: Path,
+) -> None:
+    proc = run_demo(
+        tmp_path, "--workspaces", "3", "--messages", "3000", "--channels", "4", "--days", "20"
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert out.count(": installed") == 3
+    results = re.findall(r"run #\d+ success, ([\d,]+) stored \(ground truth ([\d,]+)\) OK", out)
+    assert len(results) == 3 and all(stored == truth for stored, truth in results)
+    assert "Traceback" not in out + proc.stderr
+    assert "xoxb-" not in out + proc.stderr and "xoxe" not in out + proc.stderr

@@ -90,6 +90,18 @@ def test_manifest_mirror_events_need_no_new_scope_and_each_has_a_listener() -> N
         assert f"`{event}`" in readme, f"README does not explain {event}"
 
 
+# A workspace removing the app: no scope needed, each has a listener (`handlers.uninstalls`).
+REMOVAL_EVENTS = ("app_uninstalled", "tokens_revoked")
+
+
+def test_an_install_asks_for_the_manifests_scopes() -> None:
+    """Bolt's install page asks for `BOT_SCOPES`; Slack grants the manifest's (the removal
+    events' listeners are shown by tests/scenarios/test_scenario_multi_workspace.py)."""
+    from app.bolt_app import BOT_SCOPES
+
+    assert sorted(BOT_SCOPES) == sorted(load_manifest()["oauth_config"]["scopes"]["bot"])
+
+
 def test_manifest_declares_what_the_app_serves() -> None:
     m = load_manifest()
     assert [c["command"] for c in m["features"]["slash_commands"]] == ["/backfill"]
@@ -98,6 +110,7 @@ def test_manifest_declares_what_the_app_serves() -> None:
     assert m["settings"]["event_subscriptions"]["bot_events"] == [
         "app_home_opened",
         *MIRROR_EVENTS,
+        *REMOVAL_EVENTS,
     ]
     assert m["settings"]["interactivity"]["is_enabled"] is True
     assert m["settings"]["org_deploy_enabled"] is False

@@ -187,3 +187,26 @@ def test_home_view_keeps_the_legacy_call_working() -> None:
     view = home_view(is_admin=True)
     check_view(view)
     assert "workspace admin" in json.dumps(view["blocks"])
+
+
+def test_home_view_says_first_when_the_workspace_must_reinstall_the_app() -> None:
+    view = home_view(
+        None,
+        None,
+        None,
+        [],
+        None,
+        is_admin=True,
+        viewer_tz="UTC",
+        now=NOW,
+        reinstall="invalid_auth",
+    )
+    check_view(view)
+    assert_golden("home_admin_reinstall", view)
+    first = view["blocks"][1]["text"]["text"]
+    assert "must be reinstalled" in first and "`invalid_auth`" in first
+    hostile = home_view(
+        None, None, None, [], None, is_admin=False, now=NOW, reinstall="`<!channel>`" * 500
+    )
+    check_view(hostile)
+    assert "<!channel>" not in json.dumps(hostile)

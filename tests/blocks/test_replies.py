@@ -22,6 +22,7 @@ from blocks.replies import (
     list_reply,
     members_cannot_run_reply,
     no_schedule_reply,
+    not_installed_reply,
     nothing_to_cancel_reply,
     parse_error_reply,
     run_in_progress_reply,
@@ -133,6 +134,7 @@ def test_refusals_and_confirmations_fit() -> None:
         no_schedule_reply(is_admin=False),
         nothing_to_cancel_reply(),
         wrong_workspace_reply(),
+        not_installed_reply(),
         error_reply("bad"),
         error_reply(LONG_ERROR, USAGE_BY_COMMAND["schedule"]),
         invalid_schedule_reply(
