@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,6 +25,18 @@ from db.records import MessageRecord
 from db.removals import lock_channels, remove_messages
 from db.session import writing
 from db.vectors import VectorStore
+
+# Documents per Chroma call (upserts and deletes), apart from `batch_size` (rows per SQL
+# statement): Chroma's worker process serves one call at a time and a search waits for the write
+# in flight, so this chunk is the longest a search waits behind a write. On a 100k collection
+# (hashing embedding, 2 cores) an upsert of 200 documents took 320-390 ms (up to 650), of 100
+# 150-220 ms, of 50 115-120 ms (up to 280), of 25 about 70 ms: about 20 ms a call plus 1.6-2 ms a
+# document. bench/bench_search.py at 100k, search p99 during back-to-back 2,000-message batches:
+# 200 -> 605 ms, 100 -> 400 ms, 50 -> 294 ms (idle about 100 ms); write_batch 578 -> 464 -> 415
+# msg/s meanwhile (more searches served a second, on the same two cores): still above what one
+# workspace's run can fetch at Tier 3 (50 history and 50 replies pages of 200 a minute: at most
+# about 330 msg/s).
+VECTOR_CHUNK: Final = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +124,8 @@ async def write_pruned_batch(
     order) and save `checkpoints` atomically. Only the rows inserted or
     changed go to Chroma, so an identical re-run writes nothing there. `checkpoints` holds at
     most one per channel: the position of that channel's last unit in the batch. `batch_size`
-    caps the rows of one SQL statement and of one Chroma call.
+    caps the rows of one SQL statement; a Chroma call carries at most `VECTOR_CHUNK` documents
+    (fewer when `batch_size` is smaller).
 
     Order matters: Chroma is written inside the open SQL transaction, and the checkpoints are saved
     after it. If the process dies before the commit, SQL forgets the rows, the removals and the
@@ -121,6 +135,7 @@ async def write_pruned_batch(
     rows and removals are in both stores.
     """
     step = max(1, batch_size)
+    chunk = min(step, VECTOR_CHUNK)
     # A later copy of a message wins, as it would have in a later transaction.
     by_key = {(r.channel_id, r.ts): r for r in records}
     batch = list(by_key.values())
@@ -132,16 +147,16 @@ async def write_pruned_batch(
         # lands before (its tombstone then keeps the copy out) or after (and removes it).
         for workspace_id, channel_ids in channels.items():
             await lock_channels(session, workspace_id, channel_ids)
-        removed = await _prune(session, vectors, prunes, step)
+        removed = await _prune(session, vectors, prunes, chunk)
         changed: list[tuple[str, str]] = []
         for start in range(0, len(batch), step):
             changed.extend(await upsert_messages_changed(session, batch[start : start + step]))
-        # Short calls: the store's worker process serves one call at a time, so a search (or
-        # another run's batch) waits at most one of them.
+        # Short calls (`VECTOR_CHUNK`): the store's worker process serves one call at a time, so
+        # a search (or another run's batch) waits at most one of them.
         fresh = [by_key[key] for key in dict.fromkeys(changed)]
-        for start in range(0, len(fresh), step):
-            await vectors.upsert(fresh[start : start + step])
-        removed += await _remove(session, vectors, removals, step)
+        for start in range(0, len(fresh), chunk):
+            await vectors.upsert(fresh[start : start + chunk])
+        removed += await _remove(session, vectors, removals, chunk)
         for checkpoint in checkpoints:
             await save_checkpoint(session, checkpoint)
     return BatchWritten(written=len(set(changed)), removed=removed)
