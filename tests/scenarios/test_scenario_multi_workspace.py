@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ import aiohttp
 import pytest
 from sqlalchemy import text
 
+from app.cli import rotate_key
 from app.runtime import Runtime, StartupError, running_app
-from app.settings import load_settings
+from app.settings import Settings, load_settings
 from blocks import ids
 from db.token_crypto import generate_key
 from fakeslack import FakeSlack, OAuthConfig, Workspace, generate_workspaces
@@ -171,28 +173,41 @@ def admin_of(ws: Workspace) -> str:
     )
 
 
-@pytest.fixture
-async def multi(database_url: str, tmp_path: Path) -> AsyncIterator[Multi]:
+def multi_settings(
+    fake: FakeSlack, port: int, database_url: str, tmp_path: Path, key: str
+) -> Settings:
+    config = fake.oauth_config
+    return load_settings(
+        {
+            "SLACK_CLIENT_ID": config.client_id,
+            "SLACK_CLIENT_SECRET": config.client_secret,
+            "TOKEN_ENCRYPTION_KEY": key,
+            "SLACK_SIGNING_SECRET": fake.signing_secret,
+            "SLACK_API_URL": fake.base_url,
+            "PORT": str(port),
+            "DATABASE_URL": database_url,
+            "CHROMA_PATH": str(tmp_path / "chroma"),
+            "EMBEDDING": "hashing",
+            "LOG_LEVEL": "WARNING",
+        },
+        env_file=None,
+    )
+
+
+@asynccontextmanager
+async def serving_fake(port: int) -> AsyncIterator[tuple[FakeSlack, list[Workspace]]]:
     # Their history ends now: a run's window (the last N days) holds it.
     workspaces = generate_workspaces(3, seed=40, users=8, channels=7, messages=150, now=time.time())
-    port = free_port()
     config = OAuthConfig(redirect_urls=(f"http://127.0.0.1:{port}/slack/oauth_redirect",))
     async with FakeSlack.serving(workspaces, rate_limits=False, oauth=config) as fake:
-        settings = load_settings(
-            {
-                "SLACK_CLIENT_ID": config.client_id,
-                "SLACK_CLIENT_SECRET": config.client_secret,
-                "TOKEN_ENCRYPTION_KEY": generate_key(),
-                "SLACK_SIGNING_SECRET": fake.signing_secret,
-                "SLACK_API_URL": fake.base_url,
-                "PORT": str(port),
-                "DATABASE_URL": database_url,
-                "CHROMA_PATH": str(tmp_path / "chroma"),
-                "EMBEDDING": "hashing",
-                "LOG_LEVEL": "WARNING",
-            },
-            env_file=None,
-        )
+        yield fake, workspaces
+
+
+@pytest.fixture
+async def multi(database_url: str, tmp_path: Path) -> AsyncIterator[Multi]:
+    port = free_port()
+    async with serving_fake(port) as (fake, workspaces):
+        settings = multi_settings(fake, port, database_url, tmp_path, generate_key())
         async with (
             running_app(settings, rate_minute_seconds=1.0) as rt,
             aiohttp.ClientSession() as http,
@@ -507,3 +522,34 @@ async def test_each_workspace_is_answered_with_its_own_data_only(multi: Multi) -
     assert status == 200
     assert await multi.snapshot() == before
     assert multi.fake.team(first.team_id).modal_stack(admin_of(first)) == []
+
+
+async def test_key_rotation_keeps_every_installation_working(
+    database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    old, new = generate_key(), generate_key()
+    async with serving_fake(port) as (fake, workspaces), aiohttp.ClientSession() as http:
+        first, second, _ = workspaces
+        settings = multi_settings(fake, port, database_url, tmp_path, old)
+        async with running_app(settings, rate_minute_seconds=1.0) as rt:
+            for ws in (first, second):
+                await install_through_browser(http, f"http://127.0.0.1:{rt.port}", ws.team_id)
+        both = multi_settings(fake, port, database_url, tmp_path, f"{new},{old}")
+        assert await rotate_key(both) == 2
+        # The old key can go: the app starts with the new one alone, and both workspaces work.
+        only_new = multi_settings(fake, port, database_url, tmp_path, new)
+        async with running_app(only_new, rate_minute_seconds=1.0) as rt:
+            multi = Multi(fake, rt, http, workspaces)
+            for ws in (first, second):
+                await multi.command(ws, "run days=30", admin_of(ws))
+
+            async def done() -> bool:
+                runs = [await multi.runs_of(ws) for ws in (first, second)]
+                return all(r and r[-1]["status"] == "success" for r in runs)
+
+            await eventually(done, 60, "both runs with the rotated key")
+        # And the old key alone no longer starts the app.
+        with pytest.raises(StartupError):
+            async with running_app(multi_settings(fake, port, database_url, tmp_path, old)):
+                pass

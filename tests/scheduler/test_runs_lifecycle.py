@@ -135,6 +135,28 @@ async def test_runs_concurrency_bounded_and_in_order(tmp_path: Path) -> None:
             assert [r.status for r in await node.service.history(f"T{w:04d}")] == ["success"]
 
 
+async def test_runs_queue_fairly_across_workspaces(tmp_path: Path) -> None:
+    """RUN_CONCURRENCY slots serve the workspaces in arrival order, and a workspace holds at most
+    one place in the queue (a second run is refused while its first is queued or running), so a
+    busy workspace never starves the others: its next run goes behind theirs."""
+    ws = workspace(seed=5, messages=50)
+    stub = StubEngine(pages=4, page_s=0.05)
+    async with slack_node(
+        ws, sqlite_url(tmp_path), tmp_path, engine=stub, run_concurrency=1, progress_interval_s=0.0
+    ) as (_, node):
+        busy = await node.service.start_manual("T0BUSY", ADMIN, days=1)
+        with pytest.raises(RunRefused):
+            await node.service.start_manual("T0BUSY", ADMIN, days=1)  # queued already
+        others = [await node.service.start_manual(f"T{i:04d}", ADMIN, days=1) for i in range(3)]
+        while (await node.service.get(busy.job_run_id)).status == "running":  # type: ignore[union-attr]
+            await asyncio.sleep(0.01)
+        # The busy workspace asks again at once, while the others still wait their turn.
+        assert len(stub.started) < 1 + len(others)
+        again = await node.service.start_manual("T0BUSY", ADMIN, days=1)
+        await node.service.wait_idle()
+        assert stub.started == [busy.job_run_id, *(r.job_run_id for r in others), again.job_run_id]
+
+
 async def test_runs_members_cancel_only_their_own_runs(tmp_path: Path) -> None:
     ws = workspace(seed=5, messages=50)
     stub = StubEngine(pages=400, page_s=0.02)
