@@ -101,6 +101,7 @@ def build_gateways(
             yield_to=requests_first,
             observer=metrics.on_slack_call if metrics is not None else None,
             session=connections.session() if connections is not None else None,
+            team_id=token.workspace_id,
         )
 
     gateways = Gateways.per_workspace(tokens, gateway)

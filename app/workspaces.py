@@ -31,7 +31,7 @@ class InstalledWorkspaces:
         self._workspaces = workspaces
         self._lock = asyncio.Lock()
 
-    async def deps_for(self, team_id: str) -> Deps | None:
+    async def deps_for(self, team_id: str, enterprise_id: str | None = None) -> Deps | None:
         deps = self._workspaces.made(team_id)
         if deps is not None:
             return deps
@@ -41,7 +41,8 @@ class InstalledWorkspaces:
                     found = await find_workspace_installation(session, self._cipher, team_id)
                     # An org-wide install names no workspace: its id stands in for the name.
                     name = found.team_name if found is not None and found.team_name else team_id
-                    await ensure_workspace(session, team_id, name)
+                    # Its organisation: a scheduled run finds an org-wide install through it.
+                    await ensure_workspace(session, team_id, name, enterprise_id=enterprise_id)
             return self._workspaces.for_workspace(team_id)
 
     def refusal(self) -> Reply:

@@ -22,7 +22,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import SlackInstallation, utcnow
+from db.models import SlackInstallation, Workspace, utcnow
 from db.records import Installation
 from db.token_crypto import TokenCipher
 
@@ -159,9 +159,10 @@ async def find_installation(
 async def find_workspace_installation(
     session: AsyncSession, cipher: TokenCipher, team_id: str
 ) -> Installation | None:
-    """The install of workspace `team_id` holding a token, whether or not the workspace belongs
-    to an Enterprise Grid (background work knows the workspace, not always its enterprise);
-    tokens decrypted. An org-wide install is found by `find_installation` with the enterprise."""
+    """The install serving workspace `team_id` for background work, which knows the workspace
+    and not always its enterprise: its own install holding a token (within a Grid organisation
+    or not), else its organisation's org-wide one (the organisation its requests named,
+    `workspaces.enterprise_id`); tokens decrypted."""
     stmt = (
         select(_TABLE)
         .where(_C.team_id == team_id, _C.bot_token_encrypted.is_not(None))
@@ -169,6 +170,19 @@ async def find_workspace_installation(
         .limit(1)
     )
     row = (await session.execute(stmt)).first()
+    if row is None:
+        workspaces = Workspace.__table__
+        enterprise = (
+            await session.execute(
+                select(workspaces.c.enterprise_id).where(workspaces.c.workspace_id == team_id)
+            )
+        ).scalar_one_or_none()
+        if enterprise is not None:
+            org = select(_TABLE).where(
+                _C.install_key == install_key(enterprise, None),
+                _C.bot_token_encrypted.is_not(None),
+            )
+            row = (await session.execute(org)).first()
     return None if row is None else _from_row(row, cipher)
 
 

@@ -88,18 +88,31 @@ def _ts_key_of(column: ColumnElement[str], dialect: str) -> ColumnElement[str]:
     return column
 
 
-async def ensure_workspace(session: AsyncSession, workspace_id: str, name: str) -> None:
-    """Create the workspace row, or update its name if it changed (`created_at` is kept)."""
+async def ensure_workspace(
+    session: AsyncSession, workspace_id: str, name: str, *, enterprise_id: str | None = None
+) -> None:
+    """Create the workspace row, or update its name (and its organisation, when given) if it
+    changed (`created_at` is kept)."""
     table = Workspace.__table__
     stmt = _insert_for(session)(table).values(
-        workspace_id=workspace_id, name=name, created_at=utcnow()
+        workspace_id=workspace_id, name=name, created_at=utcnow(), enterprise_id=enterprise_id
     )
+    changes: dict[str, Any] = {"name": stmt.excluded.name}
+    changed = table.c.name.is_distinct_from(stmt.excluded.name)
+    if enterprise_id is not None:
+        changes["enterprise_id"] = stmt.excluded.enterprise_id
+        changed = changed | table.c.enterprise_id.is_distinct_from(stmt.excluded.enterprise_id)
     stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.workspace_id],
-        set_={"name": stmt.excluded.name},
-        where=table.c.name.is_distinct_from(stmt.excluded.name),
+        index_elements=[table.c.workspace_id], set_=changes, where=changed
     )
     await session.execute(stmt)
+
+
+async def workspace_enterprise(session: AsyncSession, workspace_id: str) -> str | None:
+    """The Enterprise Grid organisation the workspace belongs to, if its requests said so."""
+    table = Workspace.__table__
+    stmt = select(table.c.enterprise_id).where(table.c.workspace_id == workspace_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 @functools.cache

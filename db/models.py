@@ -92,6 +92,9 @@ class Workspace(Base):
     workspace_id: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Its Enterprise Grid organisation, from its verified requests (revision 0009): an org-wide
+    # install serves it. Null outside an organisation.
+    enterprise_id: Mapped[str | None] = mapped_column(Text)
 
 
 class BackfillSchedule(Base):

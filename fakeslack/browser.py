@@ -17,9 +17,12 @@ class InstallFailed(AssertionError):
     """A step of the install did not answer as it should; says which and what came back."""
 
 
-async def install_through_browser(http: aiohttp.ClientSession, app_url: str, team_id: str) -> str:
+async def install_through_browser(
+    http: aiohttp.ClientSession, app_url: str, team_id: str, *, org: bool = False
+) -> str:
     """Install the app served at `app_url` (`http://host:port`) on workspace `team_id`, as its
-    admin would in a browser; the page the app shows at the end."""
+    admin would in a browser (`org`: for the workspace's whole Enterprise Grid organisation, as
+    an org admin); the page the app shows at the end."""
     async with http.get(f"{app_url}/slack/install") as page:
         html = await page.text()
         cookie = page.cookies.get(STATE_COOKIE)
@@ -28,9 +31,8 @@ async def install_through_browser(http: aiohttp.ClientSession, app_url: str, tea
         raise InstallFailed(f"install page: HTTP {page.status}: {html[:300]}")
     authorize = link.group(1).replace("&amp;", "&")
     # fakeslack's authorize page needs to know who is logged in: its workspace.
-    async with http.get(
-        authorize, headers={"X-Fake-Team": team_id}, allow_redirects=False
-    ) as allowed:
+    headers = {"X-Fake-Team": team_id, **({"X-Fake-Org-Install": "1"} if org else {})}
+    async with http.get(authorize, headers=headers, allow_redirects=False) as allowed:
         if allowed.status != 302:
             raise InstallFailed(f"authorize: HTTP {allowed.status}: {(await allowed.text())[:300]}")
         location = urlsplit(allowed.headers["Location"])

@@ -26,9 +26,21 @@ def slash_command_body(
     response_url: str = "https://hooks.slack.com/x",
     trigger_id: str = "13345224609.738474920.8088930838d88f008e0",
     channel_id: str = "C0FAKE",
+    enterprise_id: str | None = None,
+    is_enterprise_install: bool = False,
 ) -> str:
+    """A slash command's form body; in an Enterprise Grid organisation it also names the
+    organisation and whether the app is installed org-wide (Slack's fields)."""
+    grid: dict[str, str] = {}
+    if enterprise_id is not None:
+        grid = {
+            "enterprise_id": enterprise_id,
+            "enterprise_name": "Grid Org",
+            "is_enterprise_install": "true" if is_enterprise_install else "false",
+        }
     return urlencode(
         {
+            **grid,
             "token": "deprecated-verification-token",
             "team_id": team_id,
             "team_domain": "fake",

@@ -81,9 +81,10 @@ class Deps:
 class ServedWorkspaces(Protocol):
     """The workspaces this process serves, each with its listeners' `Deps`."""
 
-    async def deps_for(self, team_id: str) -> Deps | None:
+    async def deps_for(self, team_id: str, enterprise_id: str | None = None) -> Deps | None:
         """The workspace's `Deps`; None when it is not served here (never installed,
-        uninstalled, or another workspace than the bot token's)."""
+        uninstalled, or another workspace than the bot token's). `enterprise_id`: its Grid
+        organisation, as the verified request says."""
         ...
 
     def refusal(self) -> Reply:
@@ -97,7 +98,7 @@ class SingleWorkspace:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def deps_for(self, team_id: str) -> Deps | None:
+    async def deps_for(self, team_id: str, enterprise_id: str | None = None) -> Deps | None:
         return self.deps if team_id == self.deps.team_id else None
 
     def refusal(self) -> Reply:

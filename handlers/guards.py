@@ -93,7 +93,11 @@ class AdmitRequest(AsyncMiddleware):
                 context.enterprise_id,
             )
             return None, _refuse(body, no_workspace_reply())
-        deps = await self.served.deps_for(next(iter(claimed))) if len(claimed) == 1 else None
+        deps = (
+            await self.served.deps_for(next(iter(claimed)), context.enterprise_id)
+            if len(claimed) == 1
+            else None
+        )
         if deps is None:
             log.warning(
                 "refused a request for team %s: not served here", ", ".join(sorted(claimed))

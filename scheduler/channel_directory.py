@@ -133,7 +133,9 @@ class ChannelDirectory:
     async def _walk(self, client: AsyncWebClient, team_id: str) -> _Listing:
         started = self._clock()
         try:
-            listing = await asyncio.wait_for(_walk_list(client, started), self._walk_seconds)
+            listing = await asyncio.wait_for(
+                _walk_list(client, team_id, started), self._walk_seconds
+            )
         except TimeoutError as exc:
             raise ChannelLookupFailed(
                 f"the channel list took over {self._walk_seconds:g} s"
@@ -146,7 +148,7 @@ class ChannelDirectory:
         return listing
 
 
-async def _walk_list(client: AsyncWebClient, started: float) -> _Listing:
+async def _walk_list(client: AsyncWebClient, team_id: str, started: float) -> _Listing:
     names: dict[str, str] = {}
     by_name: dict[str, str] = {}
     private: set[str] = set()
@@ -157,6 +159,8 @@ async def _walk_list(client: AsyncWebClient, started: float) -> _Listing:
             types="public_channel,private_channel",
             exclude_archived=False,
             limit=PAGE_SIZE,
+            # Slack requires it of an org-wide install's token (its organisation's workspaces).
+            team_id=team_id,
             **({"cursor": cursor} if cursor else {}),
         )
         channels = response.get("channels")

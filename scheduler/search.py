@@ -101,7 +101,11 @@ class PrivateMemberships:
         cursor = ""
         for _ in range(MAX_PAGES):
             page = await client.users_conversations(
-                user=user_id, types="private_channel", limit=999, cursor=cursor or None
+                user=user_id,
+                types="private_channel",
+                limit=999,
+                cursor=cursor or None,
+                team_id=team_id,  # required of an org-wide install's token
             )
             channels.update(
                 str(c["id"])

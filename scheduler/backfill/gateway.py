@@ -134,6 +134,7 @@ class SlackGateway:
         cancel_grace: float = 3.0,
         observer: CallObserver | None = None,
         session: aiohttp.ClientSession | None = None,
+        team_id: str | None = None,
     ) -> None:
         # retry_handlers=[]: the SDK must not retry behind our back; this class owns retries.
         # `session`: the workspace's pooled connections, opened and closed by the caller (the
@@ -157,6 +158,9 @@ class SlackGateway:
         self._cancel_grace = cancel_grace
         self._stats = GatewayStats()
         self._observer = observer
+        # The workspace read, named in the list calls: an org-wide install's token speaks for
+        # every workspace of its organisation, and Slack requires `team_id` there.
+        self._team: dict[str, str] = {"team_id": team_id} if team_id else {}
 
     # -- cancellation ------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -315,6 +319,7 @@ class SlackGateway:
             types=types,
             exclude_archived=exclude_archived,
             limit=LIST_PAGE_SIZE,
+            **self._team,
         ):
             for channel in data.get("channels") or []:
                 yield channel
@@ -379,7 +384,7 @@ class SlackGateway:
 
     async def users_pages(self) -> AsyncIterator[dict[str, Any]]:
         """Every user of the workspace (deleted users and bots included), across `users.list` pages."""
-        async for data in self._cursor_walk("users.list", limit=LIST_PAGE_SIZE):
+        async for data in self._cursor_walk("users.list", limit=LIST_PAGE_SIZE, **self._team):
             for user in data.get("members") or []:
                 yield user
 

@@ -18,7 +18,7 @@ from db.session import create_engine
 # Written out by hand from design.md ("Stored data") plus the documented additions; never
 # derived from the models, so a renamed or dropped column fails here.
 CONTRACT_COLUMNS: dict[str, set[str]] = {
-    "workspaces": {"workspace_id", "name", "created_at"},
+    "workspaces": {"workspace_id", "name", "created_at", "enterprise_id"},  # + 0009
     "backfill_schedules": {
         "schedule_id",
         "workspace_id",

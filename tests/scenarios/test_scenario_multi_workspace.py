@@ -52,7 +52,11 @@ class Multi:
         """A workspace admin installs the app in the browser; the page the app shows at the end."""
         return await install_through_browser(self.http, self.base, ws.team_id)
 
-    async def command(self, ws: Workspace, text_: str, user: str) -> tuple[int, str]:
+    async def command(
+        self, ws: Workspace, text_: str, user: str, *, org: str | None = None
+    ) -> tuple[int, str]:
+        """`/backfill text_` from `user` of `ws` (`org`: of this Grid organisation, which
+        installed the app org-wide)."""
         body = slash_command_body(
             text_,
             team_id=ws.team_id,
@@ -60,6 +64,8 @@ class Multi:
             channel_id="C0SCENARIO",
             response_url=self.fake.new_response_url(user, "C0SCENARIO"),
             trigger_id=self.fake.team(ws.team_id).new_trigger_id(user),
+            enterprise_id=org,
+            is_enterprise_install=org is not None,
         )
         headers = form_headers(body, self.fake.signing_secret)
         async with self.http.post(f"{self.base}/slack/events", data=body, headers=headers) as r:
@@ -195,11 +201,18 @@ def multi_settings(
 
 
 @asynccontextmanager
-async def serving_fake(port: int) -> AsyncIterator[tuple[FakeSlack, list[Workspace]]]:
+async def serving_fake(
+    port: int, *, grid: tuple[str, str] | None = None
+) -> AsyncIterator[tuple[FakeSlack, list[Workspace]]]:
+    """Three workspaces (of the Enterprise Grid organisation `grid` = (id, name) if given)."""
     # Their history ends now: a run's window (the last N days) holds it.
-    workspaces = generate_workspaces(3, seed=40, users=8, channels=7, messages=150, now=time.time())
+    workspaces = generate_workspaces(
+        3, seed=40, users=8, channels=7, messages=150, now=time.time(), enterprise=grid is not None
+    )
     config = OAuthConfig(redirect_urls=(f"http://127.0.0.1:{port}/slack/oauth_redirect",))
-    async with FakeSlack.serving(workspaces, rate_limits=False, oauth=config) as fake:
+    async with FakeSlack.serving(
+        workspaces, rate_limits=False, oauth=config, enterprise=grid
+    ) as fake:
         yield fake, workspaces
 
 
@@ -553,3 +566,42 @@ async def test_key_rotation_keeps_every_installation_working(
         with pytest.raises(StartupError):
             async with running_app(multi_settings(fake, port, database_url, tmp_path, old)):
                 pass
+
+
+async def test_an_org_wide_install_serves_each_workspace_of_the_organisation(
+    database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    org = ("E0GRID0001", "Grid Org")
+    async with (
+        serving_fake(port, grid=org) as (fake, workspaces),
+        aiohttp.ClientSession() as http,
+    ):
+        settings = multi_settings(fake, port, database_url, tmp_path, generate_key())
+        async with running_app(settings, rate_minute_seconds=1.0) as rt:
+            multi = Multi(fake, rt, http, workspaces)
+            await install_through_browser(http, multi.base, workspaces[0].team_id, org=True)
+            installed = await multi.rows(
+                "SELECT install_key, team_id, is_enterprise_install FROM installations"
+            )
+            assert [(r["install_key"], r["team_id"]) for r in installed] == [(f"{org[0]}:", None)]
+            first, second, _ = workspaces
+            for ws in (first, second):
+                status, _ack = await multi.command(ws, "run days=30", admin_of(ws), org=org[0])
+                assert status == 200
+
+            async def done() -> bool:
+                runs = [await multi.runs_of(ws) for ws in (first, second)]
+                return all(r and r[-1]["status"] in ("success", "failed") for r in runs)
+
+            await eventually(done, 60, "both workspaces' runs")
+            for ws in (first, second):
+                runs = await multi.runs_of(ws)
+                assert [r["status"] for r in runs] == ["success"], runs
+                assert await multi.messages_of(ws) > 0
+            # Each workspace's row names its organisation (how a scheduled run finds the token).
+            rows = await multi.rows("SELECT workspace_id, enterprise_id FROM workspaces")
+            assert {r["workspace_id"]: r["enterprise_id"] for r in rows} == {
+                first.team_id: org[0],
+                second.team_id: org[0],
+            }
