@@ -152,7 +152,8 @@ class Runtime:
     """The running app, for `serve` and the demo: its settings, stores, Bolt app and services."""
 
     settings: Settings
-    home: tuple[str, str] | None  # one workspace: its (team id, name); None for many (OAuth)
+    # SLACK_BOT_TOKEN's workspace, (team id, name); None in multi-workspace mode (OAuth installs).
+    token_workspace: tuple[str, str] | None
     sessions: async_sessionmaker[AsyncSession]
     inbox_sessions: async_sessionmaker[AsyncSession]  # the live mirror's inbox (`db.inbox`)
     vectors: ChromaVectorStore
@@ -166,13 +167,13 @@ class Runtime:
     @property
     def team_id(self) -> str:
         """The one workspace served (single-workspace mode)."""
-        assert self.home is not None, "a multi-workspace app serves no one workspace"
-        return self.home[0]
+        assert self.token_workspace is not None, "a multi-workspace app serves no one workspace"
+        return self.token_workspace[0]
 
     @property
     def team_name(self) -> str:
-        assert self.home is not None, "a multi-workspace app serves no one workspace"
-        return self.home[1]
+        assert self.token_workspace is not None, "a multi-workspace app serves no one workspace"
+        return self.token_workspace[1]
 
     @property
     def deps(self) -> Deps:
@@ -252,18 +253,18 @@ async def running_app(
         )
         client = build_web_client(settings, connections.session())
         installs: Installs | None = None
-        home: tuple[str, str] | None = None
+        token_workspace: tuple[str, str] | None = None
         tokens: BotTokens
         if settings.multi_workspace:
             installs = await open_installs(settings, sessions, connections)
             tokens, clients = installs.tokens, installs.clients
         else:
             assert settings.slack_bot_token is not None
-            home = await identify_workspace(client)
+            token_workspace = await identify_workspace(client)
             async with sessions() as session, session.begin():
-                await ensure_workspace(session, *home)
+                await ensure_workspace(session, *token_workspace)
             tokens, clients = (
-                OneWorkspace(home[0], settings.slack_bot_token),
+                OneWorkspace(token_workspace[0], settings.slack_bot_token),
                 WorkspaceClients.of(client),
             )
 
@@ -286,8 +287,8 @@ async def running_app(
             served = InstalledWorkspaces(sessions, installs.cipher, workspaces)
             oauth = oauth_settings(settings, sessions, installs.cipher)
         else:
-            assert home is not None
-            served = SingleWorkspace(workspaces.for_workspace(home[0]))
+            assert token_workspace is not None
+            served = SingleWorkspace(workspaces.for_workspace(token_workspace[0]))
         bolt = build_bolt_app(settings, client, served, connections, oauth=oauth)
         mode = "socket" if settings.socket_mode else "http"
         readiness = Readiness(engine, vectors, socket_mode=settings.socket_mode)
@@ -319,11 +320,15 @@ async def running_app(
         # The first step of the exit: the clock starts (unless the signal started it), and runs
         # and schedule fires are told to stop, while the fronts close.
         stack.callback(budget.begin)
-        serving = f"workspace {home[0]}" if home is not None else "every installed workspace"
+        serving = (
+            f"workspace {token_workspace[0]}"
+            if token_workspace is not None
+            else "every installed workspace"
+        )
         log.info("serving %s in %s mode on port %s", serving, mode, port)
         yield Runtime(
             settings,
-            home,
+            token_workspace,
             sessions,
             inbox_sessions,
             vectors,

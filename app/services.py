@@ -1,6 +1,7 @@
-"""Wire the scheduler, the engine, the Home publisher (`scheduler.home`) and the listeners'
-dependencies for one workspace; the engine and the listeners' slow halves yield to Slack's
-requests through `app.foreground`.
+"""Wire the scheduler, the engine (a Slack gateway per workspace), the live mirror and each
+workspace's listeners' dependencies and Home publisher, for one workspace (`SLACK_BOT_TOKEN`) or
+every installed one alike; the engine and the listeners' slow halves yield to Slack's requests
+through `app.foreground`.
 
 Everything opened here is registered on the caller's `AsyncExitStack`, so it closes once, in
 reverse order, on shutdown, each step within the shutdown budget (`app.shutdown`): schedule fires
@@ -46,6 +47,8 @@ from scheduler.uninstalls import Uninstalls
 from scheduler.workspace_clients import WorkspaceClients
 
 log = logging.getLogger(__name__)
+# Other processes may change the schedule table; every process re-reads it this often.
+SCHEDULE_SYNC_SECONDS = 60
 
 
 class WorkspaceDeps:
@@ -71,10 +74,6 @@ class WorkspaceDeps:
         """Stop every workspace's Home refresher."""
         for deps in list(self._made.values()):
             await deps.home.close()
-
-
-# Other processes may change the schedule table; every process re-reads it this often.
-SCHEDULE_SYNC_SECONDS = 60
 
 
 def build_gateways(
