@@ -316,7 +316,8 @@ class Phase:
     slack_calls: int = 0
     messages: int = 0
     errors: list[str] = field(default_factory=list)
-    load: str = ""
+    load: str = ""  # at the end
+    load_at_fire: str = ""
 
 
 def primary_owner(ws: fakeslack.Workspace) -> str:
@@ -553,6 +554,7 @@ def run_phase(args: argparse.Namespace, processes: int) -> Phase:
                 find_process("-p", str(pg_port)),
                 find_process("run", "--port", chroma.rsplit(":", 1)[1]),
             )
+            phase.load_at_fire = load_now()
             phase.cpu.start()
             rows = asyncio.run(watch(phase, url, pg_port, apps, fire, args.timeout))
             phase.cpu.stop()
@@ -625,6 +627,7 @@ def report(label: str, phase: Phase) -> None:
         )
     show(p + "slack calls", f"{phase.slack_calls} ({phase.ratelimited} answered 429)")
     show(p + "messages stored", phase.messages)
+    show(p + "load at the fire", phase.load_at_fire)
     show(p + "load at the end", phase.load)
     for line in phase.errors:
         show(p + "error", line)
