@@ -29,18 +29,23 @@ from db.installations import find_workspace_installation
 from db.records import Installation
 from db.token_crypto import TokenCipher
 from scheduler.backfill.errors import PermanentSlackError, SlackUnavailable
+from scheduler.backfill.gateway import TOKEN_EXPIRED
 from scheduler.backfill.tokens import NOT_INSTALLED
 
 log = logging.getLogger(__name__)
 
 # Bolt's default (`AsyncOAuthSettings.token_rotation_expiration_minutes`).
 REFRESH_BEFORE_MINUTES = 120
+# A token held in memory is read again from the table this often: another process may have
+# stored a new one meanwhile (a reinstall, a refresh) or deleted it (an uninstall).
+HOLD_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
 class _Held:
     token: str
     expires_at: float | None  # epoch seconds; None: the token does not expire
+    read_at: float  # when it was read from the table (epoch seconds)
 
     def __repr__(self) -> str:
         return f"_Held(***, expires_at={self.expires_at})"
@@ -76,19 +81,26 @@ class InstalledBotTokens:
     def _expiring(self, held: _Held) -> bool:
         return held.expires_at is not None and held.expires_at <= self._clock() + self._before_s
 
+    def _stale(self, held: _Held) -> bool:
+        return self._expiring(held) or held.read_at + HOLD_SECONDS <= self._clock()
+
     async def current(self, workspace_id: str) -> str:
         async with self._lock(workspace_id):
             held = self._held.get(workspace_id)
-            if held is None or self._expiring(held):
-                held = await self._fresh(workspace_id, rejected=None)
+            if held is None or self._stale(held):
+                held = await self._fresh(workspace_id, rejected=None, expired=False)
             return held.token
 
-    async def renew(self, workspace_id: str, rejected: str) -> str | None:
+    async def renew(self, workspace_id: str, rejected: str, error: str) -> str | None:
+        """Slack refused `rejected` with `error`: the stored token when another process saved
+        a new one (a reinstall, a refresh); for `token_expired`, a refreshed one."""
         async with self._lock(workspace_id):
             held = self._held.get(workspace_id)
             if held is not None and held.token != rejected:
                 return held.token  # renewed meanwhile by another call of this workspace
-            held = await self._fresh(workspace_id, rejected=rejected)
+            held = await self._fresh(
+                workspace_id, rejected=rejected, expired=error == TOKEN_EXPIRED
+            )
             return held.token if held.token != rejected else None
 
     def forget(self, workspace_id: str) -> None:
@@ -103,16 +115,14 @@ class InstalledBotTokens:
             raise PermanentSlackError(NOT_INSTALLED)
         return record
 
-    async def _fresh(self, workspace_id: str, *, rejected: str | None) -> _Held:
-        """The stored token, refreshed first when it expires soon or Slack `rejected` it."""
+    async def _fresh(self, workspace_id: str, *, rejected: str | None, expired: bool) -> _Held:
+        """The stored token, refreshed first when it expires soon or Slack said it `expired`."""
         record = await self._load(workspace_id)
-        held = _held_of(record)
+        held = _held_of(record, self._clock())
         if rejected is not None and held.token != rejected:
-            pass  # another process refreshed it already: its token is the stored one
-        elif record.bot_refresh_token is not None and (
-            rejected is not None or self._expiring(held)
-        ):
-            held = await self._refresh(workspace_id, record, held, force=rejected is not None)
+            pass  # another process stored a new one already: it is the one to use
+        elif record.bot_refresh_token is not None and (expired or self._expiring(held)):
+            held = await self._refresh(workspace_id, record, held, force=expired)
         self._held[workspace_id] = held
         return held
 
@@ -138,7 +148,7 @@ class InstalledBotTokens:
         except SlackTokenRotationError as exc:
             again = await self._load(workspace_id)
             if again.bot_token != record.bot_token:
-                return _held_of(again)  # another process used the refresh token first
+                return _held_of(again, self._clock())  # another process refreshed it first
             error = exc.api_error.response.get("error") if exc.api_error is not None else None
             log.warning("workspace %s: Slack refused the token refresh (%s)", workspace_id, error)
             raise PermanentSlackError(str(error or "invalid_refresh_token")) from None
@@ -147,10 +157,12 @@ class InstalledBotTokens:
         await self._store.async_save_bot(rotated)
         expires = rotated.bot_token_expires_at
         log.info("workspace %s: bot token refreshed", workspace_id)
-        return _Held(rotated.bot_token, float(expires) if expires is not None else None)
+        return _Held(
+            rotated.bot_token, float(expires) if expires is not None else None, self._clock()
+        )
 
 
-def _held_of(record: Installation) -> _Held:
+def _held_of(record: Installation, now: float) -> _Held:
     assert record.bot_token is not None
     expires = record.bot_token_expires_at
-    return _Held(record.bot_token, expires.timestamp() if expires is not None else None)
+    return _Held(record.bot_token, expires.timestamp() if expires is not None else None, now)

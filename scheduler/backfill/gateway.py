@@ -78,6 +78,9 @@ _CANCEL: ContextVar[_CancelScope | None] = ContextVar("backfill_run_cancel", def
 
 # Slack's answer to a rotated access token past its 12 hours: the refresh token makes a new one.
 TOKEN_EXPIRED = "token_expired"
+# Refusals of the token itself, after which the token source is asked once for another: a
+# refreshed one, or one another process stored meanwhile (a reinstall while this one held the old).
+RENEWABLE = frozenset({TOKEN_EXPIRED, "invalid_auth", "token_revoked"})
 
 # The SDK's default is a Tier-2-hostile "everything"; 200 is Slack's recommended page size.
 LIST_PAGE_SIZE = 200
@@ -214,7 +217,7 @@ class SlackGateway:
         failures = 0
         rate_limited = 0
         malformed: str | None = None
-        renewed: str | None = None  # after one `token_expired`: the new token, kept for this call
+        renewed: str | None = None  # after one refusal of the token: the new one, for this call
         while True:
             token = renewed or await self._tokens.current()
             # The method's turn lasts until Slack answers: one call of a method in flight at a
@@ -268,8 +271,8 @@ class SlackGateway:
                 self._stats.retries += 1
                 continue
             if outcome is Outcome.PERMANENT:
-                if reason == TOKEN_EXPIRED and renewed is None:
-                    renewed = await self._tokens.renew(token)
+                if reason in RENEWABLE and renewed is None:
+                    renewed = await self._tokens.renew(token, reason)
                     if renewed is not None and renewed != token:
                         continue  # the same call with the new token, once
                 raise PermanentSlackError(reason, method=method)

@@ -23,9 +23,10 @@ class TokenSource(Protocol):
         `PermanentSlackError` when the workspace has no usable token (uninstalled, revoked)."""
         ...
 
-    async def renew(self, rejected: str) -> str | None:
-        """Slack answered `token_expired` for `rejected`: a token to try instead, or None when
-        there is none (the call then fails as Slack said)."""
+    async def renew(self, rejected: str, error: str) -> str | None:
+        """Slack refused `rejected` with `error` (`token_expired`, `invalid_auth`,
+        `token_revoked`): a token to try instead (refreshed, or stored meanwhile by another
+        process), or None when there is none (the call then fails as Slack said)."""
         ...
 
 
@@ -34,7 +35,7 @@ class BotTokens(Protocol):
 
     async def current(self, workspace_id: str) -> str: ...
 
-    async def renew(self, workspace_id: str, rejected: str) -> str | None: ...
+    async def renew(self, workspace_id: str, rejected: str, error: str) -> str | None: ...
 
     def forget(self, workspace_id: str) -> None:
         """Drop what is held in memory for the workspace (its tokens were revoked)."""
@@ -53,7 +54,7 @@ class FixedToken:
     async def current(self) -> str:
         return self._token
 
-    async def renew(self, rejected: str) -> str | None:
+    async def renew(self, rejected: str, error: str) -> str | None:
         return None
 
 
@@ -67,8 +68,8 @@ class WorkspaceToken:
     async def current(self) -> str:
         return await self._tokens.current(self.workspace_id)
 
-    async def renew(self, rejected: str) -> str | None:
-        return await self._tokens.renew(self.workspace_id, rejected)
+    async def renew(self, rejected: str, error: str) -> str | None:
+        return await self._tokens.renew(self.workspace_id, rejected, error)
 
 
 class OneWorkspace:
@@ -87,7 +88,7 @@ class OneWorkspace:
             raise PermanentSlackError(NOT_INSTALLED)
         return self._token
 
-    async def renew(self, workspace_id: str, rejected: str) -> str | None:
+    async def renew(self, workspace_id: str, rejected: str, error: str) -> str | None:
         return None
 
     def forget(self, workspace_id: str) -> None:

@@ -154,13 +154,13 @@ async def test_concurrent_callers_refresh_once(
     tokens = bot_tokens(rotating, stores.sessions, cipher, refresh_before_minutes=0)
     assert await tokens.current(team) == first
     rotating.expire_tokens(team)
-    renewed = await asyncio.gather(*(tokens.renew(team, first) for _ in range(5)))
+    renewed = await asyncio.gather(*(tokens.renew(team, first, "token_expired") for _ in range(5)))
     assert len(set(renewed)) == 1 and renewed[0] != first
     assert refreshes(rotating) == 1  # a refresh token works once: one caller used it
 
     # Another process holding the old token takes the one this process saved: no refresh.
     other = bot_tokens(rotating, stores.sessions, cipher, refresh_before_minutes=0)
-    assert await other.renew(team, first) == renewed[0]
+    assert await other.renew(team, first, "token_expired") == renewed[0]
     assert refreshes(rotating) == 1
 
 
@@ -208,5 +208,26 @@ async def test_slack_unreachable_for_a_refresh_keeps_a_token_that_still_works(
     assert await tokens.current(team) == first
     # Slack says it expired and no new one can be had: the run's call fails as transient.
     with pytest.raises(SlackUnavailable) as unreachable:
-        await tokens.renew(team, first)
+        await tokens.renew(team, first, "token_expired")
     assert unreachable.value.method == "oauth.v2.access"
+
+
+async def test_a_process_holding_a_revoked_token_takes_the_reinstalled_one(
+    workspaces: list[Workspace], stores: Stores, cipher: TokenCipher
+) -> None:
+    """Another process handled the uninstall and the reinstall: this one still holds the old
+    token; Slack refuses it (`token_revoked`), the stored new one is read and the run goes on."""
+    ws = workspaces[1]
+    async with FakeSlack.serving(workspaces, rate_limits=False, oauth=OAuthConfig()) as fake:
+        old = await install(fake, stores.sessions, cipher, ws.team_id)
+        tokens = bot_tokens(fake, stores.sessions, cipher)
+        assert await tokens.current(ws.team_id) == old  # held
+        fake.uninstall(ws.team_id)
+        new = await install(fake, stores.sessions, cipher, ws.team_id)  # the redirect stores it
+        assert new != old
+        engine = BackfillEngine(gateways(fake, tokens), stores.sessions, stores.vectors)
+        result = await engine.run(RunRequest(ws.team_id, 1, days=60, now=NOW))
+        assert result.error is None and result.messages_written > 0
+        refused = [c for c in fake.calls if c.error == "token_revoked"]
+        assert len(refused) == 1  # the held token, once; then the stored one
+        assert await tokens.current(ws.team_id) == new
