@@ -3,11 +3,13 @@ and during a large write load, and recall@10 of the fused search against each ha
 
     .venv/bin/python bench/bench_search.py [--messages 500000] [--channels 50] [--users 200]
         [--per-kind 100] [--searches 300] [--load-batch 2000] [--seed 16] [--postgres]
+        [--quiet-flag /tmp/bench_quiet] [--max-load 1.5] [--max-busy 0.25] [--load-wait 300]
 
 Setup (timed, not a figure with a target): a fakeslack workspace (in a thread of this process,
 rate limits off) gives the channels, users and searcher's private channels; `--messages` messages
 are generated from a vocabulary and written straight into SQL (`db.messages.upsert_messages`) and
-embedded Chroma (`ChromaVectorStore.upsert`), in chunks, streamed (never all in memory). Chroma
+embedded Chroma (`ChromaVectorStore.upsert`), in chunks, streamed (never all in memory) and
+pipelined (the next chunk is made and stored in SQL while Chroma indexes this one). Chroma
 uses `EMBEDDING=hashing`: offline and lexical (words, word pairs, character n-grams), no model
 download; the meaning half is then a fuzzy lexical match, not a semantic one.
 
@@ -36,6 +38,13 @@ then the same mix while a concurrent task writes `--load-batch`-message batches 
 a BackfillEngine run: Slack's pacing would leave the stores idle most of the time). The channel
 list and the searcher's private channels are cached (TTLs raised for the benchmark, warmed first): the figures are the
 search itself. Targets: p99 < 300 ms idle, < 600 ms during the writes.
+
+Quiet timing: before each timed phase (idle, during the writes) the benchmark waits, up to
+`--load-wait` seconds, for the 1-minute load average to fall to `--max-load` and for the machine's
+CPUs to be at most `--max-busy` busy over 3 s while the benchmark itself is idle (the average lags:
+one other busy process on two cores shows as a load of 1), and prints the load it starts and ends
+each phase under. `--quiet-flag PATH` creates that file from the idle phase to
+the end of the writes phase and removes it after (others hold their tests while it exists).
 
 `--postgres` uses a throwaway PostgreSQL (`tests/support/servers.py`) instead of SQLite. Prints
 `name: value` lines; a figure with a target gives its bound, the ratio to it and met or missed.
@@ -80,6 +89,7 @@ from scheduler.search import (
     DEPTH,
     MAX_DISTANCE,
     MAX_NEAR,
+    UNFILTERED_FACTOR,
     PrivateMemberships,
     SearchService,
     _bound,
@@ -363,9 +373,12 @@ class Bench:
                 limit=DEPTH,
             )
         middle = time.perf_counter()
-        limit = min(MAX_NEAR, DEPTH * (DAY_FILTER_FACTOR if start or end else 1))
+        # As the service asks Chroma: channels in the filter only for an `in:` search.
+        narrow = self.allowed(query) if query.channel_ids else None
+        factor = DAY_FILTER_FACTOR if start or end else 1
+        limit = min(MAX_NEAR, DEPTH * factor * (1 if narrow else UNFILTERED_FACTOR))
         await self.vectors.search(
-            self.team_id, query.words, limit, channel_ids=self.allowed(query), user_ids=authors
+            self.team_id, query.words, limit, channel_ids=narrow, user_ids=authors
         )
         return (middle - began) * 1000, (time.perf_counter() - middle) * 1000
 
@@ -496,15 +509,65 @@ async def load_store(
 
     started = time.perf_counter()
     next_report = 0.1
+    indexing: asyncio.Task[None] | None = None  # Chroma's chunk in flight (its own process)
     for start in range(0, args.messages, SETUP_CHUNK):
+        # Made and stored in SQL while Chroma, the slower store, indexes the previous chunk.
         records = corpus.chunk(start, min(SETUP_CHUNK, args.messages - start))
-        await asyncio.gather(sql(records), vectors.upsert(records))
+        await sql(records)
+        if indexing is not None:
+            await indexing
+        indexing = asyncio.create_task(vectors.upsert(records))
         done = (start + len(records)) / args.messages
         if done >= next_report:
             rate = (start + len(records)) / (time.perf_counter() - started)
             print(f"[setup] {done:.0%} stored, {rate:.0f} msg/s", file=sys.stderr, flush=True)
             next_report += 0.1
+    if indexing is not None:
+        await indexing
     return time.perf_counter() - started
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of every CPU since boot (Linux `/proc/stat`)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+async def busy_share(seconds: float = 3.0) -> float:
+    """The share of all CPUs busy over `seconds` (0 where /proc/stat is not there)."""
+    try:
+        busy0, total0 = _cpu_times()
+        await asyncio.sleep(seconds)
+        busy1, total1 = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return (busy1 - busy0) / max(1, total1 - total0)
+
+
+async def quiet_enough(args: argparse.Namespace, phase: str) -> None:
+    """Wait (up to `--load-wait` s) for the 1-minute load average to fall to `--max-load` and the
+    CPUs to be at most `--max-busy` busy (this benchmark is idle meanwhile)."""
+    began = time.perf_counter()
+    first = os.getloadavg()[0]
+    busy = await busy_share()
+    while (
+        os.getloadavg()[0] > args.max_load or busy > args.max_busy
+    ) and time.perf_counter() - began < args.load_wait:
+        await asyncio.sleep(2)
+        busy = await busy_share()
+    load = os.getloadavg()[0]
+    waited = time.perf_counter() - began
+    show(
+        f"load_before_{phase}",
+        f"{load:.2f} (1-min average; {first:.2f} before waiting {waited:.0f} s, "
+        f"bound {args.max_load:g}; CPUs {busy:.0%} busy, bound {args.max_busy:.0%})",
+    )
+    print(f"[{phase}] timed phase starts, load {load:.2f}", file=sys.stderr, flush=True)
+
+
+def load_after(phase: str) -> None:
+    show(f"load_after_{phase}", f"{os.getloadavg()[0]:.2f} (1-min average)")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -588,9 +651,15 @@ async def run(args: argparse.Namespace) -> None:
         show("recall_phase_s", round(time.perf_counter() - began, 1))
 
         mix = search_mix(corpus, targets, args.searches, args.seed)
+        if args.quiet_flag:
+            stack.callback(Path(args.quiet_flag).unlink, missing_ok=True)
+        await quiet_enough(args, "idle")
+        if args.quiet_flag:
+            Path(args.quiet_flag).touch()
         began = time.perf_counter()
         await timed_mix(bench, mix, "idle")
         show("idle_phase_s", round(time.perf_counter() - began, 1))
+        load_after("idle")
         for label, words in (("most_common_word", corpus.filler[0]), ("code_alone", "ERR_0000")):
             times = [(await bench.search(SearchQuery(words)))[0] * 1000 for _ in range(5)]
             show(
@@ -611,13 +680,18 @@ async def run(args: argparse.Namespace) -> None:
                 written[1] += time.perf_counter() - began
                 index += args.load_batch
 
+        await quiet_enough(args, "during_writes")
         task = asyncio.create_task(writer())
         await asyncio.sleep(1.0)  # the first batch is inside its transaction
         load_started = time.perf_counter()
         await timed_mix(bench, mix, "during_writes")
         load_s = time.perf_counter() - load_started
+        load_after("during_writes")
         stop.set()
         await task
+        if args.quiet_flag:
+            Path(args.quiet_flag).unlink(missing_ok=True)
+            print("[quiet] timed phases over", file=sys.stderr, flush=True)
         show(
             "writes_during_searches",
             f"{int(written[0])} messages in {args.load_batch}-message write_batch calls, "
@@ -645,6 +719,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--load-batch", type=int, default=2_000, help="messages per write_batch")
     p.add_argument("--seed", type=int, default=16)
     p.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
+    p.add_argument(
+        "--quiet-flag", help="a file to create while the timed phases run (removed after)"
+    )
+    p.add_argument(
+        "--max-load", type=float, default=1.5, help="1-min load average to wait for before timing"
+    )
+    p.add_argument(
+        "--max-busy", type=float, default=0.25, help="CPU share busy to wait for before timing"
+    )
+    p.add_argument(
+        "--load-wait", type=float, default=300.0, help="longest wait for --max-load (seconds)"
+    )
     return p.parse_args(argv)
 
 
