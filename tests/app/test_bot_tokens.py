@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.bot_tokens import InstalledBotTokens
+from app.bot_tokens import HOLD_SECONDS, InstalledBotTokens
 from db.installations import find_workspace_installation, revoke_installation
 from db.models import utcnow
 from db.records import Installation, Progress
@@ -231,3 +232,21 @@ async def test_a_process_holding_a_revoked_token_takes_the_reinstalled_one(
         refused = [c for c in fake.calls if c.error == "token_revoked"]
         assert len(refused) == 1  # the held token, once; then the stored one
         assert await tokens.current(ws.team_id) == new
+
+
+async def test_a_held_token_is_read_again_after_a_while(
+    rotating: FakeSlack, workspaces: list[Workspace], stores: Stores, cipher: TokenCipher
+) -> None:
+    """A reinstall stored by another process reaches this one within `HOLD_SECONDS`, without
+    any refusal from Slack first."""
+    team = workspaces[1].team_id
+    now = [time.time()]
+    first = await install(rotating, stores.sessions, cipher, team)
+    tokens = bot_tokens(
+        rotating, stores.sessions, cipher, refresh_before_minutes=0, clock=lambda: now[0]
+    )
+    assert await tokens.current(team) == first
+    second = await install(rotating, stores.sessions, cipher, team)  # another process's
+    assert await tokens.current(team) == first  # held
+    now[0] += HOLD_SECONDS
+    assert await tokens.current(team) == second
