@@ -33,10 +33,12 @@ from db.vectors import VectorStore
 # 150-220 ms, of 50 115-120 ms (up to 280), of 25 about 70 ms: about 20 ms a call plus 1.6-2 ms a
 # document. bench/bench_search.py at 100k, search p99 during back-to-back 2,000-message batches:
 # 200 -> 605 ms, 100 -> 400 ms, 50 -> 294 ms (idle about 100 ms); write_batch 578 -> 464 -> 415
-# msg/s meanwhile (more searches served a second, on the same two cores): still above what one
+# msg/s meanwhile (more searches served a second, on the same two cores). At 500k (the issue's
+# size; idle p99 270-280 ms) 50 still missed the 600 ms bound (684 ms, 229 msg/s) and 25 met it
+# (481 ms, 178 msg/s): the price is write throughput while searches run, below what one
 # workspace's run can fetch at Tier 3 (50 history and 50 replies pages of 200 a minute: at most
-# about 330 msg/s).
-VECTOR_CHUNK: Final = 50
+# about 330 msg/s) once the collection is that large.
+VECTOR_CHUNK: Final = 25
 
 
 @dataclass(frozen=True, slots=True)

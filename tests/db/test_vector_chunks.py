@@ -17,7 +17,7 @@ from db.vectors import ChromaVectorStore, _WorkerProcess
 from scheduler.backfill.writer import VECTOR_CHUNK, Removal, write_batch, write_pruned_batch
 
 WS = "TCHUNKS"
-MANY = 3 * VECTOR_CHUNK + 7  # several chunks, and less than one SQL statement's 200 rows
+MANY = 3 * VECTOR_CHUNK + 7  # several chunks, and at most one SQL statement's 200 rows
 
 
 def _records(n: int) -> list[MessageRecord]:
