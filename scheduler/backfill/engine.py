@@ -108,8 +108,9 @@ class EngineConfig:
     AUTO_JOIN, PRUNE_DELETED). `queue_pages` is how many fetched page units may wait for the
     writer; the writer takes every unit already waiting (up to `coalesce_rows` rows and threads)
     into one transaction and moves each channel's checkpoint once; `write_batch` caps the rows of
-    one SQL statement and of one Chroma upsert (short steps keep the event loop, and with it the
-    pacing of Slack calls and the acknowledgement of Slack's requests, responsive)."""
+    one SQL statement (short steps keep the event loop, and with it the pacing of Slack calls and
+    the acknowledgement of Slack's requests, responsive); a Chroma call carries at most the
+    writer's `VECTOR_CHUNK` documents (a search waits behind one of them at most)."""
 
     include_bots: bool = False
     min_text_chars: int = 8
