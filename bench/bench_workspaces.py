@@ -3,7 +3,7 @@ several real app processes on one PostgreSQL, against the same with one process.
 
     .venv/bin/python bench/bench_workspaces.py [--workspaces 1000] [--processes 3]
         [--run-concurrency 2] [--messages 60] [--lead 60] [--timeout 1800] [--seed 14]
-        [--quiet-flag /tmp/bench_quiet]
+        [--quiet-flag /tmp/bench_quiet] [--chroma server|embedded] [--keep-logs DIR]
 
 What is measured, once with 1 process (the baseline) and once with `--processes` processes, each
 phase from scratch: its own throwaway PostgreSQL (`tests/support/servers.py`), its own Chroma
@@ -37,6 +37,9 @@ runs table until every schedule's run for T has ended (or `--timeout`), then rea
 - peak database connections per process: `pg_stat_activity` sampled every 0.2 s, each backend
   attributed to a process by its client port (the process that holds that TCP socket, from
   /proc); open connections (idle ones in the pools included) and those active at that instant.
+`--chroma embedded` (a diagnostic, not the design's deployment: it splits the documents between
+processes) gives each process its own embedded store instead of the shared server, to tell how
+much of the time the one Chroma server accounts for.
 The ratio is the baseline's time to the last run's end over the multi-process one; target: at
 least 2.5x faster with 3 processes.
 
@@ -385,11 +388,10 @@ def app_settings(
         "SLACK_SIGNING_SECRET": fake.signing_secret,
         "SLACK_API_URL": fake.base_url,
         "DATABASE_URL": url,
-        "CHROMA_URL": chroma,
         "EMBEDDING": "hashing",
         "LOG_LEVEL": "INFO",  # each run's end is logged: the share of each process
         "RUN_CONCURRENCY": str(concurrency),
-    }
+    } | ({"CHROMA_URL": chroma} if chroma else {})
 
 
 @contextlib.contextmanager
@@ -538,7 +540,8 @@ def run_phase(args: argparse.Namespace, processes: int) -> Phase:
         fire = asyncio.run(prepare(url, fake, workspaces, key, args.lead))
         phase.fire = fire
         phase.schedules = len(workspaces)
-        settings = app_settings(fake, config, key, url, chroma, args.run_concurrency)
+        shared = chroma if args.chroma == "server" else ""  # embedded: one per process
+        settings = app_settings(fake, config, key, url, shared, args.run_concurrency)
         keep = Path(args.keep_logs) if args.keep_logs else None
         with app_processes(settings, processes, keep) as apps:
             for app in apps:
@@ -647,6 +650,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="after the fire minute")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--quiet-flag", default="/tmp/bench_quiet")
+    parser.add_argument(
+        "--chroma",
+        choices=("server", "embedded"),
+        default="server",
+        help="one Chroma server for all (the design's scale-out), or each process its own "
+        "embedded store (a diagnostic: it splits the documents between processes)",
+    )
     parser.add_argument("--keep-logs", help="copy each app's output into this folder")
     parser.add_argument("--only", choices=("baseline", "scaled"), help="one phase (develop)")
     args = parser.parse_args(argv)
@@ -657,6 +667,12 @@ def main(argv: list[str] | None = None) -> int:
         f"7 channels, 6 people, about {args.messages} messages over {DAYS} days",
     )
     show("run concurrency", args.run_concurrency)
+    show(
+        "chroma",
+        "one server for all processes"
+        if args.chroma == "server"
+        else "embedded, one store per process (diagnostic)",
+    )
     show("slack rate limits", "on, Slack's tiers at the real minute (per workspace, per method)")
     show("load at start", load_now())
     phases: dict[int, Phase] = {}
