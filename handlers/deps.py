@@ -92,11 +92,11 @@ class ServedWorkspaces(Protocol):
         ...
 
 
+@dataclass(frozen=True)
 class SingleWorkspace:
     """`ServedWorkspaces` of a process serving the one workspace its bot token belongs to."""
 
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
+    deps: Deps
 
     async def deps_for(self, team_id: str, enterprise_id: str | None = None) -> Deps | None:
         return self.deps if team_id == self.deps.team_id else None
