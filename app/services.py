@@ -232,9 +232,10 @@ async def start_services(
             log.info("no Home refresh in %s: %s", home.team_id, exc.error)
 
     def on_run_event(event: RunEvent) -> None:
-        # Only tabs someone opened in this process are refreshed.
+        # Only tabs someone opened lately in this process are refreshed: a run's every page is an
+        # event, and without a viewer there is no client to make nor task to start.
         deps = workspaces.made(event.workspace_id)
-        if deps is not None:
+        if deps is not None and deps.home.recent_viewers():
             task = asyncio.get_running_loop().create_task(refresh_home(deps.home))
             refreshes.add(task)
             task.add_done_callback(refreshes.discard)

@@ -283,19 +283,9 @@ async def test_a_wrong_encryption_key_stops_the_start_with_one_line(
     multi: Multi, database_url: str, tmp_path: Path
 ) -> None:
     await multi.install(multi.workspaces[0])
-    wrong = load_settings(
-        {
-            "SLACK_CLIENT_ID": multi.fake.oauth_config.client_id,
-            "SLACK_CLIENT_SECRET": multi.fake.oauth_config.client_secret,
-            "TOKEN_ENCRYPTION_KEY": generate_key(),
-            "SLACK_SIGNING_SECRET": multi.fake.signing_secret,
-            "SLACK_API_URL": multi.fake.base_url,
-            "PORT": str(free_port()),
-            "DATABASE_URL": database_url,
-            "CHROMA_PATH": str(tmp_path / "chroma-2"),
-            "EMBEDDING": "hashing",
-        },
-        env_file=None,
+    # Another process (its own port and Chroma folder) started with a key that is not the store's.
+    wrong = multi_settings(
+        multi.fake, free_port(), database_url, tmp_path / "second", generate_key()
     )
     with pytest.raises(StartupError) as refused:
         async with running_app(wrong):
