@@ -1,7 +1,9 @@
 """The queue of runs and the slots that run them: at most `run_concurrency` runs at once in this
 process, in arrival order. A slot takes the next run, runs the engine (waiting out a database
 that goes away mid-run and resuming from the checkpoints), and hands the result to
-`run_endings`. Imports `db`, `blocks` and `scheduler.*`; never Bolt.
+`run_endings`. Scheduled fires take their turn to claim a run only when a slot is free
+(`turn_to_claim`), so a process never hoards fires that other processes have room for.
+Imports `db`, `blocks` and `scheduler.*`; never Bolt.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from db.records import Progress
 from db.session import database_trouble
@@ -50,9 +52,12 @@ class RunSlots:
         self._queue: deque[RunJob] = deque()  # in arrival order
         self._wakeup = asyncio.Condition()
         self._active: set[int] = set()
+        self._room = asyncio.Condition()  # a slot came free, or waiting claimers must go ahead
+        self._stop_waiting = False
         self.workers: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
+        self._stop_waiting = False
         self.workers = [
             asyncio.create_task(self._worker(), name=f"backfill-run-slot-{i}")
             for i in range(self._concurrency)
@@ -69,6 +74,42 @@ class RunSlots:
     async def wake_all(self) -> None:
         async with self._wakeup:
             self._wakeup.notify_all()
+
+    def has_room(self) -> bool:
+        """Fewer runs in this process's hands (queued or running) than it has slots."""
+        return len(self._core.jobs) < self._concurrency
+
+    @contextlib.asynccontextmanager
+    async def turn_to_claim(self) -> AsyncIterator[None]:
+        """Entered when this process may take one more run: a slot is free (or no slot runs yet,
+        or `stop_waiting()` was called). One claimer at a time, in arrival order; a claim made
+        inside that enqueues its run fills the room before the next claimer looks.
+
+        Every process gets every fire and the database gives each fire to the first claimer, so
+        a process that claimed whatever came would queue fires while the others sit idle (one of
+        three took 54 % of 1,000 simultaneous fires). Waiting for a free slot first lets the
+        fires go to the processes that can start them; the ones still waiting here are not
+        lost when this process stops: `stop_waiting` lets them claim and the stop releases
+        them like any queued run."""
+        async with self._room:
+            await self._room.wait_for(
+                lambda: self._stop_waiting or not self.workers or self.has_room()
+            )
+            try:
+                yield
+            finally:
+                if self.has_room():
+                    self._room.notify()  # the next claimer's turn (this one took no slot)
+
+    async def stop_waiting(self) -> None:
+        """Let every claimer waiting for a slot go ahead now (the process is stopping)."""
+        async with self._room:
+            self._stop_waiting = True
+            self._room.notify_all()
+
+    async def _slot_freed(self) -> None:
+        async with self._room:
+            self._room.notify()
 
     def enqueue(self, job: RunJob) -> None:
         """Take `job` in hand and queue it for the next free slot."""
@@ -91,6 +132,7 @@ class RunSlots:
                 await self._endings.finish(job, RunResult(cancelled=True))
         finally:
             self._core.jobs.pop(job.job_run_id, None)
+            await self._slot_freed()
 
     async def _worker(self) -> None:
         core = self._core
@@ -114,6 +156,7 @@ class RunSlots:
                 core.jobs.pop(job.job_run_id, None)
                 if core.progress.get(job.run.workspace_id) is job.progress:
                     core.progress.pop(job.run.workspace_id, None)
+                core.spawn(self._slot_freed())
 
     async def _execute(self, job: RunJob) -> None:
         core = self._core

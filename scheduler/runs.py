@@ -18,9 +18,10 @@ this process's hands until it is. Imports `db`, `blocks` and `scheduler.*`; neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -98,6 +99,8 @@ class RunService:
             concurrency=run_concurrency,
             wait_for_database=self._lease.wait_for_database,
         )
+        if schedules is not None:  # fires waiting for a slot claim at once when firing stops
+            schedules.on_closing(self._slots.stop_waiting)
         self._started = False
 
     # What a test stands in for, or reads to stop a service the way SIGKILL would.
@@ -164,6 +167,7 @@ class RunService:
             await asyncio.wait({asyncio.ensure_future(work)}, timeout=until())
 
         core.stopping = True  # from here on, no run is claimed, taken over or retried here
+        await self._slots.stop_waiting()  # fires still waiting for a slot: skipped, as said
         core.give_up_at = min(deadline, time.monotonic() + STOP_DATABASE_WAIT_S)
         for job in list(core.jobs.values()):
             job.shutdown = True
@@ -269,17 +273,31 @@ class RunService:
         read here and recorded here, once."""
         schedules = self._core.schedules
         schedule = None if schedules is None else schedules.fire_in_hand(workspace_id, fire_time)
-        claimed = await claim_fire(self._core, workspace_id, schedule_id, fire_time, schedule)
-        if claimed is None:
-            return None  # ignored: nothing to record
-        row, recipient = claimed
-        if row is not None:
-            # In hand at once (before any other wait): a claimed run is never without an owner
-            # beating it, and goes ahead even when recording the fire below fails.
-            self._slots.enqueue(RunJob(row, recipient, 0))
+        # A claim waits its turn for a free slot here (meanwhile a process with one takes the
+        # fire), unless it is refused whatever the wait: then it is made, and refused, at once.
+        settled = not self._slots.has_room() and await self._fire_settled(
+            workspace_id, schedule_id, fire_time
+        )
+        async with contextlib.nullcontext() if settled else self._slots.turn_to_claim():
+            claimed = await claim_fire(self._core, workspace_id, schedule_id, fire_time, schedule)
+            if claimed is None:
+                return None  # ignored: nothing to record
+            row, recipient = claimed
+            if row is not None:
+                # In hand at once (before any other wait): a claimed run is never without an
+                # owner beating it, and goes ahead even when recording the fire below fails.
+                self._slots.enqueue(RunJob(row, recipient, 0))
         if schedule is None and schedules is not None:  # a fire by hand: recorded here
             await schedules.after_fire(workspace_id, fire_time)
         return row
+
+    async def _fire_settled(self, workspace_id: str, schedule_id: int, fire_time: datetime) -> bool:
+        """Whether the claim of this fire is refused whatever the wait: another process claimed
+        it already, or the workspace has a run going (the fire is skipped now, as always)."""
+        async with reading(self._core.sessions) as session:
+            if await repo.run_for_fire(session, schedule_id, fire_time.astimezone(UTC)):
+                return True
+            return await repo.running_run(session, workspace_id) is not None
 
     async def retry(self, workspace_id: str, job_run_id: int, user_id: str) -> Run:
         """ "Retry now": a new run of the same kind and window as a failed or cancelled run. A

@@ -137,6 +137,7 @@ class ScheduleService:
         self._submitted: dict[str, tuple[datetime, str]] = {}
         self._in_flight: set[asyncio.Task[object]] = set()  # the job tasks running a fire now
         self._in_hand: dict[str, tuple[datetime, Schedule]] = {}  # workspace -> fire being run
+        self._closing_listeners: list[Callable[[], Awaitable[None]]] = []
         try:
             scheduler.remove_executor(EXECUTOR_ALIAS, shutdown=False)
         except KeyError:
@@ -149,9 +150,11 @@ class ScheduleService:
         APScheduler. A fire holds database connections: cancelled mid-query (APScheduler's
         shutdown cancels running jobs, and so does the event loop's end), SQLAlchemy's shielded
         close of an aiosqlite connection can wait forever, and the process never exits."""
+        self._closing = True  # a fire waiting for the database stops waiting
+        for listener in self._closing_listeners:  # and one waiting for a run slot goes ahead
+            await listener()
         if not self._scheduler.running:
             return
-        self._closing = True  # a fire waiting for the database stops waiting
         self._scheduler.pause()  # no new fire starts
         await asyncio.sleep(0)  # a fire submitted just before the pause starts (and is counted)
         pending = {t for t in self._in_flight if not t.done()}
@@ -163,6 +166,10 @@ class ScheduleService:
                 )
         self._scheduler.remove_listener(self._on_submitted)
         self._scheduler.shutdown(wait=False)
+
+    def on_closing(self, listener: Callable[[], Awaitable[None]]) -> None:
+        """Await `listener()` when `close` begins, before it waits for the fires under way."""
+        self._closing_listeners.append(listener)
 
     # -- reads --
 

@@ -157,6 +157,46 @@ async def test_runs_queue_fairly_across_workspaces(tmp_path: Path) -> None:
         assert stub.started == [busy.job_run_id, *(r.job_run_id for r in others), again.job_run_id]
 
 
+async def test_a_fire_waits_for_a_free_slot_before_claiming(tmp_path: Path) -> None:
+    """With every slot taken, a schedule's fire claims nothing (no row: another process with a
+    free slot may take it) until a slot frees; then it is claimed and runs. A fire whose
+    workspace has a run going is skipped at once, as always, and when firing stops (the app
+    shuts down) a fire still waiting claims at once, so the stop releases it like any queued
+    run and it is resumed after the restart."""
+    ws = workspace(seed=5, messages=50)
+    stub = StubEngine(pages=10, page_s=0.05)
+    spec = ScheduleSpec("*/30 * * * *", "UTC", 7, True, ())
+    async with slack_node(
+        ws, sqlite_url(tmp_path), tmp_path, engine=stub, run_concurrency=1, progress_interval_s=0.0
+    ) as (_, node):
+        waiting, busy_ws, last = [
+            await node.schedules.save(team, spec, ADMIN) for team in ("T0WAIT", "T0BUSY", "T0LAST")
+        ]
+        fire = waiting.next_run_at - timedelta(minutes=30)
+        busy = await node.service.start_manual("T0BUSY", ADMIN, days=1)
+        pending = asyncio.ensure_future(
+            node.service.on_schedule_fire("T0WAIT", waiting.schedule_id, fire)
+        )
+        skipped = await node.service.on_schedule_fire("T0BUSY", busy_ws.schedule_id, fire)
+        assert skipped is None  # its workspace's run is going: skipped without waiting
+        await asyncio.sleep(0.2)
+        assert not pending.done() and await node.service.history("T0WAIT") == []
+        row = await pending  # the manual run ended: a slot is free
+        assert row is not None and stub.started == [busy.job_run_id, row.job_run_id]
+        # While that run holds the slot, firing stops: the waiting fire claims at once.
+        later = asyncio.ensure_future(
+            node.service.on_schedule_fire("T0LAST", last.schedule_id, fire)
+        )
+        await asyncio.sleep(0.1)
+        assert not later.done()
+        await node.schedules.close()
+        claimed = await asyncio.wait_for(later, 1.0)
+        assert claimed is not None and claimed.status == "running"
+        assert (await node.service.get(row.job_run_id)).status == "running"  # type: ignore[union-attr]
+        await node.service.wait_idle()
+        assert stub.started == [busy.job_run_id, row.job_run_id, claimed.job_run_id]
+
+
 async def test_runs_members_cancel_only_their_own_runs(tmp_path: Path) -> None:
     ws = workspace(seed=5, messages=50)
     stub = StubEngine(pages=400, page_s=0.02)
