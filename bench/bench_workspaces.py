@@ -3,7 +3,8 @@ several real app processes on one PostgreSQL, against the same with one process.
 
     .venv/bin/python bench/bench_workspaces.py [--workspaces 1000] [--processes 3]
         [--run-concurrency 2] [--messages 60] [--lead 60] [--timeout 1800] [--seed 14]
-        [--quiet-flag /tmp/bench_quiet] [--chroma server|embedded] [--keep-logs DIR]
+        [--quiet-flag /tmp/bench_quiet] [--chroma server|embedded] [--slack-latency-ms 100]
+        [--keep-logs DIR]
 
 What is measured, once with 1 process (the baseline) and once with `--processes` processes, each
 phase from scratch: its own throwaway PostgreSQL (`tests/support/servers.py`), its own Chroma
@@ -22,9 +23,10 @@ multi-workspace mode: `SLACK_CLIENT_ID`/`SECRET`, `TOKEN_ENCRYPTION_KEY`, no bot
 `RUN_CONCURRENCY=--run-concurrency`, `EMBEDDING=hashing`); a phase whose processes are not all
 healthy (schedules loaded) before the fire minute is reported as such and not measured.
 
-From the fire minute T: every process fires every schedule and tries to claim it (a unique
-(schedule_id, fire_time) row); the winner queues the run in its slots. The benchmark polls the
-runs table until every schedule's run for T has ended (or `--timeout`), then reads:
+From the fire minute T: every process fires every schedule and, when it has a free run slot
+(else it waits for one), tries to claim it (a unique (schedule_id, fire_time) row); the winner
+runs it. The benchmark polls the runs table until every schedule's run for T has ended (or
+`--timeout`), then reads:
 - fires: schedules whose fire at T was claimed (a run row with that schedule and fire time);
 - runs: those runs that ended, and how (success, failed, cancelled);
 - duplicates: extra runs of one (schedule, fire time) in the table, plus workspaces where Slack
@@ -48,6 +50,13 @@ paces with the real minute too): Slack's tiers are per workspace per method, and
 workspace's run makes a few calls of each method, well within a minute's allowance, so the app's
 pacer never waits and Slack never answers 429, as with real small workspaces; the limits are there
 to show it (`ratelimited` counts fakeslack's 429s, expected 0).
+
+Slack answers each Web API call over the internet; fakeslack answers on loopback in about a
+millisecond. `--slack-latency-ms` (default 100) holds every answer that long (fakeslack's `delay`
+fault, armed once setup is done), so a run spends its time as a real one does: mostly waiting
+for Slack, which is what more processes (more run slots) overlap. With 0 the benchmark measures
+how fast this machine's cores do the rest (the apps, PostgreSQL, the one Chroma server and
+fakeslack all share them), not how the runs spread over processes.
 
 fakeslack runs in a thread of this process, next to the sampler; on a small machine the apps,
 PostgreSQL, Chroma and fakeslack share the cores, so the CPU time of each side is printed too
@@ -538,6 +547,8 @@ def run_phase(args: argparse.Namespace, processes: int) -> Phase:
         url = f"{base}/postgres"
         pg_port = int(base.rsplit(":", 1)[1])
         fire = asyncio.run(prepare(url, fake, workspaces, key, args.lead))
+        if args.slack_latency_ms > 0:
+            fake.faults.slow(args.slack_latency_ms / 1000)  # every later call, until the end
         phase.fire = fire
         phase.schedules = len(workspaces)
         shared = chroma if args.chroma == "server" else ""  # embedded: one per process
@@ -657,6 +668,12 @@ def main(argv: list[str] | None = None) -> int:
         help="one Chroma server for all (the design's scale-out), or each process its own "
         "embedded store (a diagnostic: it splits the documents between processes)",
     )
+    parser.add_argument(
+        "--slack-latency-ms",
+        type=float,
+        default=100.0,
+        help="how long fakeslack holds each answer (Slack's round trip; 0: none)",
+    )
     parser.add_argument("--keep-logs", help="copy each app's output into this folder")
     parser.add_argument("--only", choices=("baseline", "scaled"), help="one phase (develop)")
     args = parser.parse_args(argv)
@@ -674,6 +691,7 @@ def main(argv: list[str] | None = None) -> int:
         else "embedded, one store per process (diagnostic)",
     )
     show("slack rate limits", "on, Slack's tiers at the real minute (per workspace, per method)")
+    show("slack latency", f"{args.slack_latency_ms:g} ms per call")
     show("load at start", load_now())
     phases: dict[int, Phase] = {}
     for processes in (1, args.processes):
