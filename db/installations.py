@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import SlackInstallation, Workspace, utcnow
+from db.messages import workspace_enterprise
+from db.models import SlackInstallation, utcnow
 from db.records import Installation
 from db.token_crypto import TokenCipher
 
@@ -171,24 +172,26 @@ async def find_workspace_installation(
     )
     row = (await session.execute(stmt)).first()
     if row is None:
-        workspaces = Workspace.__table__
-        enterprise = (
-            await session.execute(
-                select(workspaces.c.enterprise_id).where(workspaces.c.workspace_id == team_id)
-            )
-        ).scalar_one_or_none()
-        if enterprise is not None:
+        org_key = await _org_install_key(session, team_id)
+        if org_key is not None:
             org = select(_TABLE).where(
-                _C.install_key == install_key(enterprise, None),
-                _C.bot_token_encrypted.is_not(None),
+                _C.install_key == org_key, _C.bot_token_encrypted.is_not(None)
             )
             row = (await session.execute(org)).first()
     return None if row is None else _from_row(row, cipher)
 
 
+async def _org_install_key(session: AsyncSession, team_id: str) -> str | None:
+    """The key of the org-wide install that would serve workspace `team_id`: that of the
+    Grid organisation its verified requests named, else None."""
+    enterprise = await workspace_enterprise(session, team_id)
+    return None if enterprise is None else install_key(enterprise, None)
+
+
 async def install_problem(session: AsyncSession, team_id: str) -> str | None:
-    """Why workspace `team_id`'s install needs a reinstall (the Slack error that said so), or
-    None: usable, or no row at all (one workspace's `SLACK_BOT_TOKEN`, an org-wide install)."""
+    """Why the install serving workspace `team_id` needs a reinstall (the Slack error that said
+    so), or None: usable, or no install at all (one workspace's `SLACK_BOT_TOKEN`). The
+    workspace's own install, else its organisation's org-wide one."""
     stmt = (
         select(_C.status, _C.status_reason)
         .where(_C.team_id == team_id)
@@ -196,6 +199,11 @@ async def install_problem(session: AsyncSession, team_id: str) -> str | None:
         .limit(1)
     )
     row = (await session.execute(stmt)).first()
+    if row is None:
+        org_key = await _org_install_key(session, team_id)
+        if org_key is not None:
+            org = select(_C.status, _C.status_reason).where(_C.install_key == org_key)
+            row = (await session.execute(org)).first()
     if row is None or row.status == "active":
         return None
     return str(row.status_reason or row.status)
@@ -262,19 +270,29 @@ async def mark_workspace_needs_reinstall(
     session: AsyncSession, team_id: str, reason: str, *, now: datetime | None = None
 ) -> bool:
     """`mark_needs_reinstall` for background work, which knows the workspace but not always its
-    enterprise: the workspace's install holding a token, whatever its enterprise. Whether one
-    was found (none: a process serving `SLACK_BOT_TOKEN`, or an org-wide install)."""
-    stmt = (
-        update(_TABLE)
-        .where(
-            _C.team_id == team_id,
-            _C.bot_token_encrypted.is_not(None),
-            _C.status == "active",
-        )
-        .values(status="needs_reinstall", status_reason=reason, updated_at=now or utcnow())
+    enterprise: the install serving it (`find_workspace_installation`'s choice: its own holding
+    a token, else its organisation's org-wide one). Whether one was marked (none: a process
+    serving `SLACK_BOT_TOKEN`)."""
+    values = {"status": "needs_reinstall", "status_reason": reason, "updated_at": now or utcnow()}
+    working = (_C.bot_token_encrypted.is_not(None), _C.status == "active")
+    own = await session.execute(
+        update(_TABLE).where(_C.team_id == team_id, *working).values(values)
     )
-    result = await session.execute(stmt)
-    return bool(getattr(result, "rowcount", 0))
+    if getattr(own, "rowcount", 0):
+        return True
+    if await session.scalar(
+        select(func.count())
+        .select_from(_TABLE)
+        .where(_C.team_id == team_id, _C.bot_token_encrypted.is_not(None))
+    ):
+        return False  # its own install serves it, marked already
+    org_key = await _org_install_key(session, team_id)
+    if org_key is None:
+        return False
+    org = await session.execute(
+        update(_TABLE).where(_C.install_key == org_key, *working).values(values)
+    )
+    return bool(getattr(org, "rowcount", 0))
 
 
 async def revoke_installation(

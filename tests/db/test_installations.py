@@ -11,13 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.installations import (
     find_installation,
+    install_problem,
     list_installations,
     mark_needs_reinstall,
+    mark_workspace_needs_reinstall,
     revoke_installation,
     rotate_keys,
     save_installation,
     verify_keys,
 )
+from db.messages import ensure_workspace
 from db.models import SlackInstallation
 from db.records import Installation
 from db.token_crypto import TokenCipher, TokenDecryptError, generate_key
@@ -213,6 +216,36 @@ async def test_installations_needs_reinstall_is_a_status_with_a_reason(sessions:
     await save(sessions, cipher, install("T1"))  # the admin reinstalls
     found = await find(sessions, cipher, None, "T1")
     assert found is not None and (found.status, found.status_reason) == ("active", None)
+
+
+async def test_installations_a_refused_org_install_is_marked_for_its_workspaces(
+    sessions: Sessions,
+) -> None:
+    """A run of a Grid workspace served by its organisation's org-wide install (background work
+    knows the workspace only) marks that install, and App Home of every workspace it serves
+    says so; a workspace with an install of its own is marked on its own."""
+    cipher = TokenCipher(KEY_A)
+    await save(sessions, cipher, install(None, "E1", org=True), install("T8", "E1"))
+    async with sessions.begin() as session:
+        for team in ("T7", "T9", "T8"):
+            await ensure_workspace(session, team, f"Team {team}", enterprise_id="E1")
+        await ensure_workspace(session, "T404", "Team T404")
+    async with sessions.begin() as session:
+        assert await mark_workspace_needs_reinstall(session, "T7", "token_revoked")
+        assert not await mark_workspace_needs_reinstall(session, "T9", "token_revoked")  # marked
+        assert not await mark_workspace_needs_reinstall(session, "T404", "invalid_auth")
+    async with sessions() as session:
+        assert await install_problem(session, "T7") == "token_revoked"
+        assert await install_problem(session, "T9") == "token_revoked"  # the same org install
+        assert await install_problem(session, "T8") is None  # its own install is fine
+        assert await install_problem(session, "T404") is None
+    org = await find(sessions, cipher, "E1", "T7")
+    assert org is not None and org.is_enterprise_install and org.status == "needs_reinstall"
+    async with sessions.begin() as session:
+        assert await mark_workspace_needs_reinstall(session, "T8", "invalid_auth")
+        assert not await mark_workspace_needs_reinstall(session, "T8", "invalid_auth")
+    async with sessions() as session:
+        assert await install_problem(session, "T8") == "invalid_auth"
 
 
 async def test_installations_raw_dump_holds_no_token(sessions: Sessions, database_url: str) -> None:
