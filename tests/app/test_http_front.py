@@ -244,6 +244,22 @@ async def test_http_front_malformed_request_is_refused_without_a_traceback(
     assert len(refusals) == 1, [r.getMessage() for r in refusals]
 
 
+async def test_http_front_a_null_view_in_a_payload_no_listener_takes_is_refused(
+    app: Scenario, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by test_http_fuzz: a payload of the served workspace that no listener takes, with
+    `"view": null`. Bolt's "unhandled request" warning reads `view` whenever the key is there,
+    so it raised (a 500 and a traceback); `view`, when given, must be an object."""
+    caplog.set_level(logging.WARNING)
+    body = form_payload(json.dumps({"type": "", "team": {"id": app.fake.team_id}, "view": None}))
+    async with app.http.post(
+        app.url, data=body, headers={**FORM, **sign(body, app.fake.signing_secret)}
+    ) as resp:
+        assert resp.status == 400, await resp.text()
+        assert "`view` must be an object" in json.loads(await resp.text())["error"]
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+
+
 BAD_HEADERS: list[tuple[str, dict[str, str], int]] = [
     ("timestamp abc", {"X-Slack-Request-Timestamp": "abc"}, 400),
     ("timestamp empty", {"X-Slack-Request-Timestamp": ""}, 401),
