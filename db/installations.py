@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -160,25 +160,28 @@ async def find_installation(
 async def find_workspace_installation(
     session: AsyncSession, cipher: TokenCipher, team_id: str
 ) -> Installation | None:
-    """The install serving workspace `team_id` for background work, which knows the workspace
-    and not always its enterprise: its own install holding a token (within a Grid organisation
-    or not), else its organisation's org-wide one (the organisation its requests named,
-    `workspaces.enterprise_id`); tokens decrypted."""
-    stmt = (
-        select(_TABLE)
+    """The install serving workspace `team_id` for background work (`_serving_install_key`),
+    tokens decrypted."""
+    key = await _serving_install_key(session, team_id)
+    if key is None:
+        return None
+    stmt = select(_TABLE).where(_C.install_key == key, _C.bot_token_encrypted.is_not(None))
+    row = (await session.execute(stmt)).first()
+    return None if row is None else _from_row(row, cipher)
+
+
+async def _serving_install_key(session: AsyncSession, team_id: str) -> str | None:
+    """The key of the install serving workspace `team_id` for background work, which knows the
+    workspace and not always its enterprise: its own install holding a token (within a Grid
+    organisation or not), else its organisation's org-wide one (`_org_install_key`)."""
+    own = (
+        select(_C.install_key)
         .where(_C.team_id == team_id, _C.bot_token_encrypted.is_not(None))
         .order_by(_C.updated_at.desc())
         .limit(1)
     )
-    row = (await session.execute(stmt)).first()
-    if row is None:
-        org_key = await _org_install_key(session, team_id)
-        if org_key is not None:
-            org = select(_TABLE).where(
-                _C.install_key == org_key, _C.bot_token_encrypted.is_not(None)
-            )
-            row = (await session.execute(org)).first()
-    return None if row is None else _from_row(row, cipher)
+    key = (await session.execute(own)).scalar_one_or_none()
+    return key if key is not None else await _org_install_key(session, team_id)
 
 
 async def _org_install_key(session: AsyncSession, team_id: str) -> str | None:
@@ -270,29 +273,19 @@ async def mark_workspace_needs_reinstall(
     session: AsyncSession, team_id: str, reason: str, *, now: datetime | None = None
 ) -> bool:
     """`mark_needs_reinstall` for background work, which knows the workspace but not always its
-    enterprise: the install serving it (`find_workspace_installation`'s choice: its own holding
-    a token, else its organisation's org-wide one). Whether one was marked (none: a process
-    serving `SLACK_BOT_TOKEN`)."""
-    values = {"status": "needs_reinstall", "status_reason": reason, "updated_at": now or utcnow()}
-    working = (_C.bot_token_encrypted.is_not(None), _C.status == "active")
-    own = await session.execute(
-        update(_TABLE).where(_C.team_id == team_id, *working).values(values)
-    )
-    if getattr(own, "rowcount", 0):
-        return True
-    if await session.scalar(
-        select(func.count())
-        .select_from(_TABLE)
-        .where(_C.team_id == team_id, _C.bot_token_encrypted.is_not(None))
-    ):
-        return False  # its own install serves it, marked already
-    org_key = await _org_install_key(session, team_id)
-    if org_key is None:
+    enterprise: the install serving it (`_serving_install_key`: its own holding a token, else
+    its organisation's org-wide one). Whether it was marked now (not: none serves it, as in a
+    process on `SLACK_BOT_TOKEN`, or it was marked already)."""
+    key = await _serving_install_key(session, team_id)
+    if key is None:
         return False
-    org = await session.execute(
-        update(_TABLE).where(_C.install_key == org_key, *working).values(values)
+    stmt = (
+        update(_TABLE)
+        .where(_C.install_key == key, _C.bot_token_encrypted.is_not(None), _C.status == "active")
+        .values(status="needs_reinstall", status_reason=reason, updated_at=now or utcnow())
     )
-    return bool(getattr(org, "rowcount", 0))
+    result = await session.execute(stmt)
+    return bool(getattr(result, "rowcount", 0))
 
 
 async def revoke_installation(

@@ -167,7 +167,7 @@ class RunService:
             await asyncio.wait({asyncio.ensure_future(work)}, timeout=until())
 
         core.stopping = True  # from here on, no run is claimed, taken over or retried here
-        await self._slots.stop_waiting()  # fires still waiting for a slot: skipped, as said
+        await self._slots.stop_waiting()  # fires still waiting for a slot are refused now
         core.give_up_at = min(deadline, time.monotonic() + STOP_DATABASE_WAIT_S)
         for job in list(core.jobs.values()):
             job.shutdown = True
