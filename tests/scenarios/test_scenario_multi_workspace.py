@@ -381,10 +381,16 @@ async def test_a_run_refused_invalid_auth_marks_the_install_and_app_home_says_to
 
     run = await eventually(ended, 30, "the run to end")
     assert run["status"] == "failed" and "invalid_auth" in run["error_message"]
-    rows = await multi.rows(
-        "SELECT team_id, status, status_reason FROM installations ORDER BY team_id"
-    )
-    by_team = {r["team_id"]: r for r in rows}
+
+    async def marked() -> dict[str, Any] | None:
+        # The install is marked right after the run's end is written (its own transaction).
+        rows = await multi.rows(
+            "SELECT team_id, status, status_reason FROM installations ORDER BY team_id"
+        )
+        found = {r["team_id"]: r for r in rows}
+        return found if found[ws.team_id]["status"] != "active" else None
+
+    by_team = await eventually(marked, 10, "the install to be marked")
     assert (by_team[ws.team_id]["status"], by_team[ws.team_id]["status_reason"]) == (
         "needs_reinstall",
         "invalid_auth",
